@@ -1,0 +1,37 @@
+"""Resumable checkpoints: everything needed to continue a run exactly where it stopped.
+
+Written atomically (a crash mid-write leaves the previous checkpoint), loaded with weights_only=True
+so that a checkpoint file can never run code.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def save(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_matching(path: Path, config_hash: str) -> dict | None:
+    """The checkpoint at `path` if it belongs to this run's config, else None (with the reason logged)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged file must not block a fresh start
+        log.warning("checkpoint %s is unreadable (%s: %s); starting from epoch 1", path, type(exc).__name__, exc)
+        return None
+    if state.get("config_hash") != config_hash:
+        log.warning("checkpoint %s was written for config %s, this run is config %s; not resuming, "
+                    "starting from epoch 1", path, state.get("config_hash"), config_hash)
+        return None
+    return state

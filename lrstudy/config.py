@@ -1,0 +1,75 @@
+"""The study's configuration beyond what the JSON schema can say: per-variant run configs, cross-key
+checks that name the offending key, and the config hash that ties a checkpoint to its run."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+from .schedule import default_milestones
+
+# Keys that change what a run computes. `device`, `compile` and `checkpoint_every` are left out of the
+# hash on purpose: a run resumed on another device or with another checkpoint cadence is the same run.
+_NOT_HASHED = {"device", "compile", "checkpoint_every", "eval_batch_size"}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+def replace_study_lists(config: dict, command_line_config: dict) -> None:
+    """`variants` and `seeds` given on the command line (--configfile or --config) replace the defaults
+    as a whole: a small study must not inherit the default variants. Snakemake deep-merges dicts."""
+    for key in ("variants", "seeds"):
+        if key in command_line_config:
+            config[key] = copy.deepcopy(command_line_config[key])
+
+
+def run_config(config: dict, variant: str) -> dict:
+    """The complete train config of one variant: the base recipe with the variant's overrides."""
+    if variant not in config["variants"]:
+        raise ConfigError(f"variant {variant!r} is not configured (configured: {', '.join(config['variants'])})")
+    merged = copy.deepcopy(config["train"])
+    merged.update(copy.deepcopy(config["variants"][variant] or {}))
+    return merged
+
+
+def check_study(config: dict) -> None:
+    """Checks that relate keys to each other; raises ConfigError naming the key."""
+    for variant in config["variants"]:
+        check_run(run_config(config, variant), where=f"variants.{variant}")
+    check_run(config["train"], where="train")
+
+
+def check_run(train: dict, where: str) -> None:
+    epochs = train["epochs"]
+    windows = train.get("lr_windows") or []
+    for i, w in enumerate(windows):
+        key = f"{where}.lr_windows[{i}]"
+        if w["end"] <= w["start"]:
+            raise ConfigError(f"{key}: end ({w['end']}) must be greater than start ({w['start']})")
+        if w["start"] > epochs or w["end"] > epochs + 1:
+            raise ConfigError(
+                f"{key}: window [{w['start']}, {w['end']}) lies outside the run's epochs 1..{epochs} "
+                f"(end is the first epoch after the window, at most {epochs + 1})"
+            )
+    spans = sorted((w["start"], w["end"], i) for i, w in enumerate(windows))
+    for (s1, e1, i1), (s2, _, i2) in zip(spans, spans[1:]):
+        if s2 < e1:
+            raise ConfigError(f"{where}.lr_windows[{i1}] and [{i2}] overlap; give one window per epoch range")
+    if train["schedule"] == "step":
+        milestones = train.get("step_milestones") or default_milestones(epochs)
+        bad = [m for m in milestones if m >= epochs]
+        if bad:
+            raise ConfigError(f"{where}.step_milestones: {bad} not inside the run of {epochs} epochs")
+
+
+def config_hash(train: dict, seed: int, dataset: dict) -> str:
+    """A short hash of everything that decides a run's numbers."""
+    payload = {
+        "train": {k: v for k, v in sorted(train.items()) if k not in _NOT_HASHED},
+        "seed": seed,
+        "dataset": {k: dataset.get(k) for k in ("md5", "sha256", "train_size", "test_size")},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

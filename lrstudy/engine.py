@@ -1,0 +1,227 @@
+"""The training engine: one seeded run of ResNet18 on data held on the device.
+
+Plain Python and PyTorch, importable without Snakemake. The whole training set lives on the device as
+uint8; each epoch's order, crop offsets and flips come from one CPU generator seeded by the run's seed,
+so a run is reproducible, and resumable from a checkpoint at any epoch boundary to the same numbers.
+Inside an epoch nothing waits for the device: losses and correct counts are summed on it and read once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint
+from .augment import Normalize, crop_flip, draw_epoch
+from .model import ResNet18
+from .schedule import lr_for_epoch
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
+
+
+class DeviceError(RuntimeError):
+    """The configured device cannot be used; the message says what to do."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if name == "cuda":
+        raise DeviceError("train.device is 'cuda' but PyTorch sees no CUDA device "
+                          f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}). Set train.device "
+                          "to 'auto' or 'cpu', or install a CUDA build of torch and check nvidia-smi.")
+    return torch.device("cpu")
+
+
+@dataclass
+class DeviceData:
+    x_train: torch.Tensor  # uint8 (N, 3, 32, 32)
+    y_train: torch.Tensor  # int64 (N,)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], device: torch.device) -> "DeviceData":
+        def put(a: np.ndarray, dtype) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)
+
+        return cls(put(arrays["x_train"], torch.uint8), put(arrays["y_train"], torch.int64),
+                   put(arrays["x_test"], torch.uint8), put(arrays["y_test"], torch.int64))
+
+
+@dataclass
+class RunResult:
+    metrics: list[dict]
+    diverged: bool
+    diverged_epoch: int | None
+    train_seconds: float
+    resumed_from_epoch: int
+    model: torch.nn.Module = field(repr=False)
+
+
+class Trainer:
+    """One run: `train` is a resolved train config (config.yaml's `train` merged with a variant)."""
+
+    def __init__(self, train: dict, seed: int, data: DeviceData, device: torch.device, config_hash: str):
+        self.cfg, self.seed, self.data, self.device, self.config_hash = train, seed, data, device, config_hash
+        cuda = device.type == "cuda"
+        if cuda and train.get("deterministic"):
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        elif cuda:
+            torch.backends.cudnn.benchmark = True
+        # bf16 autocast on CPU is slow and not what the seed measured: CPU runs fp32.
+        self.autocast_dtype = torch.bfloat16 if cuda and train["precision"] == "bf16" else None
+        self.normalize = Normalize(device, torch.float32, channels_last=cuda)
+
+        torch.manual_seed(seed)  # the initial weights: built on the CPU so every device starts alike
+        self.model = ResNet18(width=train["width"]).to(device)
+        if cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=train["lr"], momentum=train["momentum"], nesterov=train["nesterov"],
+            weight_decay=train["weight_decay"], **({"fused": True} if cuda else {"foreach": True}),
+        )
+        self.forward = self.model
+        if cuda and train.get("compile"):
+            # CUDA graphs remove the per-kernel launch cost that dominates ResNet18 at batch 256.
+            self.forward = torch.compile(self.model, mode="reduce-overhead")
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+        self.metrics: list[dict] = []
+        self.seconds_before_resume = 0.0
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def state(self, train_seconds: float) -> dict:
+        state = {
+            "config_hash": self.config_hash, "epoch": self.epoch, "metrics": self.metrics,
+            "train_seconds": train_seconds, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state()
+        return state
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        self.epoch = int(state["epoch"])
+        self.metrics = list(state["metrics"])
+        self.seconds_before_resume = float(state["train_seconds"])
+
+    # -- one epoch --------------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    def train_epoch(self, lr: float) -> tuple[float, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        x_all, y_all = self.data.x_train, self.data.y_train
+        n, bs = y_all.numel(), self.cfg["batch_size"]
+        order, top, left, flip = (t.to(self.device, non_blocking=True) for t in draw_epoch(self.generator, n))
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        # Every image every epoch: the last batch is the remainder, as with a DataLoader (drop_last=False).
+        for start in range(0, n, bs):
+            idx = order[start:start + bs]
+            x = self.normalize(crop_flip(x_all[idx], top[start:start + bs], left[start:start + bs],
+                                         flip[start:start + bs]))
+            y = y_all[idx]
+            with self._autocast():
+                logits = self.forward(x)
+                loss = F.cross_entropy(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach().float() * y.numel()
+            correct += (logits.detach().argmax(1) == y).sum()
+        return loss_sum.item() / n, correct.item() / n
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        self.model.eval()
+        x_all, y_all = self.data.x_test, self.data.y_test
+        n, bs = y_all.numel(), self.cfg["eval_batch_size"]
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        for start in range(0, n, bs):
+            x, y = self.normalize(x_all[start:start + bs]), y_all[start:start + bs]
+            with self._autocast():
+                logits = self.model(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+        return loss_sum.item() / n, correct.item() / n
+
+    # -- the run ----------------------------------------------------------------------------------
+    def run(self, checkpoint_path: Path | None = None,
+            on_epoch: Callable[[list[dict], int], None] | None = None) -> RunResult:
+        """Train until `epochs`, resuming from `checkpoint_path` when it holds this run's state."""
+        epochs, every = self.cfg["epochs"], self.cfg.get("checkpoint_every", 1)
+        if checkpoint_path is not None and (state := checkpoint.load_matching(checkpoint_path, self.config_hash)):
+            self.restore(state)
+            log.info("resumed from %s at the end of epoch %d of %d", checkpoint_path, self.epoch, epochs)
+        resumed_from = self.epoch
+        started = time.perf_counter()
+        diverged_epoch = next((m["epoch"] for m in self.metrics if not _finite(m)), None)
+        while self.epoch < epochs and diverged_epoch is None:
+            epoch = self.epoch + 1
+            lr = lr_for_epoch(epoch, self.cfg)
+            t0 = time.perf_counter()
+            train_loss, train_acc = self.train_epoch(lr)
+            test_loss, test_acc = self.evaluate()
+            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                   "test_loss": test_loss, "test_acc": test_acc, "epoch_seconds": time.perf_counter() - t0}
+            self.metrics.append(row)
+            self.epoch = epoch
+            if not _finite(row):
+                diverged_epoch = epoch
+                log.error("epoch %d: loss is %s; the run diverged and stops here", epoch, train_loss)
+            if on_epoch is not None:
+                on_epoch(self.metrics, epochs)
+            elapsed = self.seconds_before_resume + time.perf_counter() - started
+            if checkpoint_path is not None and (epoch % every == 0 or epoch == epochs or diverged_epoch):
+                checkpoint.save(checkpoint_path, self.state(elapsed))
+        return RunResult(self.metrics, diverged_epoch is not None, diverged_epoch,
+                         self.seconds_before_resume + time.perf_counter() - started, resumed_from, self.model)
+
+
+def _finite(row: dict) -> bool:
+    return math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])
+
+
+def progress_line(metrics: list[dict], epochs: int) -> str:
+    """One line per epoch: losses, accuracies, lr, time, and an ETA from the recent epochs (the first
+    epochs of a run include warm-up such as compilation)."""
+    row = metrics[-1]
+    done = row["epoch"]
+    recent = [m["epoch_seconds"] for m in metrics[-10:]]
+    eta = sum(recent) / len(recent) * (epochs - done)
+    return (f"epoch {done:>4}/{epochs}  lr {row['lr']:.5f}  "
+            f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%  "
+            f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:6.2f}%  "
+            f"{row['epoch_seconds']:.2f} s  ETA {_hms(eta)}")
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

@@ -1,0 +1,65 @@
+"""The learning rate of every epoch: a base schedule over the whole run, times any lr windows.
+
+Epochs are 1-based. The lr of epoch e is used for every step of that epoch, as with a PyTorch scheduler
+stepped once per epoch. A window {start, end, factor} multiplies the base lr for start <= e < end; the
+base schedule itself is not shifted, so after the window the run is back on the base curve.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class LrWindow:
+    start: int
+    end: int
+    factor: float
+
+
+def base_lr(epoch: int, *, lr: float, epochs: int, schedule: str,
+            step_milestones: Sequence[int] | None = None, step_gamma: float = 0.1) -> float:
+    """The base schedule's lr for a 1-based epoch."""
+    if not 1 <= epoch <= epochs:
+        raise ValueError(f"epoch {epoch} is outside the run (1..{epochs})")
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        # CosineAnnealingLR(T_max=epochs, eta_min=0) stepped once per epoch: epoch 1 uses the full lr.
+        return lr * (1.0 + math.cos(math.pi * (epoch - 1) / epochs)) / 2.0
+    if schedule == "step":
+        # MultiStepLR: the lr drops by `step_gamma` from each milestone epoch on (0-based step count).
+        milestones = default_milestones(epochs) if step_milestones is None else step_milestones
+        drops = sum(1 for m in milestones if epoch - 1 >= m)
+        return lr * step_gamma**drops
+    raise ValueError(f"unknown schedule {schedule!r} (expected cosine, step or constant)")
+
+
+def default_milestones(epochs: int) -> list[int]:
+    return [epochs // 2, (epochs * 3) // 4]
+
+
+def window_factor(epoch: int, windows: Sequence[LrWindow]) -> float:
+    factor = 1.0
+    for w in windows:
+        if w.start <= epoch < w.end:
+            factor *= w.factor
+    return factor
+
+
+def lr_for_epoch(epoch: int, train: dict) -> float:
+    """The lr actually used in `epoch` for a resolved train config (a dict as in config.yaml's `train`)."""
+    base = base_lr(epoch, lr=train["lr"], epochs=train["epochs"], schedule=train["schedule"],
+                   step_milestones=train.get("step_milestones"), step_gamma=train.get("step_gamma", 0.1))
+    return base * window_factor(epoch, windows_of(train))
+
+
+def lr_table(train: dict) -> list[float]:
+    """The lr of every epoch, index 0 = epoch 1."""
+    return [lr_for_epoch(e, train) for e in range(1, train["epochs"] + 1)]
+
+
+def windows_of(train: dict) -> list[LrWindow]:
+    return [LrWindow(int(w["start"]), int(w["end"]), float(w["factor"])) for w in train.get("lr_windows") or []]

@@ -1,0 +1,36 @@
+import json
+import re
+
+from snakemake.utils import validate
+
+from lrstudy.config import ConfigError, check_study, replace_study_lists, run_config
+
+# variants/seeds from --configfile or --config replace config.yaml's as a whole (Snakemake merges dicts).
+replace_study_lists(config, workflow.config_settings.overwrite_config)
+validate(config, "../schemas/config.schema.yaml")
+# Variants given as `name:` (null) inherit the base recipe unchanged.
+config["variants"] = {name: (overrides or {}) for name, overrides in config["variants"].items()}
+check_study(config)
+
+VARIANTS = list(config["variants"])
+SEEDS = [int(s) for s in config["seeds"]]
+
+
+wildcard_constraints:
+    variant="|".join(re.escape(v) for v in VARIANTS),
+    seed="|".join(str(s) for s in SEEDS),
+
+
+def run_files(name):
+    """`name` (e.g. metrics.csv) of every configured run, variants in config order."""
+    return expand("results/runs/{variant}/seed{seed}/{name}", variant=VARIANTS, seed=SEEDS, name=name)
+
+
+def train_config(wildcards):
+    """The variant's complete train config, as JSON: a params value, so that changing one variant's
+    settings reruns that variant only."""
+    return json.dumps(run_config(config, wildcards.variant), sort_keys=True)
+
+
+def uses_gpu(wildcards):
+    return 0 if run_config(config, wildcards.variant)["device"] == "cpu" else 1

@@ -196,11 +196,11 @@ class Trainer:
             if not _finite(row):
                 diverged_epoch = epoch
                 log.error("epoch %d: loss is %s; the run diverged and stops here", epoch, train_loss)
-            if on_epoch is not None:
-                on_epoch(self.metrics, epochs)
             elapsed = self.seconds_before_resume + time.perf_counter() - started
             if checkpoint_path is not None and (epoch % every == 0 or epoch == epochs or diverged_epoch):
                 checkpoint.save(checkpoint_path, self.state(elapsed))
+            if on_epoch is not None:
+                on_epoch(self.metrics, epochs)
         return RunResult(self.metrics, diverged_epoch is not None, diverged_epoch,
                          self.seconds_before_resume + time.perf_counter() - started, resumed_from, self.model)
 

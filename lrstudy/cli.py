@@ -1,0 +1,88 @@
+"""`lrstudy-train`: one run outside the workflow, with the seed's command-line flags.
+
+    lrstudy-train --archive cifar-10-python.tar.gz --epochs 200 --lr 0.1 --batch-size 256 --out runs/a
+    lrstudy-train ... --resume        # continue from runs/a/checkpoint.pt after an interruption
+
+Same engine, same files (metrics.csv, summary.json, model.pt) as the workflow's `train` rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError, check_run
+from .dataset import DatasetError, prepare
+from .engine import DeviceError
+from .logs import run_logged
+from .run import execute
+
+DEFAULTS = Path(__file__).resolve().parent.parent / "config.yaml"
+
+
+def parse_window(text: str) -> dict:
+    try:
+        start, end, factor = text.split(":")
+        return {"start": int(start), "end": int(end), "factor": float(factor)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr-window {text!r}: expected START:END:FACTOR, e.g. 50:100:5") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    base = yaml.safe_load(DEFAULTS.read_text())["train"] if DEFAULTS.exists() else {}
+    ap = argparse.ArgumentParser(prog="lrstudy-train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--archive", type=Path, help="cifar-10-python.tar.gz (decoded into OUT/data/)")
+    src.add_argument("--data", type=Path, help="a dataset cache made by the workflow (results/data/cifar10.npz)")
+    ap.add_argument("--out", type=Path, required=True, help="directory for metrics.csv, summary.json, model.pt")
+    ap.add_argument("--epochs", type=int, default=base.get("epochs", 200))
+    ap.add_argument("--lr", type=float, default=base.get("lr", 0.1))
+    ap.add_argument("--batch-size", type=int, default=base.get("batch_size", 256))
+    ap.add_argument("--momentum", type=float, default=base.get("momentum", 0.9))
+    ap.add_argument("--weight-decay", type=float, default=base.get("weight_decay", 5e-4))
+    ap.add_argument("--nesterov", action="store_true", default=base.get("nesterov", False))
+    ap.add_argument("--schedule", choices=["cosine", "step", "constant"], default=base.get("schedule", "cosine"))
+    ap.add_argument("--lr-window", type=parse_window, action="append", default=[], metavar="START:END:FACTOR",
+                    help="multiply the lr by FACTOR for epochs START <= e < END (repeatable)")
+    ap.add_argument("--width", type=int, default=base.get("width", 64))
+    ap.add_argument("--precision", choices=["bf16", "fp32"], default=base.get("precision", "bf16"))
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=base.get("device", "auto"))
+    ap.add_argument("--compile", action="store_true", help="torch.compile with CUDA graphs (CUDA only)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-limit", type=int, help="with --archive: class-balanced subset of the training set")
+    ap.add_argument("--test-limit", type=int)
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it matches")
+    args = ap.parse_args(argv)
+
+    train = dict(base, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, momentum=args.momentum,
+                 weight_decay=args.weight_decay, nesterov=args.nesterov, schedule=args.schedule,
+                 lr_windows=args.lr_window, width=args.width, precision=args.precision, device=args.device,
+                 compile=args.compile)
+    for key in ("epochs", "batch_size"):
+        if train[key] < 1:
+            ap.error(f"--{key.replace('_', '-')} must be positive")
+    out = args.out
+    ckpt = out / "checkpoint.pt"
+
+    def run() -> None:
+        check_run(train, where="command line")
+        if args.archive:
+            npz, meta = out / "data" / "cifar10.npz", out / "data" / "cifar10.json"
+            prepare(args.archive, npz, meta, train_limit=args.train_limit, test_limit=args.test_limit)
+        else:
+            npz, meta = args.data, args.data.with_suffix(".json")
+        if not args.resume:
+            ckpt.unlink(missing_ok=True)
+        execute(train=train, seed=args.seed, variant="cli", data_npz=npz, data_meta=meta,
+                metrics_out=out / "metrics.csv", summary_out=out / "summary.json", model_out=out / "model.pt",
+                checkpoint_path=ckpt)
+
+    out.mkdir(parents=True, exist_ok=True)
+    run_logged(out / "train.log", run, expected=(DatasetError, DeviceError, ConfigError))
+
+
+if __name__ == "__main__":
+    main()

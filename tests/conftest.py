@@ -1,0 +1,84 @@
+"""Shared fixtures: small CIFAR-format archives and a scratch copy of the workflow to run Snakemake in."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lrstudy import synthetic
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "workflow", "report", "profiles"]
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory) -> Path:
+    """A learnable 1000-train / 300-test archive in the official format."""
+    return synthetic.write_archive(tmp_path_factory.mktemp("data") / "cifar-10-python.tar.gz",
+                                   train_per_batch=200, test=300, seed=1)
+
+
+class Workflow:
+    """A copy of the workflow in a temporary directory, with a study config written per test."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        for name in WORKFLOW_FILES:
+            src = REPO / name
+            if src.is_dir():
+                shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            elif src.exists():
+                shutil.copy2(src, root / name)
+
+    def write_config(self, config: dict, name: str = "study.yaml") -> Path:
+        path = self.root / name
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def snakemake(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def planned_jobs(self, *args: str) -> dict[str, int]:
+        """Rule -> job count of a dry run (Snakemake's job-stats table)."""
+        out = self.snakemake("-n", *args).stdout
+        counts, in_table = {}, False
+        for line in out.splitlines():
+            parts = line.split()
+            if parts[:2] == ["job", "count"]:
+                in_table = True
+            elif in_table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+                counts[parts[0]] = int(parts[1])
+            elif in_table and parts[:1] == ["total"]:
+                break
+        return counts
+
+
+@pytest.fixture
+def workflow(tmp_path) -> Workflow:
+    return Workflow(tmp_path / "wf")
+
+
+def small_study(archive: Path, **train) -> dict:
+    """A CPU study that trains in seconds: narrow model, a few epochs, two variants, two seeds."""
+    return {
+        "dataset": {"archive": str(archive), "md5": synthetic_md5(archive)},
+        "train": {"epochs": 4, "batch_size": 50, "lr": 0.05, "width": 4, "device": "cpu", "precision": "fp32",
+                  **train},
+        "variants": {"baseline": {}, "lr_x5": {"lr_windows": [{"start": 2, "end": 3, "factor": 5.0}]}},
+        "seeds": [0, 1],
+    }
+
+
+def synthetic_md5(path: Path) -> str:
+    from lrstudy.dataset import md5sum
+
+    return md5sum(path)

@@ -1,0 +1,202 @@
+"""The dataset rule's engine: download (HTTP on 127.0.0.1 and file://), md5, resume, retries, safe reading."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import pickle
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lrstudy import dataset
+from lrstudy.dataset import DatasetError, balanced_subset, download, link_archive, md5sum, prepare, read_archive
+
+
+class ArchiveServer:
+    """Serves one file on 127.0.0.1 with HTTP Range support, and can misbehave on purpose:
+    answer 503 to the first `fail` requests, or cut the first response off after `cut` bytes."""
+
+    def __init__(self, payload: bytes, fail: int = 0, cut: int | None = None, status: int | None = None):
+        self.payload, self.fail, self.cut, self.status = payload, fail, cut, status
+        self.requests: list[str | None] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                rng = self.headers.get("Range")
+                server.requests.append(rng)
+                if server.status:
+                    self.send_error(server.status)
+                    return
+                if server.fail > 0:
+                    server.fail -= 1
+                    self.send_error(503)
+                    return
+                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+                body = server.payload[start:]
+                self.send_response(206 if rng else 200)
+                if rng:
+                    self.send_header("Content-Range", f"bytes {start}-{len(server.payload) - 1}/{len(server.payload)}")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.cut is not None:
+                    body, server.cut = body[: server.cut], None
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/cifar-10-python.tar.gz"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve(archive):
+    servers = []
+
+    def start(**kw):
+        servers.append(ArchiveServer(archive.read_bytes(), **kw))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def test_http_download_checks_md5(serve, archive, tmp_path):
+    server = serve()
+    out = tmp_path / "a.tar.gz"
+    download(server.url, md5sum(archive), out, progress_every=0)
+    assert out.read_bytes() == archive.read_bytes()
+    assert not (tmp_path / "a.tar.gz.part").exists()
+
+
+def test_file_url(archive, tmp_path):
+    out = tmp_path / "a.tar.gz"
+    download(archive.as_uri(), md5sum(archive), out)
+    assert md5sum(out) == md5sum(archive)
+
+
+def test_md5_mismatch_is_an_error_and_leaves_nothing(serve, tmp_path):
+    out = tmp_path / "a.tar.gz"
+    with pytest.raises(DatasetError, match="md5 of .* is [0-9a-f]{32}, but dataset.md5 says 0{32}"):
+        download(serve().url, "0" * 32, out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_transient_errors_are_retried(serve, archive, tmp_path):
+    server = serve(fail=2)
+    download(server.url, md5sum(archive), tmp_path / "a.tar.gz", backoff=0.01)
+    assert len(server.requests) == 3
+
+
+def test_cut_connection_resumes_with_range(serve, archive, tmp_path):
+    server = serve(cut=1000)
+    download(server.url, md5sum(archive), tmp_path / "a.tar.gz", backoff=0.01)
+    assert server.requests == [None, "bytes=1000-"]
+    assert md5sum(tmp_path / "a.tar.gz") == md5sum(archive)
+
+
+def test_permanent_http_error_is_not_retried(serve, tmp_path):
+    server = serve(status=404)
+    with pytest.raises(DatasetError, match="dataset.url: download of .* failed: HTTP Error 404"):
+        download(server.url, None, tmp_path / "a.tar.gz", backoff=0.01)
+    assert len(server.requests) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_retries_give_up_with_the_url_named(serve, tmp_path):
+    server = serve(fail=10)
+    with pytest.raises(DatasetError, match="127.0.0.1.*503"):
+        download(server.url, None, tmp_path / "a.tar.gz", retries=2, backoff=0.01)
+    assert len(server.requests) == 3
+
+
+def test_local_archive_is_linked_after_its_md5(archive, tmp_path):
+    out = tmp_path / "res" / "cifar-10-python.tar.gz"
+    link_archive(str(archive), md5sum(archive), out)
+    assert out.is_symlink() and out.resolve() == archive.resolve()
+    with pytest.raises(DatasetError, match="dataset.archive: .*missing.tar.gz does not exist"):
+        link_archive(str(tmp_path / "missing.tar.gz"), None, tmp_path / "x")
+    with pytest.raises(DatasetError, match="dataset.archive: md5"):
+        link_archive(str(archive), "f" * 32, tmp_path / "y")
+    assert not (tmp_path / "y").exists()
+
+
+def test_prepare_decodes_checks_and_subsets(archive, tmp_path):
+    meta = prepare(archive, tmp_path / "c.npz", tmp_path / "c.json", train_limit=100, test_limit=None)
+    arrays = dataset.load_cache(tmp_path / "c.npz")
+    assert arrays["x_train"].shape == (100, 3, 32, 32) and arrays["x_train"].dtype == np.uint8
+    assert meta["train_class_counts"] == [10] * 10 and meta["test_size"] == 300
+    assert meta["md5"] == md5sum(archive)
+    # Pixels are the archive's channel-planar rows, unchanged.
+    full = read_archive(archive)
+    first = int(np.flatnonzero(full["y_train"] == arrays["y_train"][0])[0])
+    assert np.array_equal(arrays["x_train"][0], full["x_train"][first])
+
+
+def test_balanced_subset():
+    labels = np.array([c for c in range(10) for _ in range(5)])
+    idx = balanced_subset(labels, 23, "dataset.train_limit")
+    assert np.bincount(labels[idx], minlength=10).tolist() == [3, 3, 3, 2, 2, 2, 2, 2, 2, 2]
+    skewed = np.array([0] * 2 + [c for c in range(1, 10) for _ in range(10)])
+    with pytest.raises(DatasetError, match="dataset.train_limit=50 needs 5 images of class 0, the data has 2"):
+        balanced_subset(skewed, 50, "dataset.train_limit")
+
+
+def test_truncated_and_non_gzip_archives_are_named(archive, tmp_path):
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(archive.read_bytes()[:5000])
+    with pytest.raises(DatasetError, match="truncated.tar.gz: not a readable gzip tar archive"):
+        prepare(truncated, tmp_path / "c.npz", tmp_path / "c.json", train_limit=None, test_limit=None)
+    plain = tmp_path / "plain.tar.gz"
+    plain.write_text("<html>not found</html>")
+    with pytest.raises(DatasetError, match="plain.tar.gz: not a readable gzip tar archive"):
+        prepare(plain, tmp_path / "c.npz", tmp_path / "c.json", train_limit=None, test_limit=None)
+    assert not (tmp_path / "c.npz").exists() and not (tmp_path / "c.json").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _archive_with(tmp_path: Path, add) -> Path:
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        add(tar)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink", "device"])
+def test_unsafe_members_are_refused(tmp_path, kind):
+    def add(tar):
+        info = tarfile.TarInfo({"absolute": "/etc/evil", "dotdot": "cifar-10-batches-py/../../evil"}.get(
+            kind, "cifar-10-batches-py/data_batch_1"))
+        if kind == "symlink":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        elif kind == "device":
+            info.type = tarfile.CHRTYPE
+        tar.addfile(info, io.BytesIO(b""))
+
+    with pytest.raises(DatasetError, match="unsafe path|link or device"):
+        read_archive(_archive_with(tmp_path, add))
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    def add(tar):
+        payload = pickle.dumps({b"data": Exploit(), b"labels": []}, protocol=2)
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+
+    with pytest.raises(DatasetError, match="data_batch_1 is not a CIFAR-10 batch .*refusing to load .*print"):
+        read_archive(_archive_with(tmp_path, add))

@@ -1,0 +1,57 @@
+import math
+
+import pytest
+import torch
+
+from lrstudy.schedule import base_lr, lr_for_epoch, lr_table
+
+BASE = {"lr": 0.1, "epochs": 200, "schedule": "cosine", "lr_windows": []}
+
+
+def torch_lrs(scheduler_factory, epochs, lr=0.1):
+    """The lr each epoch uses when a PyTorch scheduler is stepped once per epoch, as the seed did."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = scheduler_factory(opt)
+    out = []
+    for _ in range(epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_cosine_matches_cosine_annealing_lr_stepped_per_epoch():
+    ours = lr_table(BASE)
+    ref = torch_lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=200), 200)
+    assert ours == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert ours[0] == 0.1 and ours[100] == pytest.approx(0.05)
+
+
+def test_step_matches_multistep_lr():
+    cfg = dict(BASE, schedule="step", epochs=40, step_milestones=[10, 30], step_gamma=0.2)
+    ref = torch_lrs(lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[10, 30], gamma=0.2), 40)
+    assert lr_table(cfg) == pytest.approx(ref, rel=1e-12)
+
+
+def test_step_default_milestones_are_half_and_three_quarters():
+    cfg = dict(BASE, schedule="step", epochs=8, step_milestones=None)
+    assert lr_table(cfg) == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+
+
+def test_constant():
+    assert set(lr_table(dict(BASE, schedule="constant", epochs=5))) == {0.1}
+
+
+def test_window_multiplies_inside_and_returns_to_the_base_curve():
+    win = dict(BASE, lr_windows=[{"start": 50, "end": 100, "factor": 5.0}])
+    for epoch in (1, 49, 100, 150, 200):
+        assert lr_for_epoch(epoch, win) == lr_for_epoch(epoch, BASE)
+    for epoch in (50, 75, 99):
+        assert lr_for_epoch(epoch, win) == pytest.approx(5.0 * lr_for_epoch(epoch, BASE))
+    expected_50 = 5 * 0.1 * (1 + math.cos(math.pi * 49 / 200)) / 2
+    assert lr_for_epoch(50, win) == pytest.approx(expected_50)
+
+
+def test_epoch_outside_the_run_is_an_error():
+    with pytest.raises(ValueError, match="outside the run"):
+        base_lr(201, lr=0.1, epochs=200, schedule="cosine")

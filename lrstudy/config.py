@@ -26,6 +26,23 @@ def replace_study_lists(config: dict, command_line_config: dict) -> None:
             config[key] = copy.deepcopy(command_line_config[key])
 
 
+def normalise_variants(config: dict) -> None:
+    """A variant written as `name:` (null) is the base recipe unchanged."""
+    if isinstance(config.get("variants"), dict):
+        config["variants"] = {name: ({} if v is None else v) for name, v in config["variants"].items()}
+
+
+def describe_schema_error(error: Exception) -> str:
+    """'train.epochs: 0 is less than the minimum of 1' from the jsonschema error inside Snakemake's."""
+    import jsonschema
+
+    found = error.__context__  # Snakemake raises its WorkflowError while handling jsonschema's error
+    if not isinstance(found, jsonschema.ValidationError):
+        return str(error)
+    key = ".".join(str(p) for p in found.absolute_path) or "(top level)"
+    return f"invalid config: {key}: {found.message}"
+
+
 def run_config(config: dict, variant: str) -> dict:
     """The complete train config of one variant: the base recipe with the variant's overrides."""
     if variant not in config["variants"]:

@@ -1,15 +1,25 @@
 import json
 import re
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from lrstudy.config import ConfigError, check_study, replace_study_lists, run_config
+from lrstudy.config import (
+    ConfigError,
+    check_study,
+    describe_schema_error,
+    normalise_variants,
+    replace_study_lists,
+    run_config,
+)
 
 # variants/seeds from --configfile or --config replace config.yaml's as a whole (Snakemake merges dicts).
 replace_study_lists(config, workflow.config_settings.overwrite_config)
-validate(config, "../schemas/config.schema.yaml")
-# Variants given as `name:` (null) inherit the base recipe unchanged.
-config["variants"] = {name: (overrides or {}) for name, overrides in config["variants"].items()}
+normalise_variants(config)
+try:
+    validate(config, "../schemas/config.schema.yaml")
+except WorkflowError as error:
+    raise ConfigError(describe_schema_error(error)) from None
 check_study(config)
 
 VARIANTS = list(config["variants"])
@@ -34,3 +44,4 @@ def train_config(wildcards):
 
 def uses_gpu(wildcards):
     return 0 if run_config(config, wildcards.variant)["device"] == "cpu" else 1
+

@@ -21,3 +21,26 @@ rule train:
         "benchmarks/train/{variant}/seed{seed}.tsv"
     script:
         "../scripts/train.py"
+
+
+def reject_unconfigured(wildcards):
+    """Only reached for runs the config does not have: `train` takes every configured one."""
+    raise ConfigError(
+        f"results/runs/{wildcards.any_variant}/seed{wildcards.any_seed}: no such run in the config "
+        f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, SEEDS))})"
+    )
+
+
+ruleorder: train > unconfigured_run
+
+
+rule unconfigured_run:
+    """Turns a target outside the study into a clear error instead of 'No rule to produce'."""
+    input:
+        reject_unconfigured,
+    output:
+        "results/runs/{any_variant}/seed{any_seed}/{file}",
+    log:
+        "logs/unconfigured/{any_variant}/seed{any_seed}/{file}.log",
+    run:
+        raise ConfigError(f"{output[0]} is not part of the configured study")

@@ -28,6 +28,7 @@ class Workflow:
 
     def __init__(self, root: Path):
         self.root = root
+        root.mkdir(parents=True)
         for name in WORKFLOW_FILES:
             src = REPO / name
             if src.is_dir():

@@ -1,0 +1,39 @@
+# One-command entry points. Everything runs inside .venv, made here from the pinned requirements.txt.
+#   make study   the whole study:  snakemake --cores 1 --resources gpu=1
+#   make demo    the CPU demo:     snakemake --cores 2 --configfile config/smoke.yaml
+#   make test    the test suite (what CI runs)
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+CORES ?= 1
+GPUS ?= 1
+
+.PHONY: venv study demo test lint lock clean-results
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+study: venv
+	$(SNAKEMAKE) --cores $(CORES) --resources gpu=$(GPUS)
+
+demo: venv
+	$(SNAKEMAKE) --cores 2 --configfile config/smoke.yaml
+
+test: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(SNAKEMAKE) --lint
+
+lock: venv
+	$(PY) -m pip freeze --exclude-editable > requirements.txt
+
+clean-results:
+	rm -rf results logs benchmarks report.html

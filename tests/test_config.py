@@ -1,0 +1,75 @@
+"""Bad configuration is rejected before any job runs, with the key named, and nothing is written."""
+
+import pytest
+
+from conftest import small_study
+
+BAD = [
+    ({"train": {"epochs": 0}}, "train.epochs: 0 is less than the minimum of 1"),
+    ({"train": {"batch_size": -2}}, "train.batch_size: -2 is less than the minimum of 1"),
+    ({"train": {"epochs": "ten"}}, "train.epochs: 'ten' is not of type 'integer'"),
+    ({"train": {"bogus": 1}}, "train: Additional properties are not allowed ('bogus' was unexpected)"),
+    ({"datasets": {}}, "(top level): Additional properties are not allowed ('datasets' was unexpected)"),
+    ({"variants": {"a b": {}}}, "variants: 'a b' does not match"),
+    ({"variants": {"a/b": {}}}, "variants: 'a/b' does not match"),
+    ({"variants": {"x": {"lr": 0}}}, "variants.x.lr: 0 is less than or equal to the minimum of 0"),
+    ({"variants": {"x": {"lr_windows": [{"start": 3, "end": 9, "factor": 2}]}}},
+     "variants.x.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4"),
+    ({"variants": {"x": {"lr_windows": [{"start": 3, "end": 3, "factor": 2}]}}},
+     "variants.x.lr_windows[0]: end (3) must be greater than start (3)"),
+    ({"variants": {"x": {"lr_windows": [{"start": 1, "end": 3, "factor": 2}, {"start": 2, "end": 4, "factor": 2}]}}},
+     "variants.x.lr_windows[0] and [1] overlap"),
+    ({"variants": {"x": {"schedul": "step"}}}, "variants.x: Additional properties are not allowed ('schedul'"),
+    ({"seeds": [0, -1]}, "seeds.1: -1 is less than the minimum of 0"),
+    ({"seeds": [1, 1]}, "seeds: [1, 1] has non-unique elements"),
+    ({"dataset": {"url": "ftp://x/y.tgz"}}, "dataset.url: 'ftp://x/y.tgz' does not match"),
+    ({"dataset": {"md5": "xyz"}}, "dataset.md5: 'xyz' does not match"),
+]
+
+
+def merged(base: dict, bad: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for key, value in bad.items():
+        if key in ("variants", "seeds") or not isinstance(value, dict):
+            out[key] = value
+        else:
+            out.setdefault(key, {}).update(value)
+    return out
+
+
+@pytest.mark.parametrize("bad, message", BAD, ids=[m.split(":")[0] + str(i) for i, (_, m) in enumerate(BAD)])
+def test_bad_config_names_the_key(workflow, archive, bad, message):
+    cfg = workflow.write_config(merged(small_study(archive), bad))
+    proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (workflow.root / "results").exists() and not (workflow.root / "resources").exists()
+
+
+def test_target_outside_the_study(workflow, archive):
+    cfg = workflow.write_config(small_study(archive))
+    for target, message in [("results/runs/lr_x9/seed0/metrics.csv", "results/runs/lr_x9/seed0: no such run"),
+                            ("results/runs/baseline/seed7/summary.json", "results/runs/baseline/seed7: no such run")]:
+        proc = workflow.snakemake("-n", "--configfile", str(cfg), "--", target, check=False)
+        assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+        assert "variants: baseline, lr_x5; seeds: 0, 1" in proc.stdout + proc.stderr
+
+
+def test_configfile_variants_and_seeds_replace_the_defaults(workflow, archive):
+    cfg = workflow.write_config(small_study(archive))
+    assert workflow.planned_jobs("--configfile", str(cfg))["train"] == 4  # not 4 default variants x 3 seeds
+
+
+def test_default_config_plans_the_seed_study(workflow):
+    jobs = workflow.planned_jobs()
+    assert jobs["download"] == 1 and jobs["prepare_data"] == 1 and jobs["train"] == 12
+
+
+def test_missing_local_archive_is_named(workflow, archive, tmp_path):
+    study = small_study(archive)
+    study["dataset"]["archive"] = str(tmp_path / "nowhere.tar.gz")
+    cfg = workflow.write_config(study)
+    proc = workflow.snakemake("--configfile", str(cfg), "--", "resources/cifar-10-python.tar.gz", check=False)
+    assert proc.returncode != 0
+    assert "dataset.archive:" in proc.stderr and "nowhere.tar.gz does not exist" in proc.stderr
+    assert not (workflow.root / "resources" / "cifar-10-python.tar.gz").exists()

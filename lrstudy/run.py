@@ -18,7 +18,7 @@ import torch
 from .atomic import atomic_path, atomic_write_json, atomic_write_text
 from .config import config_hash
 from .dataset import load_cache, load_meta
-from .engine import METRIC_COLUMNS, DeviceData, Trainer, progress_line, resolve_device
+from .engine import METRIC_COLUMNS, DeviceData, DeviceError, Trainer, progress_line, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,15 @@ def execute(*, train: dict, seed: int, variant: str, data_npz: Path, data_meta: 
         log.info("precision bf16 applies on CUDA only; this CPU run computes in fp32")
     data = DeviceData.from_arrays(load_cache(data_npz), device)
     trainer = Trainer(train, seed, data, device, run_hash)
-    result = trainer.run(checkpoint_path, on_epoch=lambda rows, epochs: log.info(progress_line(rows, epochs)))
+    try:
+        result = trainer.run(checkpoint_path, on_epoch=lambda rows, epochs: log.info(progress_line(rows, epochs)))
+    except torch.OutOfMemoryError as exc:
+        raise DeviceError(
+            f"out of memory on {device_name(device)} (batch_size {train['batch_size']}, eval_batch_size "
+            f"{train['eval_batch_size']}, width {train['width']}): lower those in the config, or give each "
+            "run the whole GPU (check nvidia-smi for other processes; run fewer jobs at once with "
+            "--resources gpu=N). The run resumes from its last checkpoint when started again."
+        ) from exc
 
     finite = [m for m in result.metrics if m["epoch"] != result.diverged_epoch]
     best = max(finite, key=lambda m: m["test_acc"], default=None)

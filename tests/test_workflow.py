@@ -1,0 +1,80 @@
+"""The whole workflow on CPU, on a small learnable archive: every output, real learning, and reruns
+that touch only what changed."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import small_study
+
+RUNS = [(v, s) for v in ("baseline", "lr_x5") for s in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, archive):
+    """One complete study, shared by the tests below (they only read it or dry-run against it)."""
+    from conftest import Workflow
+
+    wf = Workflow(tmp_path_factory.mktemp("study") / "wf")
+    cfg = wf.write_config(small_study(archive))
+    wf.snakemake("--configfile", str(cfg), "--resources", "gpu=1")
+    return wf, cfg
+
+
+def test_every_output_is_there(finished):
+    wf, _ = finished
+    root = wf.root
+    for variant, seed in RUNS:
+        run = root / f"results/runs/{variant}/seed{seed}"
+        for name in ("metrics.csv", "summary.json", "model.pt"):
+            assert (run / name).is_file(), run / name
+        assert (root / f"logs/train/{variant}/seed{seed}.log").is_file()
+        assert (root / f"benchmarks/train/{variant}/seed{seed}.tsv").is_file()
+        assert not (root / f"results/checkpoints/{variant}/seed{seed}.pt").exists()
+    for name in ("epochs.csv", "summary.csv", "stats.csv"):
+        assert (root / "results/aggregate" / name).is_file()
+    assert list((root / "results/figures").glob("*.png"))
+    html = (root / "report.html").read_text()
+    assert "lr_x5" in html and "data:image/png;base64," in html
+    assert (root / "resources/cifar-10-python.tar.gz").is_symlink()
+    assert (root / "results/data/cifar10.npz").is_file()
+
+
+def test_runs_learn_and_record_the_schedule(finished):
+    wf, _ = finished
+    for variant, seed in RUNS:
+        m = pd.read_csv(wf.root / f"results/runs/{variant}/seed{seed}/metrics.csv")
+        assert list(m.columns) == ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
+        assert m["epoch"].tolist() == [1, 2, 3, 4]
+        summary = json.loads((wf.root / f"results/runs/{variant}/seed{seed}/summary.json").read_text())
+        assert summary["final_test_acc"] > 0.5, "10 classes: chance is 0.1"
+        assert summary["final_test_acc"] == m["test_acc"].iloc[-1]
+    base = pd.read_csv(wf.root / "results/runs/baseline/seed0/metrics.csv")["lr"]
+    bumped = pd.read_csv(wf.root / "results/runs/lr_x5/seed0/metrics.csv")["lr"]
+    assert bumped[1] == pytest.approx(5 * base[1]) and bumped[2] == pytest.approx(base[2])
+    epochs = pd.read_csv(wf.root / "results/aggregate/epochs.csv")
+    assert len(epochs) == 4 * len(RUNS)
+
+
+def test_nothing_to_do_after_a_full_run(finished):
+    wf, cfg = finished
+    assert wf.planned_jobs("--configfile", str(cfg)) == {}
+
+
+def test_changing_one_variant_reruns_only_that_variant(finished, archive):
+    wf, _ = finished
+    study = small_study(archive)
+    study["variants"]["lr_x5"]["lr_windows"][0]["factor"] = 3.0
+    changed = wf.write_config(study, "changed.yaml")
+    out = wf.snakemake("-n", "--configfile", str(changed)).stdout
+    jobs = wf.planned_jobs("--configfile", str(changed))
+    assert jobs.get("train") == 2, out  # lr_x5 seeds 0 and 1; the baseline is untouched
+    assert "wildcards: variant=lr_x5, seed=0" in out and "variant=baseline" not in out
+    assert "download" not in jobs and "prepare_data" not in jobs
+
+
+def test_one_run_target_builds_only_that_run(workflow, archive):
+    cfg = workflow.write_config(small_study(archive))
+    jobs = workflow.planned_jobs("--configfile", str(cfg), "--", "results/runs/lr_x5/seed1/metrics.csv")
+    assert jobs == {"download": 1, "prepare_data": 1, "train": 1}

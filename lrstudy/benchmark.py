@@ -1,0 +1,190 @@
+"""`lrstudy-bench`: seconds per epoch of the seed-style input pipeline against ours, in one process on
+one device, written as JSON and a Markdown table.
+
+    lrstudy-bench --data results/data/cifar10.npz --epochs 3 --out results/benchmark
+    lrstudy-bench --archive cifar-10-python.tar.gz --device cpu --width 4 --train-limit 512 --epochs 1 --out /tmp/b
+
+Seed-style: a Dataset of PIL images with torchvision's RandomCrop/RandomHorizontalFlip/ToTensor/
+Normalize, a DataLoader with 2 workers, fp32, NCHW. Ours: lrstudy's engine (uint8 data on the device,
+crop/flip there, bf16 autocast, channels_last, fused SGD, optionally CUDA graphs). Both train every
+image and evaluate the full test set each epoch. The first epoch (warm-up, compilation) is reported
+apart from the steady-state mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision import transforms
+
+from .atomic import atomic_write_json, atomic_write_text
+from .augment import MEAN, STD
+from .config import config_hash
+from .dataset import load_cache, load_meta, prepare
+from .engine import DeviceData, Trainer, resolve_device
+from .model import ResNet18
+from .run import device_name, versions
+
+# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by a substring of the name.
+BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100": 756.0,
+                    "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0, "RTX 4090": 165.0}
+
+
+def bf16_peak(name: str) -> float | None:
+    return next((peak for key, peak in BF16_PEAK_TFLOPS.items() if key in name), None)
+
+
+def train_flops_per_image(width: int) -> float:
+    """Forward FLOPs of one 32x32 image, times 3 for forward + backward."""
+    model = ResNet18(width=width)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 32, 32))
+    return 3.0 * counter.get_total_flops()
+
+
+class SeedStyleCIFAR(Dataset):
+    """What the seed ran: PIL images through torchvision transforms, one image at a time in workers."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, train: bool):
+        self.images = x.transpose(0, 2, 3, 1)  # HWC for PIL
+        self.labels = y.astype(np.int64)
+        steps = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if train else []
+        self.transform = transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
+def seed_style_epochs(arrays, train: dict, device: torch.device, epochs: int, workers: int) -> list[float]:
+    torch.manual_seed(0)
+    model = ResNet18(width=train["width"]).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=train["lr"], momentum=train["momentum"],
+                          weight_decay=train["weight_decay"])
+    pin = device.type == "cuda"
+    train_loader = DataLoader(SeedStyleCIFAR(arrays["x_train"], arrays["y_train"], True), batch_size=train["batch_size"],
+                              shuffle=True, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+    test_loader = DataLoader(SeedStyleCIFAR(arrays["x_test"], arrays["y_test"], False), batch_size=100,
+                             num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        model.train()
+        for x, y in train_loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            loss.item()  # the seed logged the running loss every step
+        model.eval()
+        with torch.no_grad():
+            for x, y in test_loader:
+                model(x.to(device)).argmax(1).eq(y.to(device)).sum().item()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def our_epochs(arrays, meta, train: dict, device: torch.device, epochs: int) -> list[float]:
+    data = DeviceData.from_arrays(arrays, device)
+    trainer = Trainer(dict(train, epochs=epochs), 0, data, device, config_hash(train, 0, meta))
+    result = trainer.run(None)
+    return [m["epoch_seconds"] for m in result.metrics]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def summarise(name: str, times: list[float], n_train: int, flops_per_epoch: float, peak: float | None) -> dict:
+    steady = times[1:] or times
+    s = statistics.mean(steady)
+    return {"pipeline": name, "epochs": len(times), "first_epoch_s": times[0], "s_per_epoch": s,
+            "train_images_per_s": n_train / s, "tflops": flops_per_epoch / s / 1e12,
+            "share_of_bf16_peak": (flops_per_epoch / s / 1e12) / peak if peak else None}
+
+
+def table(result: dict) -> str:
+    lines = [f"Device: {result['device_name']} ({result['device']}); torch {result['versions']['torch']}; "
+             f"ResNet18 width {result['width']}, batch {result['batch_size']}, {result['train_size']} train / "
+             f"{result['test_size']} test images; bf16 peak {result['bf16_peak_tflops'] or 'unknown'} TFLOP/s",
+             "", "| pipeline | s/epoch (steady) | first epoch s | train images/s | TFLOP/s | share of bf16 peak |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in result["pipelines"]:
+        share = f"{100 * r['share_of_bf16_peak']:.1f}%" if r["share_of_bf16_peak"] is not None else "n/a"
+        lines.append(f"| {r['pipeline']} | {r['s_per_epoch']:.3f} | {r['first_epoch_s']:.3f} | "
+                     f"{r['train_images_per_s']:.0f} | {r['tflops']:.2f} | {share} |")
+    if len(result["pipelines"]) == 2:
+        lines += ["", f"Speed-up: {result['pipelines'][0]['s_per_epoch'] / result['pipelines'][1]['s_per_epoch']:.2f}x"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="lrstudy-bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="dataset cache from the workflow (results/data/cifar10.npz)")
+    src.add_argument("--archive", type=Path, help="cifar-10-python.tar.gz, decoded into OUT/data/")
+    ap.add_argument("--out", type=Path, required=True, help="directory for benchmark.json and benchmark.md")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per pipeline (the first is warm-up)")
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    ap.add_argument("--compile", action="store_true", help="ours with torch.compile + CUDA graphs")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seed-style pipeline")
+    ap.add_argument("--train-limit", type=int)
+    ap.add_argument("--test-limit", type=int)
+    ap.add_argument("--skip-seed-style", action="store_true")
+    args = ap.parse_args(argv)
+
+    if args.archive:
+        npz, meta_path = args.out / "data" / "cifar10.npz", args.out / "data" / "cifar10.json"
+        prepare(args.archive, npz, meta_path, train_limit=args.train_limit, test_limit=args.test_limit)
+    else:
+        npz, meta_path = args.data, args.data.with_suffix(".json")
+    arrays, meta = load_cache(npz), load_meta(meta_path)
+    device = resolve_device(args.device)
+    train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.1, "momentum": 0.9, "nesterov": False,
+             "weight_decay": 5e-4, "schedule": "cosine", "lr_windows": [], "width": args.width,
+             "precision": args.precision, "device": args.device, "compile": args.compile,
+             "deterministic": False, "eval_batch_size": 1024, "checkpoint_every": 1}
+    n_train, n_test = len(arrays["y_train"]), len(arrays["y_test"])
+    flops = train_flops_per_image(args.width) * n_train + train_flops_per_image(args.width) / 3 * n_test
+    name = device_name(device)
+    peak = bf16_peak(name) if device.type == "cuda" else None
+
+    pipelines = []
+    if not args.skip_seed_style:
+        times = seed_style_epochs(arrays, train, device, args.epochs, args.workers)
+        pipelines.append(summarise(f"seed-style (DataLoader+PIL, {args.workers} workers, fp32)", times, n_train,
+                                   flops, peak))
+    ours = our_epochs(arrays, meta, train, device, args.epochs)
+    label = f"lrstudy ({'bf16' if device.type == 'cuda' and args.precision == 'bf16' else 'fp32'}"
+    label += ", CUDA graphs)" if args.compile and device.type == "cuda" else ", eager)"
+    pipelines.append(summarise(label, ours, n_train, flops, peak))
+
+    result = {"device": device.type, "device_name": name, "versions": versions(), "width": args.width,
+              "batch_size": args.batch_size, "train_size": n_train, "test_size": n_test,
+              "flops_per_epoch": flops, "bf16_peak_tflops": peak, "pipelines": pipelines}
+    atomic_write_json(args.out / "benchmark.json", result)
+    atomic_write_text(args.out / "benchmark.md", table(result))
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()

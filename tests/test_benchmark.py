@@ -1,0 +1,30 @@
+"""The benchmark command runs end to end on CPU with tiny sizes (a smoke test, not a timing test)."""
+
+import json
+
+import pytest
+
+from lrstudy import benchmark
+
+
+def test_flops_match_the_published_compute_per_epoch():
+    # DESIGN.md's anchor: 0.167 PFLOP to train one epoch (50k images, forward + backward) at width 64.
+    assert benchmark.train_flops_per_image(64) * 50_000 == pytest.approx(0.167e15, rel=0.01)
+
+
+def test_peak_lookup():
+    assert benchmark.bf16_peak("NVIDIA H100 80GB HBM3") == 989.0
+    assert benchmark.bf16_peak("NVIDIA H100 PCIe") == 756.0
+    assert benchmark.bf16_peak("Intel Xeon") is None
+
+
+def test_benchmark_smoke_on_cpu(archive, tmp_path):
+    benchmark.main(["--archive", str(archive), "--device", "cpu", "--width", "4", "--train-limit", "200",
+                    "--test-limit", "100", "--epochs", "2", "--batch-size", "64", "--workers", "1",
+                    "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "benchmark.json").read_text())
+    assert [p["pipeline"].split(" ")[0] for p in result["pipelines"]] == ["seed-style", "lrstudy"]
+    for p in result["pipelines"]:
+        assert p["epochs"] == 2 and p["s_per_epoch"] > 0 and p["train_images_per_s"] > 0
+        assert p["share_of_bf16_peak"] is None  # no bf16 peak is claimed for a CPU
+    assert "| seed-style" in (tmp_path / "benchmark.md").read_text()

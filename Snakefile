@@ -6,9 +6,17 @@
 #
 # Stages: workflow/rules/{common,data,train,analysis}.smk. Training engine: lrstudy/.
 
+import os
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# The engine (lrstudy/) lives beside this Snakefile: importable here and in every job, whatever the
+# job's environment (venv, --use-conda, a cluster node).
+sys.path.insert(0, workflow.basedir)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.getenv("PYTHONPATH")])))
 
 
 configfile: "config.yaml"

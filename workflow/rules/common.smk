@@ -45,3 +45,11 @@ def train_config(wildcards):
 def uses_gpu(wildcards):
     return 0 if run_config(config, wildcards.variant)["device"] == "cpu" else 1
 
+
+def reject_unconfigured(wildcards):
+    """Only reached for runs the config does not have: `train` takes every configured one."""
+    raise ConfigError(
+        f"results/runs/{wildcards.any_variant}/seed{wildcards.any_seed}: no such run in the config "
+        f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, SEEDS))})"
+    )
+

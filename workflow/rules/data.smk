@@ -11,6 +11,8 @@ rule download:
         "logs/download.log",
     benchmark:
         "benchmarks/download.tsv"
+    conda:
+        "../envs/study.yaml"
     script:
         "../scripts/download.py"
 
@@ -29,5 +31,7 @@ rule prepare_data:
         "logs/prepare_data.log",
     benchmark:
         "benchmarks/prepare_data.tsv"
+    conda:
+        "../envs/study.yaml"
     script:
         "../scripts/prepare_data.py"

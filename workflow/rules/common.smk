@@ -46,10 +46,14 @@ def uses_gpu(wildcards):
     return 0 if run_config(config, wildcards.variant)["device"] == "cpu" else 1
 
 
+# "variant/seedN" of any run that is not configured (a negative lookahead over the configured ones).
+UNCONFIGURED_RUN = "(?!(?:{})/seed(?:{})/)[^/]+/seed[^/]+".format(
+    "|".join(re.escape(v) for v in VARIANTS), "|".join(str(s) for s in SEEDS)
+)
+
+
 def reject_unconfigured(wildcards):
-    """Only reached for runs the config does not have: `train` takes every configured one."""
     raise ConfigError(
-        f"results/runs/{wildcards.any_variant}/seed{wildcards.any_seed}: no such run in the config "
+        f"results/runs/{wildcards.other_run}: no such run in the config "
         f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, SEEDS))})"
     )
-

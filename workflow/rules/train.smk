@@ -25,16 +25,17 @@ rule train:
         "../scripts/train.py"
 
 
-ruleorder: train > unconfigured_run
-
 
 rule unconfigured_run:
-    """Turns a target outside the study into a clear error instead of 'No rule to produce'."""
+    """Turns a target outside the study into a clear error instead of 'No rule to produce'. Its
+    wildcard cannot match a configured run, so it never competes with `train`."""
     input:
         reject_unconfigured,
     output:
-        "results/runs/{any_variant}/seed{any_seed}/{file}",
+        "results/runs/{other_run}/{file}",
+    wildcard_constraints:
+        other_run=UNCONFIGURED_RUN,
     log:
-        "logs/unconfigured/{any_variant}/seed{any_seed}/{file}.log",
+        "logs/unconfigured/{other_run}/{file}.log",
     run:
         raise ConfigError(f"{output[0]} is not part of the configured study")

@@ -48,7 +48,8 @@ def test_runs_learn_and_record_the_schedule(finished):
         assert list(m.columns) == ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
         assert m["epoch"].tolist() == [1, 2, 3, 4]
         summary = json.loads((wf.root / f"results/runs/{variant}/seed{seed}/summary.json").read_text())
-        assert summary["final_test_acc"] > 0.5, "10 classes: chance is 0.1"
+        # 10 classes: chance is 0.1. The lr_x5 window (lr 0.25 for an epoch) costs accuracy in so short a run.
+        assert summary["final_test_acc"] > (0.6 if variant == "baseline" else 0.3), (variant, seed)
         assert summary["final_test_acc"] == m["test_acc"].iloc[-1]
     base = pd.read_csv(wf.root / "results/runs/baseline/seed0/metrics.csv")["lr"]
     bumped = pd.read_csv(wf.root / "results/runs/lr_x5/seed0/metrics.csv")["lr"]

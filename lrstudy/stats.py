@@ -1,0 +1,151 @@
+"""Is a variant better than the reference, worse, or not distinguishable with the seeds we have?
+
+Pure functions, no I/O. Accuracies come in as fractions; the study table reports them in percent
+(points), because the differences in question are a few tenths of a point.
+
+The comparison is on final test accuracy. Best-epoch accuracy is reported too, but it picks the maximum
+over epochs on the test set itself, so it is biased upwards and is not used for a verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+ALPHA = 0.05  # two-sided significance level of every test and CI (95%)
+POWER = 0.80  # the power at which `seeds_needed` and `detectable_diff` are computed
+
+REFERENCE = "reference"
+BETTER = "better"
+WORSE = "worse"
+NO_DIFFERENCE = "no detectable difference"
+TOO_FEW = "not enough seeds"
+ALL_DIVERGED = "all runs diverged"
+
+STATS_COLUMNS = [
+    "variant", "reference", "n_runs", "n", "n_diverged",
+    "final_mean_pct", "final_std_pct", "final_ci_low_pct", "final_ci_high_pct",
+    "best_mean_pct", "best_std_pct", "best_ci_low_pct", "best_ci_high_pct",
+    "diff_pct", "diff_ci_low_pct", "diff_ci_high_pct", "p_value", "verdict",
+    "seeds_needed", "detectable_diff_pct", "train_seconds_mean",
+]
+
+
+def reference_variant(variants: Sequence[str]) -> str:
+    """`baseline` when configured, else the first configured variant."""
+    if not variants:
+        raise ValueError("no variants configured")
+    return "baseline" if "baseline" in variants else variants[0]
+
+
+def describe(values: Sequence[float]) -> dict:
+    """n, mean, sample std and the t-based 95% CI of the mean; std and CI are NaN below two values."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan,
+           "ci_low": math.nan, "ci_high": math.nan}
+    if n >= 2:
+        out["std"] = float(x.std(ddof=1))
+        half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * out["std"] / math.sqrt(n)
+        out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
+    return out
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Welch's t-test of mean(a) - mean(b): the difference, its 95% CI and the two-sided p-value."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = float(a.mean() - b.mean())
+    if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
+        # No spread at all (e.g. a tiny deterministic test set): any difference is exact.
+        return {"diff": diff, "ci_low": diff, "ci_high": diff, "p_value": 1.0 if diff == 0 else 0.0}
+    res = stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(1 - ALPHA)
+    return {"diff": diff, "ci_low": float(ci.low), "ci_high": float(ci.high), "p_value": float(res.pvalue)}
+
+
+def welch_power(diff: float, sd_a: float, sd_b: float, n_a: int, n_b: int) -> float:
+    """Power of the two-sided Welch test at level ALPHA to detect a true difference `diff`."""
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    if va + vb == 0:
+        return 1.0 if diff != 0 else ALPHA
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))  # Welch-Satterthwaite
+    nc = abs(diff) / math.sqrt(va + vb)
+    t = stats.t.ppf(1 - ALPHA / 2, df)
+    # The wrong-sign tail is tiny; scipy returns NaN for it when it underflows.
+    return float(stats.nct.sf(t, df, nc) + np.nan_to_num(stats.nct.cdf(-t, df, nc)))
+
+
+def seeds_needed(diff: float, sd_a: float, sd_b: float) -> float:
+    """Seeds per variant (both arms equal) for 80% power to detect `diff` with the observed spreads.
+
+    NaN when there is nothing to size (no difference, or no spread estimate)."""
+    if not diff or not all(map(math.isfinite, (diff, sd_a, sd_b))):
+        return math.nan
+    # The normal approximation is a lower bound for the t-test; step up from it to the exact size.
+    z = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)
+    n = max(2, math.ceil(z**2 * (sd_a**2 + sd_b**2) / diff**2))
+    while welch_power(diff, sd_a, sd_b, n, n) < POWER:
+        n += 1
+    return n
+
+
+def detectable_diff(sd_a: float, sd_b: float, n_a: int, n_b: int) -> float:
+    """The smallest difference the current seeds detect with 80% power (NaN below two seeds a side)."""
+    if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
+        return math.nan
+    se = math.sqrt(sd_a**2 / n_a + sd_b**2 / n_b)
+    if se == 0:
+        return 0.0
+    return optimize.brentq(lambda d: welch_power(d, sd_a, sd_b, n_a, n_b) - POWER, 0.0, 20 * se)
+
+
+def verdict(n: int, n_ref: int, n_diverged: int, diff: float, p_value: float) -> str:
+    if n == 0 and n_diverged:
+        return ALL_DIVERGED
+    if n < 2 or n_ref < 2:
+        return TOO_FEW
+    if p_value < ALPHA:
+        return BETTER if diff > 0 else WORSE
+    return NO_DIFFERENCE
+
+
+def study_stats(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+    """One row per variant (config order) from one row per run.
+
+    `runs` needs the columns variant, final_test_acc, best_test_acc (fractions), diverged and
+    train_seconds. Diverged runs are counted but left out of every mean, CI and test."""
+    reference = reference_variant(variants)
+    ok = runs[~runs["diverged"].astype(bool)]
+    final = {v: 100 * ok.loc[ok["variant"] == v, "final_test_acc"].to_numpy(float) for v in variants}
+    ref = final[reference]
+    rows = []
+    for v in variants:
+        f, b = describe(final[v]), describe(100 * ok.loc[ok["variant"] == v, "best_test_acc"].to_numpy(float))
+        n_runs = int((runs["variant"] == v).sum())
+        n_diverged = n_runs - f["n"]
+        cmp = {"diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
+        sized = {"seeds_needed": math.nan, "detectable_diff_pct": math.nan}
+        if v == reference:
+            word = ALL_DIVERGED if f["n"] == 0 and n_diverged else REFERENCE
+        else:
+            if f["n"] >= 2 and len(ref) >= 2:
+                cmp = welch(final[v], ref)
+                sd_ref = float(np.std(ref, ddof=1))
+                sized = {"seeds_needed": seeds_needed(cmp["diff"], f["std"], sd_ref),
+                         "detectable_diff_pct": detectable_diff(f["std"], sd_ref, f["n"], len(ref))}
+            word = verdict(f["n"], len(ref), n_diverged, cmp["diff"], cmp["p_value"])
+        rows.append({
+            "variant": v, "reference": reference, "n_runs": n_runs, "n": f["n"], "n_diverged": n_diverged,
+            **{f"final_{k}_pct": f[k] for k in ("mean", "std", "ci_low", "ci_high")},
+            **{f"best_{k}_pct": b[k] for k in ("mean", "std", "ci_low", "ci_high")},
+            "diff_pct": cmp["diff"], "diff_ci_low_pct": cmp["ci_low"], "diff_ci_high_pct": cmp["ci_high"],
+            "p_value": cmp["p_value"], "verdict": word, **sized,
+            "train_seconds_mean": float(runs.loc[runs["variant"] == v, "train_seconds"].mean()),
+        })
+    table = pd.DataFrame(rows, columns=STATS_COLUMNS)
+    table["seeds_needed"] = table["seeds_needed"].astype("Int64")
+    return table

@@ -1,0 +1,124 @@
+"""The statistics on numbers whose answer is known in advance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lrstudy import stats as st
+from synthetic_runs import KNOWN
+
+
+def runs(finals: dict[str, list[float]], diverged: set[tuple[str, int]] = frozenset()) -> pd.DataFrame:
+    """One row per run, as summary.csv has them."""
+    return pd.DataFrame([
+        {"variant": v, "seed": s, "final_test_acc": math.nan if (v, s) in diverged else acc,
+         "best_test_acc": math.nan if (v, s) in diverged else acc + 0.001, "diverged": (v, s) in diverged,
+         "train_seconds": 100.0}
+        for v, accs in finals.items() for s, acc in enumerate(accs)])
+
+
+def verdicts(finals, diverged=frozenset()) -> dict[str, str]:
+    table = st.study_stats(runs(finals, diverged), list(finals))
+    return dict(zip(table["variant"], table["verdict"]))
+
+
+def test_known_better_worse_and_same():
+    assert verdicts(KNOWN) == {"baseline": st.REFERENCE, "lr_x5": st.BETTER, "lr_x2": st.NO_DIFFERENCE,
+                               "lr_x0.5": st.WORSE}
+
+
+def test_identical_variants_are_never_called_different():
+    same = {"baseline": KNOWN["baseline"], "copy": KNOWN["baseline"], "shuffled": KNOWN["baseline"][::-1]}
+    table = st.study_stats(runs(same), list(same)).set_index("variant")
+    assert (table.loc[["copy", "shuffled"], "verdict"] == st.NO_DIFFERENCE).all()
+    assert (table.loc[["copy", "shuffled"], "diff_pct"].abs() < 1e-9).all()
+    assert table.loc["copy", "p_value"] == pytest.approx(1.0)
+    assert table.loc["copy", "seeds_needed"] is pd.NA  # nothing to detect
+
+
+def test_false_alarms_stay_near_the_nominal_rate():
+    """Many pairs of same-distribution studies with 3 seeds each: about 5% are called different."""
+    rng = np.random.default_rng(0)
+    draws = rng.normal(0.95, 0.0015, size=(400, 2, 3))
+    called = sum(st.welch(a, b)["p_value"] < st.ALPHA for a, b in draws)
+    assert 5 <= called <= 40  # 5% of 400 is 20
+
+
+def test_the_seeds_claim_cannot_be_shown_with_one_run():
+    """The seed: one run each, 94.98 -> 95.16. That is 'not enough seeds', whatever the difference."""
+    assert verdicts({"baseline": [0.9498], "lr_tweak": [0.9516]})["lr_tweak"] == st.TOO_FEW
+
+
+def test_the_difference_and_its_ci():
+    res = st.welch([95.3, 95.5, 95.4], [95.0, 95.1, 95.2])
+    assert res["diff"] == pytest.approx(0.3)
+    assert res["ci_low"] < 0.3 < res["ci_high"]
+    assert res["ci_low"] > 0 and res["p_value"] < 0.05
+    assert st.welch([95.0, 95.0], [95.0, 95.0])["p_value"] == 1.0  # no spread, no difference
+    assert st.welch([95.2, 95.2], [95.0, 95.0])["p_value"] == 0.0  # no spread, an exact difference
+
+
+def test_describe():
+    d = st.describe([1.0, 2.0, 3.0])
+    assert (d["n"], d["mean"], d["std"]) == (3, 2.0, 1.0)
+    assert d["ci_low"] == pytest.approx(2 - 4.302653 / math.sqrt(3), rel=1e-6)  # t(0.975, 2) = 4.3027
+    one = st.describe([0.95])
+    assert one["n"] == 1 and one["mean"] == 0.95 and math.isnan(one["std"]) and math.isnan(one["ci_low"])
+
+
+def test_seeds_needed_matches_the_textbook_table():
+    # Two-sample t-test, two-sided alpha 0.05, 80% power: d = 0.5 -> 64, 0.8 -> 26, 1.0 -> 17 per group.
+    assert [st.seeds_needed(d, 1.0, 1.0) for d in (0.5, 0.8, 1.0)] == [64, 26, 17]
+
+
+def test_seeds_needed_grows_as_the_effect_shrinks_or_the_noise_grows():
+    by_effect = [st.seeds_needed(d, 0.15, 0.15) for d in (0.6, 0.3, 0.18, 0.1, 0.05)]
+    assert by_effect == sorted(by_effect) and len(set(by_effect)) == len(by_effect)
+    assert 10 <= st.seeds_needed(0.18, 0.15, 0.15) <= 14  # the seed's claim, at the literature's spread
+    assert st.seeds_needed(0.18, 0.2, 0.2) > st.seeds_needed(0.18, 0.12, 0.12)
+    assert st.seeds_needed(-0.3, 0.15, 0.15) == st.seeds_needed(0.3, 0.15, 0.15)
+    assert math.isnan(st.seeds_needed(0.0, 0.15, 0.15)) and math.isnan(st.seeds_needed(0.2, math.nan, 0.1))
+
+
+def test_the_power_estimate_is_honest_by_simulation():
+    """At the estimated seed count the test finds a real difference in about 80% of studies."""
+    rng = np.random.default_rng(1)
+    diff, sd = 0.3, 0.2
+    n = st.seeds_needed(diff, sd, sd)
+    a = rng.normal(95 + diff, sd, size=(1000, n))
+    b = rng.normal(95, sd, size=(1000, n))
+    found = np.mean([st.welch(x, y)["p_value"] < st.ALPHA for x, y in zip(a, b)])
+    assert 0.75 <= found <= 0.87
+
+
+def test_detectable_difference_shrinks_with_more_seeds():
+    sizes = [st.detectable_diff(0.15, 0.15, n, n) for n in (2, 3, 5, 10, 30)]
+    assert sizes == sorted(sizes, reverse=True)
+    assert st.welch_power(st.detectable_diff(0.15, 0.15, 3, 3), 0.15, 0.15, 3, 3) == pytest.approx(0.8)
+    assert math.isnan(st.detectable_diff(0.15, 0.15, 1, 3))
+
+
+def test_diverged_runs_are_left_out_and_a_fully_diverged_variant_is_named():
+    finals = {"baseline": KNOWN["baseline"], "lr_x5": KNOWN["lr_x5"], "lr_x2": KNOWN["lr_x2"][:2]}
+    diverged = {("lr_x5", 0), ("lr_x2", 0), ("lr_x2", 1)}
+    table = st.study_stats(runs(finals, diverged), list(finals)).set_index("variant")
+    assert table.loc["lr_x5", ["n_runs", "n", "n_diverged"]].tolist() == [5, 4, 1]
+    assert table.loc["lr_x5", "final_mean_pct"] == pytest.approx(100 * np.mean(KNOWN["lr_x5"][1:]))
+    assert table.loc["lr_x5", "verdict"] == st.BETTER
+    assert table.loc["lr_x2", "verdict"] == st.ALL_DIVERGED
+
+
+def test_reference_is_baseline_or_the_first_variant():
+    assert st.reference_variant(["lr_x5", "baseline"]) == "baseline"
+    assert st.reference_variant(["lr_x5", "lr_x2"]) == "lr_x5"
+    finals = {"lr_x2": KNOWN["lr_x2"], "lr_x5": KNOWN["lr_x5"]}
+    assert verdicts(finals) == {"lr_x2": st.REFERENCE, "lr_x5": st.BETTER}
+
+
+def test_a_reference_with_one_seed_leaves_every_variant_undecided():
+    finals = {"baseline": KNOWN["baseline"][:1], "lr_x5": KNOWN["lr_x5"]}
+    assert verdicts(finals)["lr_x5"] == st.TOO_FEW

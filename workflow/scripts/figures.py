@@ -1,0 +1,16 @@
+"""Rule figures: the aggregate tables -> results/figures/*.png and *.svg."""
+
+import pandas as pd
+
+from lrstudy.figures import write_figures
+from lrstudy.logs import run_logged
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+
+
+def main():
+    tables = {name: pd.read_csv(sm.input[name]) for name in ("epochs", "summary", "stats")}
+    write_figures(tables, sm.params.variants, [*sm.output.png, *sm.output.svg])
+
+
+run_logged(sm.log[0], main, expected=(ValueError,))

@@ -1,0 +1,20 @@
+"""Rule report: tables, figures, config and provenance -> report.html."""
+
+from pathlib import Path
+
+from lrstudy.logs import run_logged
+from lrstudy.report import write_report
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+
+
+def main():
+    write_report(
+        stats_csv=sm.input.stats, summary_csv=sm.input.summary, summary_jsons=sm.input.summaries,
+        figures=sm.input.figures, captions_dir=Path(sm.input.captions[0]).parent,
+        seed_numbers=sm.input.seed_numbers, template=sm.input.template, config=sm.params.config,
+        repo=sm.params.repo, out=sm.output[0],
+    )
+
+
+run_logged(sm.log[0], main)

@@ -30,7 +30,7 @@ from torchvision import transforms
 from .atomic import atomic_write_json, atomic_write_text
 from .augment import MEAN, STD
 from .config import config_hash
-from .dataset import load_cache, load_meta, prepare
+from .dataset import add_source_arguments, load_cache, load_meta, source_cache
 from .engine import DeviceData, Trainer, resolve_device
 from .model import ResNet18
 from .run import device_name, versions
@@ -136,9 +136,7 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="lrstudy-bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, help="dataset cache from the workflow (results/data/cifar10.npz)")
-    src.add_argument("--archive", type=Path, help="cifar-10-python.tar.gz, decoded into OUT/data/")
+    add_source_arguments(ap)
     ap.add_argument("--out", type=Path, required=True, help="directory for benchmark.json and benchmark.md")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per pipeline (the first is warm-up)")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -147,16 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     ap.add_argument("--compile", action="store_true", help="ours with torch.compile + CUDA graphs")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seed-style pipeline")
-    ap.add_argument("--train-limit", type=int)
-    ap.add_argument("--test-limit", type=int)
     ap.add_argument("--skip-seed-style", action="store_true")
     args = ap.parse_args(argv)
 
-    if args.archive:
-        npz, meta_path = args.out / "data" / "cifar10.npz", args.out / "data" / "cifar10.json"
-        prepare(args.archive, npz, meta_path, train_limit=args.train_limit, test_limit=args.test_limit)
-    else:
-        npz, meta_path = args.data, args.data.with_suffix(".json")
+    npz, meta_path = source_cache(args, args.out)
     arrays, meta = load_cache(npz), load_meta(meta_path)
     device = resolve_device(args.device)
     train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.1, "momentum": 0.9, "nesterov": False,

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from .config import ConfigError, check_run
-from .dataset import DatasetError, prepare
+from .dataset import DatasetError, add_source_arguments, source_cache
 from .engine import DeviceError
 from .logs import run_logged
 from .run import execute
@@ -34,9 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     base = yaml.safe_load(DEFAULTS.read_text())["train"] if DEFAULTS.exists() else {}
     ap = argparse.ArgumentParser(prog="lrstudy-train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--archive", type=Path, help="cifar-10-python.tar.gz (decoded into OUT/data/)")
-    src.add_argument("--data", type=Path, help="a dataset cache made by the workflow (results/data/cifar10.npz)")
+    add_source_arguments(ap)
     ap.add_argument("--out", type=Path, required=True, help="directory for metrics.csv, summary.json, model.pt")
     ap.add_argument("--epochs", type=int, default=base.get("epochs", 200))
     ap.add_argument("--lr", type=float, default=base.get("lr", 0.1))
@@ -52,8 +50,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=base.get("device", "auto"))
     ap.add_argument("--compile", action="store_true", help="torch.compile with CUDA graphs (CUDA only)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train-limit", type=int, help="with --archive: class-balanced subset of the training set")
-    ap.add_argument("--test-limit", type=int)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it matches")
     args = ap.parse_args(argv)
 
@@ -69,11 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def run() -> None:
         check_run(train, where="command line")
-        if args.archive:
-            npz, meta = out / "data" / "cifar10.npz", out / "data" / "cifar10.json"
-            prepare(args.archive, npz, meta, train_limit=args.train_limit, test_limit=args.test_limit)
-        else:
-            npz, meta = args.data, args.data.with_suffix(".json")
+        npz, meta = source_cache(args, out)
         if not args.resume:
             ckpt.unlink(missing_ok=True)
         execute(train=train, seed=args.seed, variant="cli", data_npz=npz, data_meta=meta,

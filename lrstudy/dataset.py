@@ -273,3 +273,21 @@ def load_cache(npz: Path) -> dict[str, np.ndarray]:
 
 def load_meta(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def add_source_arguments(parser) -> None:
+    """--archive / --data / --train-limit / --test-limit, for the commands that run outside the workflow."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--archive", type=Path, help="cifar-10-python.tar.gz, decoded into OUT/data/")
+    src.add_argument("--data", type=Path, help="a dataset cache made by the workflow (results/data/cifar10.npz)")
+    parser.add_argument("--train-limit", type=int, help="with --archive: a class-balanced training subset")
+    parser.add_argument("--test-limit", type=int, help="with --archive: a class-balanced test subset")
+
+
+def source_cache(args, out: Path) -> tuple[Path, Path]:
+    """The cache and its description named by add_source_arguments' options, decoding --archive first."""
+    if args.archive is None:
+        return args.data, args.data.with_suffix(".json")
+    npz, meta = out / "data" / "cifar10.npz", out / "data" / "cifar10.json"
+    prepare(args.archive, npz, meta, train_limit=args.train_limit, test_limit=args.test_limit)
+    return npz, meta

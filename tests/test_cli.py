@@ -1,0 +1,24 @@
+"""lrstudy-train: the seed's command line through the same engine and files as the workflow."""
+
+import json
+
+import pytest
+
+from lrstudy import cli
+
+
+def test_cli_run_and_resume_flag(archive, tmp_path):
+    args = ["--archive", str(archive), "--epochs", "2", "--lr", "0.05", "--batch-size", "64", "--width", "4",
+            "--device", "cpu", "--train-limit", "200", "--lr-window", "2:3:2", "--out", str(tmp_path)]
+    cli.main(args)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["epochs_completed"] == 2 and summary["config"]["lr_windows"] == [{"start": 2, "end": 3, "factor": 2.0}]
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[2].split(",")[1] == repr(0.05 * 0.5 * 2)
+    assert "epoch    2/2" in (tmp_path / "train.log").read_text()
+    cli.main(args + ["--resume"])  # no checkpoint left after a finished run: trains again from epoch 1
+    assert json.loads((tmp_path / "summary.json").read_text())["resumed_from_epoch"] == 0
+
+
+def test_cli_rejects_a_window_outside_the_run(archive, tmp_path):
+    with pytest.raises(SystemExit, match="command line.lr_windows\\[0\\]: window \\[2, 9\\) lies outside"):
+        cli.main(["--archive", str(archive), "--epochs", "2", "--lr-window", "2:9:2", "--out", str(tmp_path)])

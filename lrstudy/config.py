@@ -7,6 +7,8 @@ import copy
 import hashlib
 import json
 
+import yaml
+
 from .schedule import default_milestones
 
 # Keys that change what a run computes. `device`, `compile` and `checkpoint_every` are left out of the
@@ -24,6 +26,27 @@ def replace_study_lists(config: dict, command_line_config: dict) -> None:
     for key in ("variants", "seeds"):
         if key in command_line_config:
             config[key] = copy.deepcopy(command_line_config[key])
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's loaders keep the last of two equal keys silently; a study with two variants of one name
+    would quietly lose one."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{node.start_mark.name}, line {key_node.start_mark.line + 1}: "
+                                  f"key {key!r} appears twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_unique_keys(paths) -> None:
+    for path in paths:
+        with open(path) as fh:
+            yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def normalise_variants(config: dict) -> None:

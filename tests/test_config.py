@@ -73,3 +73,12 @@ def test_missing_local_archive_is_named(workflow, archive, tmp_path):
     assert proc.returncode != 0
     assert "dataset.archive:" in proc.stderr and "nowhere.tar.gz does not exist" in proc.stderr
     assert not (workflow.root / "resources" / "cifar-10-python.tar.gz").exists()
+
+
+def test_duplicate_variant_names_are_rejected(workflow, archive):
+    cfg = workflow.write_config(small_study(archive))
+    text = cfg.read_text().replace("  lr_x5:", "  baseline:\n    lr: 0.2\n  lr_x5:")
+    cfg.write_text(text)
+    proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
+    assert proc.returncode != 0
+    assert "study.yaml, line" in proc.stderr + proc.stdout and "key 'baseline' appears twice" in proc.stderr + proc.stdout

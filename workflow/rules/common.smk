@@ -7,12 +7,14 @@ from snakemake.utils import validate
 from lrstudy.config import (
     ConfigError,
     check_study,
+    check_unique_keys,
     describe_schema_error,
     normalise_variants,
     replace_study_lists,
     run_config,
 )
 
+check_unique_keys(workflow.configfiles)
 # variants/seeds from --configfile or --config replace config.yaml's as a whole (Snakemake merges dicts).
 replace_study_lists(config, workflow.config_settings.overwrite_config)
 normalise_variants(config)

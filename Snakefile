@@ -25,6 +25,15 @@ configfile: "config.yaml"
 report: "report/workflow.rst"
 
 
+# On a cluster these run where Snakemake runs: the download needs the internet, which compute nodes
+# often lack, and the analysis jobs are too small to be worth a queue wait.
+localrules:
+    download,
+    aggregate,
+    figures,
+    report,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

@@ -33,7 +33,7 @@ lint: venv
 	$(SNAKEMAKE) --lint
 
 lock: venv
-	$(PY) -m pip freeze --exclude-editable > requirements.txt
+	$(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.txt
 
 clean-results:
 	rm -rf results logs benchmarks report.html

@@ -16,7 +16,8 @@ from lrstudy.gpu_lease import gpu_lease, visible_devices
 HOLDER = """
 import os, sys
 from lrstudy.gpu_lease import gpu_lease
-with gpu_lease(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, poll_seconds=0.05) as device:
+slots = int(os.environ.get("TEST_RUNS_PER_GPU", "1"))
+with gpu_lease(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, poll_seconds=0.05, runs_per_gpu=slots) as device:
     print(device, os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
     sys.stdin.read()
 """
@@ -121,3 +122,15 @@ def test_slurm_assigned_gpu_is_used_without_a_lock(tmp_path, monkeypatch):
     with gpu_lease(tmp_path / "locks", "0") as device:
         assert device == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
     assert not (tmp_path / "locks").exists()
+
+
+def test_runs_per_gpu_shares_a_device_and_spreads_first(holders):
+    slots = {"TEST_RUNS_PER_GPU": "2"}
+    a, b = holders("0,1", env=slots), holders("0,1", env=slots)
+    assert {leased(a), leased(b)} == {"0", "1"}, "one run per device before any device gets a second"
+    c, d = holders("0,1", env=slots), holders("0,1", env=slots)
+    assert {leased(c), leased(d)} == {"0", "1"}
+    e = holders("0,1", env=slots)
+    assert leased(e, timeout=1.0) is None, "two runs on each of two devices: the fifth waits"
+    release(c)
+    assert leased(e) in {"0", "1"}

@@ -12,6 +12,7 @@ rule train:
         # Not an output: Snakemake would delete it as incomplete after a crash, and it is what we resume from.
         checkpoint="results/checkpoints/{variant}/seed{seed}.pt",
         gpu_locks=".locks/gpu",
+        runs_per_gpu=config["runs_per_gpu"],
     threads: 2
     resources:
         gpu=uses_gpu,

@@ -14,8 +14,10 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 def main():
     train = json.loads(sm.params.train)
-    # With --resources gpu=N, N runs start at once: each takes its own GPU before CUDA is initialised.
-    lease = contextlib.nullcontext() if train["device"] == "cpu" else gpu_lease(sm.params.gpu_locks)
+    # With --resources gpu=N, N runs start at once: each takes its own GPU (or GPU slot, with
+    # runs_per_gpu > 1) before CUDA is initialised.
+    lease = (contextlib.nullcontext() if train["device"] == "cpu"
+             else gpu_lease(sm.params.gpu_locks, runs_per_gpu=sm.params.runs_per_gpu))
     with lease:
         execute(
             train=train, seed=int(sm.wildcards.seed), variant=sm.wildcards.variant,

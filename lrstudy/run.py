@@ -10,7 +10,6 @@ import csv
 import io
 import logging
 import platform
-import sys
 from pathlib import Path
 
 import torch
@@ -87,7 +86,6 @@ def execute(*, train: dict, seed: int, variant: str, data_npz: Path, data_meta: 
         "train_seconds": result.train_seconds, "diverged": result.diverged, "diverged_epoch": result.diverged_epoch,
         "resumed_from_epoch": result.resumed_from_epoch, "device": device.type, "device_name": device_name(device),
         "versions": versions(), "config": train, "config_hash": run_hash, "dataset": dataset,
-        "command": " ".join(sys.argv),
     }
     with atomic_path(model_out) as tmp:
         torch.save(result.model.state_dict(), tmp)

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
+from .metrics import METRIC_COLUMNS
 from .stats import study_stats
 
-METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
 EPOCH_COLUMNS = ["variant", "seed", *METRIC_COLUMNS, "diverged"]
 SUMMARY_COLUMNS = [
     "variant", "seed", "final_test_acc", "best_test_acc", "best_epoch", "epochs", "epochs_completed",

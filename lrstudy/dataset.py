@@ -42,18 +42,17 @@ class DatasetError(RuntimeError):
 
 
 def md5sum(path: str | os.PathLike) -> str:
-    return _digest(path, hashlib.md5())
+    return _digests(path, "md5")[0]
 
 
-def sha256sum(path: str | os.PathLike) -> str:
-    return _digest(path, hashlib.sha256())
-
-
-def _digest(path, h) -> str:
+def _digests(path, *names: str) -> list[str]:
+    """Hex digests of one file for several algorithms, in one read of the file."""
+    hashes = [hashlib.new(n) for n in names]
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+            for h in hashes:
+                h.update(chunk)
+    return [h.hexdigest() for h in hashes]
 
 
 def check_md5(path: Path, expected: str | None, what: str) -> None:
@@ -254,8 +253,9 @@ def prepare(archive: Path, out_npz: Path, out_meta: Path, *, train_limit: int | 
         "x_train": arrays["x_train"][keep_train], "y_train": arrays["y_train"][keep_train],
         "x_test": arrays["x_test"][keep_test], "y_test": arrays["y_test"][keep_test],
     }
+    md5, sha256 = _digests(archive, "md5", "sha256")
     meta = {
-        "archive": str(archive), "md5": md5sum(archive), "sha256": sha256sum(archive),
+        "archive": str(archive), "md5": md5, "sha256": sha256,
         "train_size": int(arrays["y_train"].size), "test_size": int(arrays["y_test"].size),
         "train_class_counts": np.bincount(arrays["y_train"], minlength=NUM_CLASSES).tolist(),
         "test_class_counts": np.bincount(arrays["y_test"], minlength=NUM_CLASSES).tolist(),

@@ -27,8 +27,6 @@ from .schedule import lr_for_epoch
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
-
 
 class DeviceError(RuntimeError):
     """The configured device cannot be used; the message says what to do."""

@@ -6,8 +6,6 @@ the same files the same way.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import platform
 from pathlib import Path
@@ -17,7 +15,8 @@ import torch
 from .atomic import atomic_path, atomic_write_json, atomic_write_text
 from .config import config_hash
 from .dataset import load_cache, load_meta
-from .engine import METRIC_COLUMNS, DeviceData, DeviceError, Trainer, progress_line, resolve_device
+from .engine import DeviceData, DeviceError, Trainer, progress_line, resolve_device
+from .metrics import metrics_csv
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +40,6 @@ def device_name(device: torch.device) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def metrics_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: repr(float(row[k])) if k != "epoch" else int(row[k]) for k in METRIC_COLUMNS})
-    return buf.getvalue()
 
 
 def execute(*, train: dict, seed: int, variant: str, data_npz: Path, data_meta: Path, metrics_out: Path,

@@ -1,0 +1,18 @@
+"""The per-epoch metrics file of a run: its columns, shared by the engine that writes it and the
+analysis that reads it (kept free of torch so the analysis jobs need not import it)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
+
+
+def metrics_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: repr(float(row[k])) if k != "epoch" else int(row[k]) for k in METRIC_COLUMNS})
+    return buf.getvalue()

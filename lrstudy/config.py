@@ -112,4 +112,9 @@ def config_hash(train: dict, seed: int, dataset: dict) -> str:
         "seed": seed,
         "dataset": {k: dataset.get(k) for k in ("md5", "sha256", "train_size", "test_size")},
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    return json_hash(payload)
+
+
+def json_hash(obj) -> str:
+    """16 hex digits of the sha256 of `obj` as canonical JSON: the same data gives the same hash."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]

@@ -7,7 +7,6 @@ every run, the exact config with its hash, provenance and the commands that repr
 from __future__ import annotations
 
 import base64
-import hashlib
 import importlib.metadata
 import json
 import platform
@@ -22,6 +21,7 @@ import yaml
 
 from . import stats as st
 from .atomic import atomic_write_text
+from .config import json_hash
 from .figures import DPI as FIGURE_DPI
 
 FIGURE_TITLES = {
@@ -127,10 +127,6 @@ def figure(path: str | Path, captions_dir: str | Path) -> dict:
             "width": round(width_px * 96 / FIGURE_DPI)}
 
 
-def study_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def git_commit(repo: str | Path) -> str:
     """HEAD of the workflow's repository, marked when the working tree has uncommitted changes."""
     def git(*args: str) -> str:
@@ -190,7 +186,7 @@ def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], f
         "seeds": ", ".join(map(str, config["seeds"])),
         "config_yaml": config_yaml,
         "config_href": "data:text/yaml;base64," + base64.b64encode(config_yaml.encode()).decode("ascii"),
-        "config_hash": study_hash(config),
+        "config_hash": json_hash(config),
         "provenance": prov,
         "commands": commands(prov[0][1]),
         "alpha": st.ALPHA,

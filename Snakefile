@@ -1,8 +1,10 @@
 # ResNet18 on CIFAR-10 under several learning-rate schedules, each with several seeds.
 #
 #   snakemake --cores 1 --resources gpu=1          the whole study (default target: report.html)
-#   snakemake --configfile config/smoke.yaml ...   the few-minute CPU demo
-#   snakemake results/runs/lr_x5/seed0/metrics.csv one run
+#   snakemake report.html                          the same, the defaults from profiles/default
+#   snakemake results/runs/lr_x5/summary.csv       one variant, every seed
+#   snakemake --configfile config/smoke.yaml       the few-minute CPU demo, a study named `demo`
+#   snakemake --config study=demo ...              later commands on that study (its config is remembered)
 #
 # Stages: workflow/rules/{common,data,train,analysis}.smk. Training engine: lrstudy/.
 
@@ -19,6 +21,8 @@ sys.path.insert(0, workflow.basedir)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.getenv("PYTHONPATH")])))
 
 
+# config.yaml is the defaults; workflow/rules/common.smk layers local.yaml, a named study's remembered
+# config and the command line over it, and checks the result.
 configfile: "config.yaml"
 
 

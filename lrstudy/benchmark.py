@@ -29,7 +29,7 @@ from torchvision import transforms
 
 from .atomic import atomic_write_json, atomic_write_text
 from .augment import MEAN, STD
-from .config import config_hash
+from .config import defaults, run_hash
 from .dataset import add_source_arguments, load_cache, load_meta, source_cache
 from .engine import DeviceData, Trainer, resolve_device
 from .model import ResNet18
@@ -100,7 +100,7 @@ def seed_style_epochs(arrays, train: dict, device: torch.device, epochs: int, wo
 
 def our_epochs(arrays, meta, train: dict, device: torch.device, epochs: int) -> list[float]:
     data = DeviceData.from_arrays(arrays, device)
-    trainer = Trainer(dict(train, epochs=epochs), 0, data, device, config_hash(train, 0, meta))
+    trainer = Trainer(dict(train, epochs=epochs), 0, data, device, run_hash(train, 0, meta))
     result = trainer.run(None)
     return [m["epoch_seconds"] for m in result.metrics]
 
@@ -151,10 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     npz, meta_path = source_cache(args, args.out)
     arrays, meta = load_cache(npz), load_meta(meta_path)
     device = resolve_device(args.device)
-    train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.1, "momentum": 0.9, "nesterov": False,
-             "weight_decay": 5e-4, "schedule": "cosine", "lr_windows": [], "width": args.width,
-             "precision": args.precision, "device": args.device, "compile": args.compile,
-             "deterministic": False, "eval_batch_size": 1024, "checkpoint_every": 1}
+    config = defaults()  # the study's recipe and execution settings, with this command's options over them
+    train = {**config["train"], **config["execution"], "epochs": args.epochs, "batch_size": args.batch_size,
+             "width": args.width, "precision": args.precision, "device": args.device, "compile": args.compile}
     n_train, n_test = len(arrays["y_train"]), len(arrays["y_test"])
     flops = train_flops_per_image(args.width) * n_train + train_flops_per_image(args.width) / 3 * n_test
     name = device_name(device)

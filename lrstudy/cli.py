@@ -13,14 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, check_run
+from .config import ConfigError, defaults, execution_of, recipe_of
 from .dataset import DatasetError, add_source_arguments, source_cache
 from .engine import DeviceError
 from .logs import run_logged
 from .run import execute
-
-DEFAULTS = Path(__file__).resolve().parent.parent / "config.yaml"
-
 
 def parse_window(text: str) -> dict:
     try:
@@ -31,44 +28,47 @@ def parse_window(text: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    base = yaml.safe_load(DEFAULTS.read_text())["train"] if DEFAULTS.exists() else {}
+    config = defaults()  # config.yaml: the workflow's defaults are this command's defaults
+    base, execution = config["train"], config["execution"]
     ap = argparse.ArgumentParser(prog="lrstudy-train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(ap)
     ap.add_argument("--out", type=Path, required=True, help="directory for metrics.csv, summary.json, model.pt")
-    ap.add_argument("--epochs", type=int, default=base.get("epochs", 200))
-    ap.add_argument("--lr", type=float, default=base.get("lr", 0.1))
-    ap.add_argument("--batch-size", type=int, default=base.get("batch_size", 256))
-    ap.add_argument("--momentum", type=float, default=base.get("momentum", 0.9))
-    ap.add_argument("--weight-decay", type=float, default=base.get("weight_decay", 5e-4))
-    ap.add_argument("--nesterov", action="store_true", default=base.get("nesterov", False))
-    ap.add_argument("--schedule", choices=["cosine", "step", "constant"], default=base.get("schedule", "cosine"))
+    ap.add_argument("--epochs", type=int, default=base["epochs"])
+    ap.add_argument("--lr", type=float, default=base["lr"])
+    ap.add_argument("--batch-size", type=int, default=base["batch_size"])
+    ap.add_argument("--momentum", type=float, default=base["momentum"])
+    ap.add_argument("--weight-decay", type=float, default=base["weight_decay"])
+    ap.add_argument("--nesterov", action="store_true", default=base["nesterov"])
+    ap.add_argument("--schedule", choices=["cosine", "step", "constant"], default=base["schedule"])
     ap.add_argument("--lr-window", type=parse_window, action="append", default=[], metavar="START:END:FACTOR",
                     help="multiply the lr by FACTOR for epochs START <= e < END (repeatable)")
-    ap.add_argument("--width", type=int, default=base.get("width", 64))
-    ap.add_argument("--precision", choices=["bf16", "fp32"], default=base.get("precision", "bf16"))
-    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=base.get("device", "auto"))
+    ap.add_argument("--width", type=int, default=base["width"])
+    ap.add_argument("--precision", choices=["bf16", "fp32"], default=base["precision"])
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=execution["device"])
     ap.add_argument("--compile", action="store_true", help="torch.compile with CUDA graphs (CUDA only)")
+    ap.add_argument("--threads", type=int, default=execution["cpu_threads"], help="torch threads of a CPU run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it matches")
     args = ap.parse_args(argv)
 
     train = dict(base, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, momentum=args.momentum,
                  weight_decay=args.weight_decay, nesterov=args.nesterov, schedule=args.schedule,
-                 lr_windows=args.lr_window, width=args.width, precision=args.precision, device=args.device,
-                 compile=args.compile)
-    for key in ("epochs", "batch_size"):
-        if train[key] < 1:
+                 lr_windows=args.lr_window, width=args.width, precision=args.precision)
+    execution = dict(execution, device=args.device, compile=args.compile, cpu_threads=args.threads)
+    for key in ("epochs", "batch_size", "threads"):
+        if getattr(args, key) < 1:
             ap.error(f"--{key.replace('_', '-')} must be positive")
     out = args.out
     ckpt = out / "checkpoint.pt"
 
     def run() -> None:
-        check_run(train, where="command line")
+        recipe = recipe_of(train, where="command line").as_dict()
         npz, meta = source_cache(args, out)
         if not args.resume:
             ckpt.unlink(missing_ok=True)
-        execute(train=train, seed=args.seed, variant="cli", data_npz=npz, data_meta=meta,
+        execute(recipe=recipe, execution=execution_of(execution).as_dict(), seed=args.seed, variant="cli",
+                data_npz=npz, data_meta=meta,
                 metrics_out=out / "metrics.csv", summary_out=out / "summary.json", model_out=out / "model.pt",
                 checkpoint_path=ckpt)
 

@@ -1,31 +1,162 @@
-"""The study's configuration beyond what the JSON schema can say: per-variant run configs, cross-key
-checks that name the offending key, and the config hash that ties a checkpoint to its run."""
+"""The study's configuration, parsed once into frozen, typed objects.
+
+One source of defaults: the project's `config.yaml`. A study config (a `--configfile`, `--config`, or the
+config a named study remembered) overrides it key by key, except `variants` and `seeds`, which replace
+the defaults as a whole (a small study must not inherit the four default variants).
+
+A run is defined by its **recipe** (model, data, optimiser, schedule, precision) and its seed: only these
+are a training job's parameters and the run's hash. **Execution settings** (device, compile, evaluation
+batch, checkpoint interval, CPU threads) say how it is computed; they are recorded in summary.json but
+never retrain a finished run.
+
+The JSON schema (workflow/schemas/config.schema.yaml) checks types and ranges; the checks here relate keys
+to each other and name the offending key.
+"""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
 
 import yaml
 
 from .schedule import default_milestones
 
-# Keys that change what a run computes. `device`, `compile` and `checkpoint_every` are left out of the
-# hash on purpose: a run resumed on another device or with another checkpoint cadence is the same run.
-_NOT_HASHED = {"device", "compile", "checkpoint_every", "eval_batch_size"}
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config.yaml"
+DEFAULT_STUDY = "default"
+# Keys whose value given by a study replaces the default as a whole instead of being merged into it.
+REPLACED_WHOLE = ("variants", "seeds", "grid")
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
 
-def replace_study_lists(config: dict, command_line_config: dict) -> None:
-    """`variants` and `seeds` given on the command line (--configfile or --config) replace the defaults
-    as a whole: a small study must not inherit the default variants. Snakemake deep-merges dicts."""
-    for key in ("variants", "seeds"):
-        if key in command_line_config:
-            config[key] = copy.deepcopy(command_line_config[key])
+# ------------------------------------------------------------------------------------------ typed parts
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What defines a run (with its seed): changing any of these gives other numbers."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    schedule: str
+    step_milestones: tuple[int, ...] | None
+    step_gamma: float
+    lr_windows: tuple[tuple[int, int, float], ...]  # (start, end, factor), 1-based, end exclusive
+    width: int
+    precision: str
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["lr_windows"] = [{"start": s, "end": e, "factor": f} for s, e, f in self.lr_windows]
+        d["step_milestones"] = None if self.step_milestones is None else list(self.step_milestones)
+        return d
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How runs are computed. Never part of a run's identity: a run resumed on another device, or with
+    another evaluation batch, is the same run."""
+
+    device: str
+    compile: bool
+    deterministic: bool
+    eval_batch_size: int
+    checkpoint_every: int
+    cpu_threads: int
+    runs_per_gpu: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    url: str
+    md5: str | None
+    archive: str | None
+    train_limit: int | None
+    test_limit: int | None
+    download_retries: int
+
+    def identity(self) -> dict:
+        """What the decoded data depends on: the archive's checksum and the subsets, never a path."""
+        return {"md5": self.md5.lower() if self.md5 else None, "train_limit": self.train_limit,
+                "test_limit": self.test_limit}
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    dataset: Dataset
+    recipes: Mapping[str, Recipe]  # variant -> recipe, in config order
+    seeds: tuple[int, ...]
+    execution: Execution
+    adaptive: Mapping[str, Any] | None
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.recipes)
+
+    @property
+    def reference(self) -> str:
+        return "baseline" if "baseline" in self.recipes else self.variants[0]
+
+    @property
+    def outdir(self) -> str:
+        """Where the study's files live, relative to the project: the default study at the top."""
+        return "." if self.name == DEFAULT_STUDY else f"studies/{self.name}"
+
+
+RECIPE_KEYS = [f.name for f in fields(Recipe)]
+EXECUTION_KEYS = [f.name for f in fields(Execution)]
+
+
+# ------------------------------------------------------------------------------------------- defaults
+
+
+def load_yaml(path: str | Path) -> dict:
+    """A config file as a mapping; a clear error naming the file otherwise (also for a key written twice)."""
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            data = yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty; give it the keys to change (see config.yaml)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys (see config.yaml), "
+                          f"this one holds a {type(data).__name__}")
+    return data
+
+
+def defaults() -> dict:
+    return load_yaml(DEFAULTS_FILE)
+
+
+def merge(base: dict, override: Mapping) -> dict:
+    """`override` over `base`, dicts merged key by key, REPLACED_WHOLE keys replaced."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in REPLACED_WHOLE and isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -43,72 +174,159 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def check_unique_keys(paths) -> None:
-    for path in paths:
-        with open(path) as fh:
-            yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+# -------------------------------------------------------------------------------- checks before schema
 
 
-def normalise_variants(config: dict) -> None:
-    """A variant written as `name:` (null) is the base recipe unchanged."""
-    if isinstance(config.get("variants"), dict):
-        config["variants"] = {name: ({} if v is None else v) for name, v in config["variants"].items()}
+def check_names_and_numbers(config: Mapping) -> None:
+    """What the schema lets through: YAML names read as numbers or booleans, NaN and infinity, and
+    execution settings written in the recipe."""
+    variants = config.get("variants")
+    if isinstance(variants, Mapping):
+        for name in variants:
+            if not isinstance(name, str):
+                raise ConfigError(
+                    f"variants: the name {name!r} is read by YAML as a {type(name).__name__}, not a name; "
+                    f"quote it (e.g. '{name}': ...) or choose a name that starts with a letter")
+    for key, value in _leaves(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"invalid config: {key}: {value} is not a finite number")
+    for where, section in [("train", config.get("train"))] + [
+            (f"variants.{v}", s) for v, s in (variants or {}).items() if isinstance(variants, Mapping)]:
+        for key in EXECUTION_KEYS:
+            if isinstance(section, Mapping) and key in section:
+                raise ConfigError(f"{where}.{key} is an execution setting, not part of the recipe: "
+                                  f"move it under `execution:` (it applies to every run)")
+
+
+def _leaves(obj, prefix=""):
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from _leaves(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _leaves(v, f"{prefix}[{i}]")
+    else:
+        yield prefix, obj
 
 
 def describe_schema_error(error: Exception) -> str:
     """'train.epochs: 0 is less than the minimum of 1' from the jsonschema error inside Snakemake's."""
     import jsonschema
 
-    found = error.__context__  # Snakemake raises its WorkflowError while handling jsonschema's error
+    found = error if isinstance(error, jsonschema.ValidationError) else error.__context__
     if not isinstance(found, jsonschema.ValidationError):
         return str(error)
     key = ".".join(str(p) for p in found.absolute_path) or "(top level)"
     return f"invalid config: {key}: {found.message}"
 
 
-def run_config(config: dict, variant: str) -> dict:
-    """The complete train config of one variant: the base recipe with the variant's overrides."""
-    if variant not in config["variants"]:
-        raise ConfigError(f"variant {variant!r} is not configured (configured: {', '.join(config['variants'])})")
-    merged = copy.deepcopy(config["train"])
-    merged.update(copy.deepcopy(config["variants"][variant] or {}))
-    return merged
+# ----------------------------------------------------------------------------------------------- grid
 
 
-def check_study(config: dict) -> None:
-    """Checks that relate keys to each other; raises ConfigError naming the key."""
-    for variant in config["variants"]:
-        check_run(run_config(config, variant), where=f"variants.{variant}")
-    check_run(config["train"], where="train")
+def expand_grid(config: dict) -> None:
+    """`grid:` entries -> named variants. Each entry crosses its windows with its factors:
+
+        grid:
+          - {windows: [{start: 50, end: 100}], factors: [0.5, 2, 5]}     # -> lr_x0.5_e50-100, ...
+          - {windows: [...], factors: [...], name: "bump{factor}_{start}"}
+
+    The names come from `name` (default `lr_x{factor}_e{start}-{end}`); they are checked like written ones
+    and must not collide with them."""
+    grid = config.get("grid") or []
+    variants = config.setdefault("variants", {})
+    for i, entry in enumerate(grid):
+        pattern = entry.get("name", "lr_x{factor}_e{start}-{end}")
+        for w in entry["windows"]:
+            for factor in entry["factors"]:
+                name = pattern.format(start=w["start"], end=w["end"], factor=_short(factor))
+                if name in variants:
+                    raise ConfigError(f"grid[{i}]: variant {name!r} is already defined; give the grid another "
+                                      "`name` pattern (fields {start}, {end}, {factor})")
+                variants[name] = {**entry.get("recipe", {}),
+                                  "lr_windows": [{"start": w["start"], "end": w["end"], "factor": factor}]}
 
 
-def check_run(train: dict, where: str) -> None:
-    epochs = train["epochs"]
-    windows = train.get("lr_windows") or []
-    for i, w in enumerate(windows):
+def _short(x: float) -> str:
+    return f"{x:g}"
+
+
+# ------------------------------------------------------------------------------------------- parsing
+
+
+def recipe_of(train: Mapping, where: str) -> Recipe:
+    """A checked Recipe from a complete train mapping; errors name `where`."""
+    recipe = Recipe(
+        epochs=int(train["epochs"]), batch_size=int(train["batch_size"]), lr=float(train["lr"]),
+        momentum=float(train["momentum"]), nesterov=bool(train["nesterov"]),
+        weight_decay=float(train["weight_decay"]), schedule=str(train["schedule"]),
+        step_milestones=None if train.get("step_milestones") is None else tuple(map(int, train["step_milestones"])),
+        step_gamma=float(train["step_gamma"]),
+        lr_windows=tuple((int(w["start"]), int(w["end"]), float(w["factor"])) for w in train["lr_windows"] or []),
+        width=int(train["width"]), precision=str(train["precision"]),
+    )
+    check_recipe(recipe, where)
+    return recipe
+
+
+def check_recipe(r: Recipe, where: str) -> None:
+    for i, (start, end, _) in enumerate(r.lr_windows):
         key = f"{where}.lr_windows[{i}]"
-        if w["end"] <= w["start"]:
-            raise ConfigError(f"{key}: end ({w['end']}) must be greater than start ({w['start']})")
-        if w["start"] > epochs or w["end"] > epochs + 1:
+        if end <= start:
+            raise ConfigError(f"{key}: end ({end}) must be greater than start ({start})")
+        if start > r.epochs or end > r.epochs + 1:
             raise ConfigError(
-                f"{key}: window [{w['start']}, {w['end']}) lies outside the run's epochs 1..{epochs} "
-                f"(end is the first epoch after the window, at most {epochs + 1})"
+                f"{key}: window [{start}, {end}) lies outside the run's epochs 1..{r.epochs} "
+                f"(end is the first epoch after the window, at most {r.epochs + 1})"
             )
-    spans = sorted((w["start"], w["end"], i) for i, w in enumerate(windows))
+    spans = sorted((s, e, i) for i, (s, e, _) in enumerate(r.lr_windows))
     for (s1, e1, i1), (s2, _, i2) in zip(spans, spans[1:]):
         if s2 < e1:
             raise ConfigError(f"{where}.lr_windows[{i1}] and [{i2}] overlap; give one window per epoch range")
-    if train["schedule"] == "step":
-        milestones = train.get("step_milestones") or default_milestones(epochs)
-        bad = [m for m in milestones if m >= epochs]
+    if r.schedule == "step":
+        milestones = r.step_milestones or default_milestones(r.epochs)
+        bad = [m for m in milestones if not 1 < m <= r.epochs]
         if bad:
-            raise ConfigError(f"{where}.step_milestones: {bad} not inside the run of {epochs} epochs")
+            raise ConfigError(f"{where}.step_milestones: {bad} not inside the run of {r.epochs} epochs "
+                              f"(a milestone is the first epoch at the lower lr, 2..{r.epochs})")
 
 
-def config_hash(train: dict, seed: int, dataset: dict) -> str:
-    """A short hash of everything that decides a run's numbers."""
+def execution_of(execution: Mapping) -> Execution:
+    return Execution(**{k: execution[k] for k in EXECUTION_KEYS})
+
+
+def parse_study(config: Mapping) -> Study:
+    """The typed study from a complete config (defaults merged, schema-validated)."""
+    base = config["train"]
+    recipes = {}
+    recipe_of(base, "train")
+    for name, over in config["variants"].items():
+        recipes[name] = recipe_of({**base, **(over or {})}, f"variants.{name}")
+    ds = config["dataset"]
+    return Study(
+        name=config["study"],
+        dataset=Dataset(**{f.name: ds[f.name] for f in fields(Dataset)}),
+        recipes=recipes,
+        seeds=tuple(int(s) for s in config["seeds"]),
+        execution=execution_of(config["execution"]),
+        adaptive=copy.deepcopy(config.get("adaptive")),
+    )
+
+
+def prepare_config(config: dict) -> None:
+    """In place, before the schema: null variants as {}, the grid expanded, and what the schema misses."""
+    if isinstance(config.get("variants"), dict):
+        config["variants"] = {n: ({} if v is None else v) for n, v in config["variants"].items()}
+    check_names_and_numbers(config)
+    expand_grid(config)
+
+
+# -------------------------------------------------------------------------------------------- hashing
+
+
+def run_hash(recipe: Mapping, seed: int, dataset: Mapping) -> str:
+    """A short hash of everything that decides a run's numbers: recipe, seed and the data's checksums."""
     payload = {
-        "train": {k: v for k, v in sorted(train.items()) if k not in _NOT_HASHED},
+        "recipe": {k: recipe[k] for k in RECIPE_KEYS},
         "seed": seed,
         "dataset": {k: dataset.get(k) for k in ("md5", "sha256", "train_size", "test_size")},
     }

@@ -231,7 +231,12 @@ def read_archive(archive: Path) -> dict[str, np.ndarray]:
 
 def balanced_subset(labels: np.ndarray, limit: int | None, key: str) -> np.ndarray:
     """Indices of the first `limit` images taking classes in turn (class-balanced), in dataset order."""
-    if limit is None or limit >= labels.size:
+    if limit is None:
+        return np.arange(labels.size)
+    if limit >= labels.size:
+        if limit > labels.size:
+            log.warning("%s=%d is larger than the %d images there are: all %d are used", key, limit, labels.size,
+                        labels.size)
         return np.arange(labels.size)
     per_class = [limit // NUM_CLASSES + (1 if c < limit % NUM_CLASSES else 0) for c in range(NUM_CLASSES)]
     picks = []
@@ -262,8 +267,25 @@ def prepare(archive: Path, out_npz: Path, out_meta: Path, *, train_limit: int | 
     }
     with atomic_path(out_npz) as tmp:
         np.savez(tmp, **arrays)
+        meta["npz_size"] = tmp.stat().st_size
+        (meta["npz_sha256"],) = _digests(tmp, "sha256")
     atomic_write_json(out_meta, meta)
     return meta
+
+
+def verify_cache(npz: Path, meta: dict) -> None:
+    """The cache is what prepare() wrote: same size and sha256 as recorded then."""
+    if "npz_sha256" not in meta:
+        return  # a cache made before checksums were recorded
+    how_to_fix = (f"Rebuild it with: snakemake --forcerun prepare_data -- {npz} "
+                  "(finished runs are kept: they depend on the dataset's checksums, not on this file)")
+    try:
+        size = Path(npz).stat().st_size
+    except OSError as exc:
+        raise DatasetError(f"{npz}: cannot read the dataset cache ({exc.strerror}). {how_to_fix}") from None
+    if size != meta["npz_size"] or _digests(npz, "sha256")[0] != meta["npz_sha256"]:
+        raise DatasetError(f"{npz} is damaged: its size or sha256 differs from the one recorded when it was made "
+                           f"({size} bytes, {meta['npz_size']} recorded). {how_to_fix}")
 
 
 def load_cache(npz: Path) -> dict[str, np.ndarray]:

@@ -67,6 +67,7 @@ class RunResult:
     diverged_epoch: int | None
     train_seconds: float
     resumed_from_epoch: int
+    cpu_threads: int
     model: torch.nn.Module = field(repr=False)
 
 
@@ -75,8 +76,12 @@ class Trainer:
 
     def __init__(self, train: dict, seed: int, data: DeviceData, device: torch.device, config_hash: str):
         self.cfg, self.seed, self.data, self.device, self.config_hash = train, seed, data, device, config_hash
+        # The thread count changes how CPU float sums are split, so it is fixed per run (never taken from
+        # --cores) and a resumed run keeps the count it started with.
+        self.cpu_threads = int(train["cpu_threads"])
+        torch.set_num_threads(self.cpu_threads)
         cuda = device.type == "cuda"
-        if cuda and train.get("deterministic"):
+        if cuda and train["deterministic"]:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
@@ -95,7 +100,7 @@ class Trainer:
             weight_decay=train["weight_decay"], **({"fused": True} if cuda else {"foreach": True}),
         )
         self.forward = self.model
-        if cuda and train.get("compile"):
+        if cuda and train["compile"]:
             # CUDA graphs remove the per-kernel launch cost that dominates ResNet18 at batch 256.
             self.forward = torch.compile(self.model, mode="reduce-overhead")
         self.generator = torch.Generator().manual_seed(seed)
@@ -109,7 +114,7 @@ class Trainer:
             "config_hash": self.config_hash, "epoch": self.epoch, "metrics": self.metrics,
             "train_seconds": train_seconds, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch.get_rng_state(), "cpu_threads": self.cpu_threads,
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state()
@@ -125,6 +130,11 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.metrics = list(state["metrics"])
         self.seconds_before_resume = float(state["train_seconds"])
+        if "cpu_threads" in state and int(state["cpu_threads"]) != self.cpu_threads:
+            log.info("resuming with the %d CPU threads this run started with (execution.cpu_threads is %d)",
+                     int(state["cpu_threads"]), self.cpu_threads)
+            self.cpu_threads = int(state["cpu_threads"])
+            torch.set_num_threads(self.cpu_threads)
 
     # -- one epoch --------------------------------------------------------------------------------
     def _autocast(self):
@@ -174,7 +184,7 @@ class Trainer:
     def run(self, checkpoint_path: Path | None = None,
             on_epoch: Callable[[list[dict], int], None] | None = None) -> RunResult:
         """Train until `epochs`, resuming from `checkpoint_path` when it holds this run's state."""
-        epochs, every = self.cfg["epochs"], self.cfg.get("checkpoint_every", 1)
+        epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         if checkpoint_path is not None and (state := checkpoint.load_matching(checkpoint_path, self.config_hash)):
             self.restore(state)
             log.info("resumed from %s at the end of epoch %d of %d", checkpoint_path, self.epoch, epochs)
@@ -200,7 +210,8 @@ class Trainer:
             if on_epoch is not None:
                 on_epoch(self.metrics, epochs)
         return RunResult(self.metrics, diverged_epoch is not None, diverged_epoch,
-                         self.seconds_before_resume + time.perf_counter() - started, resumed_from, self.model)
+                         self.seconds_before_resume + time.perf_counter() - started, resumed_from, self.cpu_threads,
+                         self.model)
 
 
 def _finite(row: dict) -> bool:

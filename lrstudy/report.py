@@ -11,7 +11,6 @@ import importlib.metadata
 import json
 import platform
 import struct
-import subprocess
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -127,27 +126,39 @@ def figure(path: str | Path, captions_dir: str | Path) -> dict:
             "width": round(width_px * 96 / FIGURE_DPI)}
 
 
-def git_commit(repo: str | Path) -> str:
-    """HEAD of the workflow's repository, marked when the working tree has uncommitted changes."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
-                              timeout=30).stdout.strip()
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit + (" (with uncommitted changes)" if dirty else "")
-
-
 def distinct(values: Iterable) -> str:
     return ", ".join(dict.fromkeys("\u2013" if v is None else str(v) for v in values)) or "\u2013"
 
 
-def provenance(summaries: list[dict], repo: str | Path) -> list[tuple[str, str]]:
-    items = [("git commit", git_commit(repo))]
+def code_of(summary: dict) -> dict:
+    return summary.get("code") or {"commit": None, "dirty": None, "engine_fingerprint": None}
+
+
+def commit_label(code: dict) -> str:
+    if not code.get("commit"):
+        return "unknown (not a git checkout)"
+    return code["commit"] + (" (with uncommitted changes)" if code.get("dirty") else "")
+
+
+def code_warning(summaries: list[dict]) -> str | None:
+    """Runs made by different engine code are not one experiment: say so, naming the runs."""
+    by_print: dict[str | None, list[str]] = {}
+    for s in summaries:
+        by_print.setdefault(code_of(s)["engine_fingerprint"], []).append(f"{s['variant']}/seed{s['seed']}")
+    if len(by_print) < 2:
+        return None
+    parts = [f"engine {fp or 'unrecorded'}: {', '.join(runs)}" for fp, runs in by_print.items()]
+    return ("These runs were trained by different versions of the training code, so the comparisons below "
+            "mix them: " + "; ".join(parts) + ". Retrain the older runs (snakemake --forcerun train) to compare "
+            "like with like.")
+
+
+def provenance(summaries: list[dict]) -> list[tuple[str, str]]:
+    items = [("git commit (training)", distinct(commit_label(code_of(s)) for s in summaries)),
+             ("engine code fingerprint", distinct(code_of(s)["engine_fingerprint"] for s in summaries))]
     items += [("device", distinct(f"{s['device']}: {s['device_name']}" for s in summaries))]
-    for key in ("python", "torch", "torchvision", "cuda", "cudnn"):
+    on_cuda = any(s["device"] == "cuda" for s in summaries)
+    for key in ("python", "torch", "torchvision") + (("cuda", "cudnn") if on_cuda else ()):
         items.append((f"{key} (training)", distinct(s["versions"].get(key) for s in summaries)))
     items.append(("python (analysis)", platform.python_version()))
     items += [(pkg, importlib.metadata.version(pkg)) for pkg in ANALYSIS_PACKAGES]
@@ -156,9 +167,18 @@ def provenance(summaries: list[dict], repo: str | Path) -> list[tuple[str, str]]
     return items
 
 
-def commands(commit: str) -> list[str]:
+def run_code(summaries: list[dict]) -> list[dict]:
+    return [{"run": f"{s['variant']}/seed{s['seed']}", "commit": commit_label(code_of(s)),
+             "engine": code_of(s)["engine_fingerprint"] or "\u2013",
+             "execution": ", ".join(f"{k} {v}" for k, v in sorted((s.get("execution") or {}).items()))}
+            for s in summaries]
+
+
+def commands(summaries: list[dict]) -> list[str]:
+    commits = {code_of(s)["commit"] for s in summaries}
+    commit = commits.pop() if len(commits) == 1 else None
     return [
-        f"git checkout {commit.split()[0]}" if commit != "unknown" else "# check out the commit the study ran at",
+        f"git checkout {commit}" if commit else "# check out the commit the runs were trained at (see Provenance)",
         "make venv    # .venv with the pinned requirements",
         "# save the config above as study.yaml (the link beside it downloads it), then:",
         ".venv/bin/snakemake --cores 1 --resources gpu=1 --configfile study.yaml",
@@ -167,10 +187,10 @@ def commands(commit: str) -> list[str]:
 
 
 def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], figures: Sequence[str | Path],
-            captions_dir: str | Path, seed_numbers: dict, config: dict, repo: str | Path) -> dict:
+            captions_dir: str | Path, seed_numbers: dict, config: dict) -> dict:
     config = json.loads(json.dumps(config))  # plain dicts and lists, whatever Snakemake handed over
     config_yaml = yaml.safe_dump(config, sort_keys=False)
-    prov = provenance(summaries, repo)
+    prov = provenance(summaries)
     reference = stats["reference"].iloc[0]
     return {
         "reference": reference,
@@ -188,7 +208,9 @@ def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], f
         "config_href": "data:text/yaml;base64," + base64.b64encode(config_yaml.encode()).decode("ascii"),
         "config_hash": json_hash(config),
         "provenance": prov,
-        "commands": commands(prov[0][1]),
+        "commands": commands(summaries),
+        "code_warning": code_warning(summaries),
+        "run_code": run_code(summaries),
         "alpha": st.ALPHA,
     }
 
@@ -203,11 +225,11 @@ def render(template: str | Path, ctx: dict) -> str:
 
 def write_report(*, stats_csv: str | Path, summary_csv: str | Path, summary_jsons: Iterable[str | Path],
                  figures: Sequence[str | Path], captions_dir: str | Path, seed_numbers: str | Path,
-                 template: str | Path, config: dict, repo: str | Path, out: str | Path) -> None:
+                 template: str | Path, config: dict, out: str | Path) -> None:
     ctx = context(
         stats=pd.read_csv(stats_csv, dtype={"seeds_needed": "Int64"}), runs=pd.read_csv(summary_csv),
         summaries=[json.loads(Path(p).read_text()) for p in summary_jsons], figures=figures,
         captions_dir=captions_dir, seed_numbers=yaml.safe_load(Path(seed_numbers).read_text()),
-        config=config, repo=repo,
+        config=config,
     )
     atomic_write_text(out, render(template, ctx))

@@ -6,19 +6,59 @@ the same files the same way.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import platform
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
 from .atomic import atomic_path, atomic_write_json, atomic_write_text
-from .config import config_hash
-from .dataset import load_cache, load_meta
+from .config import RECIPE_KEYS, run_hash
+from .dataset import load_cache, load_meta, verify_cache
 from .engine import DeviceData, DeviceError, Trainer, progress_line, resolve_device
 from .metrics import metrics_csv
+from .provenance import code_record
 
 log = logging.getLogger(__name__)
+
+
+class RunBusyError(RuntimeError):
+    """Another process is training the same run."""
+
+
+@contextlib.contextmanager
+def run_lock(checkpoint_path: Path) -> Iterator[None]:
+    """One trainer per run: a second one (say, after a killed Snakemake whose training job lives on)
+    would resume the same checkpoint and race the first. The lock dies with its holder."""
+    lock_path = checkpoint_path.with_name(checkpoint_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise RunBusyError(
+                f"{checkpoint_path.parent.name}/{checkpoint_path.stem} is being trained by {holder} "
+                f"(lock {lock_path}): wait for it to finish, or stop it (kill PID) and run again; "
+                "the run resumes from its last checkpoint"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {platform.node()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def versions() -> dict:
@@ -42,21 +82,34 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def execute(*, train: dict, seed: int, variant: str, data_npz: Path, data_meta: Path, metrics_out: Path,
-            summary_out: Path, model_out: Path, checkpoint_path: Path | None, threads: int | None = None) -> dict:
-    """Train (or resume) one run and write its outputs atomically; returns the summary."""
-    device = resolve_device(train["device"])
-    if threads:
-        torch.set_num_threads(threads)
+def execute(*, recipe: dict, execution: dict, seed: int, variant: str, data_npz: Path, data_meta: Path,
+            metrics_out: Path, summary_out: Path, model_out: Path, checkpoint_path: Path | None,
+            project: Path | None = None) -> dict:
+    """Train (or resume) one run and write its outputs atomically; returns the summary.
+
+    `recipe` defines the run (with `seed`); `execution` says how it is computed. With a checkpoint path
+    the run holds a lock for its whole life: one run, one trainer."""
+    lock = run_lock(checkpoint_path) if checkpoint_path is not None else contextlib.nullcontext()
+    with lock:
+        return _execute(recipe, execution, seed, variant, data_npz, data_meta, metrics_out, summary_out,
+                        model_out, checkpoint_path, project)
+
+
+def _execute(recipe, execution, seed, variant, data_npz, data_meta, metrics_out, summary_out, model_out,
+             checkpoint_path, project) -> dict:
+    recipe = {k: recipe[k] for k in RECIPE_KEYS}
+    train = {**recipe, **execution}
+    device = resolve_device(execution["device"])
     meta = load_meta(data_meta)
     dataset = {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")}
-    run_hash = config_hash(train, seed, dataset)
+    config_hash = run_hash(recipe, seed, dataset)
     log.info("run %s seed %d on %s (%s), config %s, %d train / %d test images", variant, seed, device,
-             device_name(device), run_hash, dataset["train_size"], dataset["test_size"])
-    if device.type == "cpu" and train["precision"] == "bf16":
+             device_name(device), config_hash, dataset["train_size"], dataset["test_size"])
+    if device.type == "cpu" and recipe["precision"] == "bf16":
         log.info("precision bf16 applies on CUDA only; this CPU run computes in fp32")
+    verify_cache(data_npz, meta)
     data = DeviceData.from_arrays(load_cache(data_npz), device)
-    trainer = Trainer(train, seed, data, device, run_hash)
+    trainer = Trainer(train, seed, data, device, config_hash)
     try:
         result = trainer.run(checkpoint_path, on_epoch=lambda rows, epochs: log.info(progress_line(rows, epochs)))
     except torch.OutOfMemoryError as exc:
@@ -75,7 +128,8 @@ def execute(*, train: dict, seed: int, variant: str, data_npz: Path, data_meta: 
         "best_test_acc": best["test_acc"] if best else None, "best_epoch": best["epoch"] if best else None,
         "train_seconds": result.train_seconds, "diverged": result.diverged, "diverged_epoch": result.diverged_epoch,
         "resumed_from_epoch": result.resumed_from_epoch, "device": device.type, "device_name": device_name(device),
-        "versions": versions(), "config": train, "config_hash": run_hash, "dataset": dataset,
+        "versions": versions(), "config": recipe, "config_hash": config_hash, "dataset": dataset,
+        "execution": {**execution, "cpu_threads_used": result.cpu_threads}, "code": code_record(project or _PACKAGE_ROOT),
     }
     with atomic_path(model_out) as tmp:
         torch.save(result.model.state_dict(), tmp)

@@ -1,8 +1,11 @@
 """The learning rate of every epoch: a base schedule over the whole run, times any lr windows.
 
-Epochs are 1-based. The lr of epoch e is used for every step of that epoch, as with a PyTorch scheduler
-stepped once per epoch. A window {start, end, factor} multiplies the base lr for start <= e < end; the
-base schedule itself is not shifted, so after the window the run is back on the base curve.
+Epochs are counted one way everywhere: 1-based, epoch 1 is the first. The lr of epoch e is used for every
+step of that epoch, as with a PyTorch scheduler stepped once per epoch. A window {start, end, factor}
+multiplies the base lr for start <= e < end; the base schedule itself is not shifted, so after the window
+the run is back on the base curve. A step milestone m is the first epoch at the lower lr, so a window
+starting at m and a milestone m act on the same epoch (PyTorch's MultiStepLR counts steps from 0: its
+milestone m - 1).
 """
 
 from __future__ import annotations
@@ -30,15 +33,16 @@ def base_lr(epoch: int, *, lr: float, epochs: int, schedule: str,
         # CosineAnnealingLR(T_max=epochs, eta_min=0) stepped once per epoch: epoch 1 uses the full lr.
         return lr * (1.0 + math.cos(math.pi * (epoch - 1) / epochs)) / 2.0
     if schedule == "step":
-        # MultiStepLR: the lr drops by `step_gamma` from each milestone epoch on (0-based step count).
+        # The lr drops by `step_gamma` from each milestone epoch on (1-based, like the windows).
         milestones = default_milestones(epochs) if step_milestones is None else step_milestones
-        drops = sum(1 for m in milestones if epoch - 1 >= m)
+        drops = sum(1 for m in milestones if epoch >= m)
         return lr * step_gamma**drops
     raise ValueError(f"unknown schedule {schedule!r} (expected cosine, step or constant)")
 
 
 def default_milestones(epochs: int) -> list[int]:
-    return [epochs // 2, (epochs * 3) // 4]
+    """The first epochs after one half and three quarters of the run."""
+    return [epochs // 2 + 1, (epochs * 3) // 4 + 1]
 
 
 def window_factor(epoch: int, windows: Sequence[LrWindow]) -> float:
@@ -52,7 +56,7 @@ def window_factor(epoch: int, windows: Sequence[LrWindow]) -> float:
 def lr_for_epoch(epoch: int, train: dict) -> float:
     """The lr actually used in `epoch` for a resolved train config (a dict as in config.yaml's `train`)."""
     base = base_lr(epoch, lr=train["lr"], epochs=train["epochs"], schedule=train["schedule"],
-                   step_milestones=train.get("step_milestones"), step_gamma=train.get("step_gamma", 0.1))
+                   step_milestones=train["step_milestones"], step_gamma=train["step_gamma"])
     return base * window_factor(epoch, windows_of(train))
 
 
@@ -62,4 +66,4 @@ def lr_table(train: dict) -> list[float]:
 
 
 def windows_of(train: dict) -> list[LrWindow]:
-    return [LrWindow(int(w["start"]), int(w["end"]), float(w["factor"])) for w in train.get("lr_windows") or []]
+    return [LrWindow(int(w["start"]), int(w["end"]), float(w["factor"])) for w in train["lr_windows"]]

@@ -41,9 +41,11 @@ class Workflow:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def snakemake(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout)
+    def snakemake(self, *args: str, check: bool = True, timeout: int = 900, cores: bool = True,
+                  cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """`snakemake --cores 2 ARGS` in the workflow copy (`cores=False`: exactly ARGS, as a user types)."""
+        cmd = [sys.executable, "-m", "snakemake", *(["--cores", "2"] if cores else []), *args]
+        proc = subprocess.run(cmd, cwd=cwd or self.root, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -68,12 +70,17 @@ def workflow(tmp_path) -> Workflow:
     return Workflow(tmp_path / "wf")
 
 
-def small_study(archive: Path, **train) -> dict:
-    """A CPU study that trains in seconds: narrow model, a few epochs, two variants, two seeds."""
+def small_study(archive: Path, **keys) -> dict:
+    """A CPU study that trains in seconds: narrow model, a few epochs, two variants, two seeds. `keys` are
+    recipe or execution keys."""
+    from lrstudy.config import EXECUTION_KEYS
+
+    execution = {"device": "cpu", **{k: v for k, v in keys.items() if k in EXECUTION_KEYS}}
+    recipe = {k: v for k, v in keys.items() if k not in EXECUTION_KEYS}
     return {
         "dataset": {"archive": str(archive), "md5": synthetic_md5(archive)},
-        "train": {"epochs": 4, "batch_size": 50, "lr": 0.05, "width": 4, "device": "cpu", "precision": "fp32",
-                  **train},
+        "train": {"epochs": 4, "batch_size": 50, "lr": 0.05, "width": 4, "precision": "fp32", **recipe},
+        "execution": execution,
         "variants": {"baseline": {}, "lr_x5": {"lr_windows": [{"start": 2, "end": 3, "factor": 5.0}]}},
         "seeds": [0, 1],
     }

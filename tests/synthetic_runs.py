@@ -105,5 +105,5 @@ def build_report(root: Path, finals: dict[str, list[float]], diverged=None, seed
                  summary_jsons=[d / "summary.json" for d in run_dirs], figures=pngs,
                  captions_dir=REPO / "report/captions", seed_numbers=seed_numbers or REPO / "report/reference.yaml",
                  template=REPO / "report/templates/report.html.j2", config=config or study_config(finals),
-                 repo=REPO, out=out)
+                 out=out)
     return out

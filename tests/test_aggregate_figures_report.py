@@ -125,7 +125,7 @@ def analysed(tmp_path_factory):
     finals = {"baseline": SMALL["baseline"][:2], "lr_x5": SMALL["lr_x5"][:2]}
     write_study(root, finals, diverged={("lr_x5", 1): 5})
     (root / "study.yaml").write_text(yaml.safe_dump(
-        {"train": {"epochs": 12, "device": "cpu"}, "variants": {"baseline": {}, "lr_x5": {}}, "seeds": [0, 1]}))
+        {"train": {"epochs": 12}, "execution": {"device": "cpu"}, "variants": {"baseline": {}, "lr_x5": {}}, "seeds": [0, 1]}))
     return root
 
 

@@ -24,6 +24,17 @@ BAD = [
     ({"seeds": [1, 1]}, "seeds: [1, 1] has non-unique elements"),
     ({"dataset": {"url": "ftp://x/y.tgz"}}, "dataset.url: 'ftp://x/y.tgz' does not match"),
     ({"dataset": {"md5": "xyz"}}, "dataset.md5: 'xyz' does not match"),
+    ({"train": {"lr": float("nan")}}, "invalid config: train.lr: nan is not a finite number"),
+    ({"variants": {"x": {"weight_decay": float("inf")}}}, "invalid config: variants.x.weight_decay: inf is not a finite"),
+    ({"variants": {"x": {"lr_windows": [{"start": 2, "end": 3, "factor": float("-inf")}]}}},
+     "variants.x.lr_windows[0].factor: -inf is not a finite number"),
+    ({"train": {"device": "cpu"}}, "train.device is an execution setting, not part of the recipe: move it under"),
+    ({"variants": {"x": {"compile": True}}}, "variants.x.compile is an execution setting"),
+    ({"execution": {"cpu_threads": 0}}, "execution.cpu_threads: 0 is less than the minimum of 1"),
+    ({"grid": [{"windows": [{"start": 2, "end": 3}], "factors": [5], "name": "lr_x5"}]},
+     "grid[0]: variant 'lr_x5' is already defined"),
+    ({"grid": [{"windows": [{"start": 3, "end": 9}], "factors": [2]}]},
+     "variants.lr_x2_e3-9.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4"),
 ]
 
 
@@ -60,7 +71,7 @@ def test_configfile_variants_and_seeds_replace_the_defaults(workflow, archive):
     assert workflow.planned_jobs("--configfile", str(cfg))["train"] == 4  # not 4 default variants x 3 seeds
 
 
-def test_default_config_plans_the_seed_study(workflow):
+def test_default_config_plans_the_full_study(workflow):
     jobs = workflow.planned_jobs()
     assert jobs["download"] == 1 and jobs["prepare_data"] == 1 and jobs["train"] == 12
 
@@ -82,3 +93,37 @@ def test_duplicate_variant_names_are_rejected(workflow, archive):
     proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
     assert proc.returncode != 0
     assert "study.yaml, line" in proc.stderr + proc.stdout and "key 'baseline' appears twice" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("name, kind", [("1", "int"), ("on", "bool"), ("null", "NoneType"), ("1.5", "float")])
+def test_variant_names_that_yaml_reads_as_other_types_are_refused(workflow, archive, name, kind):
+    cfg = workflow.write_config(small_study(archive))
+    cfg.write_text(cfg.read_text().replace("  lr_x5:", f"  {name}:"))
+    proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
+    assert proc.returncode != 0
+    assert f"is read by YAML as a {kind}, not a name; quote it" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("text, message", [("", "the config file is empty"), ("- 1\n", "holds a list")])
+def test_an_empty_or_non_mapping_local_file_is_named(workflow, text, message):
+    (workflow.root / "local.yaml").write_text(text)
+    proc = workflow.snakemake("-n", check=False)
+    assert proc.returncode != 0
+    assert "local.yaml: " in proc.stdout + proc.stderr and message in proc.stdout + proc.stderr
+
+
+def test_a_grid_expands_to_named_variants(workflow, archive):
+    study = small_study(archive)
+    del study["variants"]
+    study["grid"] = [{"windows": [{"start": 2, "end": 3}, {"start": 3, "end": 5}], "factors": [0.5, 2]}]
+    out = workflow.snakemake("-n", "--configfile", str(workflow.write_config(study))).stdout
+    names = {"lr_x0.5_e2-3", "lr_x2_e2-3", "lr_x0.5_e3-5", "lr_x2_e3-5"}
+    assert {line.split("variant=")[1].split(",")[0] for line in out.splitlines() if "variant=" in line} == names
+    assert workflow.planned_jobs("--configfile", str(workflow.write_config(study)))["train"] == 8
+
+
+def test_a_grid_beside_written_variants_adds_to_them(workflow, archive):
+    study = small_study(archive)
+    study["grid"] = [{"windows": [{"start": 2, "end": 4}], "factors": [3], "name": "bump{factor}"}]
+    out = workflow.snakemake("-n", "--configfile", str(workflow.write_config(study))).stdout
+    assert "variant=bump3," in out and "variant=baseline," in out and "variant=lr_x5," in out

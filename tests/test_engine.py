@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from lrstudy import dataset
-from lrstudy.config import config_hash
+from lrstudy.config import EXECUTION_KEYS, run_hash
 from lrstudy.engine import DeviceData, DeviceError, Trainer, resolve_device
 from lrstudy.run import execute
 
@@ -22,14 +22,16 @@ def cache(archive, tmp_path_factory):
 
 
 def train_cfg(**over):
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())["train"]
+    defaults = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = {**defaults["train"], **defaults["execution"]}
     cfg.update({"epochs": 4, "batch_size": 64, "lr": 0.05, "width": 4, "device": "cpu", **over})
     return cfg
 
 
 def run(cache, out: Path, seed=0, checkpoint=None, **over):
     npz, meta = cache
-    return execute(train=train_cfg(**over), seed=seed, variant="v", data_npz=npz, data_meta=meta,
+    cfg = train_cfg(**over)
+    return execute(recipe=cfg, execution={k: cfg[k] for k in EXECUTION_KEYS}, seed=seed, variant="v", data_npz=npz, data_meta=meta,
                    metrics_out=out / "metrics.csv", summary_out=out / "summary.json", model_out=out / "model.pt",
                    checkpoint_path=checkpoint)
 
@@ -61,7 +63,7 @@ def test_resumed_run_equals_uninterrupted(cache, tmp_path):
         if rows[-1]["epoch"] == 2:
             raise Stop
 
-    h = config_hash(train_cfg(), 1, {k: dataset.load_meta(meta)[k] for k in ("md5", "sha256", "train_size", "test_size")})
+    h = run_hash(train_cfg(), 1, {k: dataset.load_meta(meta)[k] for k in ("md5", "sha256", "train_size", "test_size")})
     with pytest.raises(Stop):
         Trainer(train_cfg(), 1, data, torch.device("cpu"), h).run(ckpt, on_epoch=stop_after_two)
     assert ckpt.exists()

@@ -5,7 +5,7 @@ import torch
 
 from lrstudy.schedule import base_lr, lr_for_epoch, lr_table
 
-BASE = {"lr": 0.1, "epochs": 200, "schedule": "cosine", "lr_windows": []}
+BASE = {"lr": 0.1, "epochs": 200, "schedule": "cosine", "lr_windows": [], "step_milestones": None, "step_gamma": 0.1}
 
 
 def torch_lrs(scheduler_factory, epochs, lr=0.1):
@@ -27,10 +27,18 @@ def test_cosine_matches_cosine_annealing_lr_stepped_per_epoch():
     assert ours[0] == 0.1 and ours[100] == pytest.approx(0.05)
 
 
-def test_step_matches_multistep_lr():
-    cfg = dict(BASE, schedule="step", epochs=40, step_milestones=[10, 30], step_gamma=0.2)
+def test_step_matches_multistep_lr_whose_milestones_count_from_zero():
+    cfg = dict(BASE, schedule="step", epochs=40, step_milestones=[11, 31], step_gamma=0.2)
     ref = torch_lrs(lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[10, 30], gamma=0.2), 40)
     assert lr_table(cfg) == pytest.approx(ref, rel=1e-12)
+
+
+def test_a_window_and_a_milestone_with_the_same_number_act_on_the_same_epoch():
+    step = dict(BASE, schedule="step", epochs=20, step_milestones=[8], step_gamma=0.1)
+    window = dict(BASE, schedule="constant", epochs=20, lr_windows=[{"start": 8, "end": 21, "factor": 0.1}])
+    changed = [e for e in range(2, 21) if lr_for_epoch(e, step) != lr_for_epoch(e - 1, step)]
+    windowed = [e for e in range(2, 21) if lr_for_epoch(e, window) != lr_for_epoch(e - 1, window)]
+    assert changed == windowed == [8]
 
 
 def test_step_default_milestones_are_half_and_three_quarters():

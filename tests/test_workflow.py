@@ -2,6 +2,9 @@
 that touch only what changed."""
 
 import json
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -79,3 +82,99 @@ def test_one_run_target_builds_only_that_run(workflow, archive):
     cfg = workflow.write_config(small_study(archive))
     jobs = workflow.planned_jobs("--configfile", str(cfg), "--", "results/runs/lr_x5/seed1/metrics.csv")
     assert jobs == {"download": 1, "prepare_data": 1, "train": 1}
+
+
+def test_one_variant_target_builds_exactly_that_variant(workflow, archive):
+    cfg = workflow.write_config(small_study(archive))
+    out = workflow.snakemake("-n", "--configfile", str(cfg), "--", "results/runs/lr_x5/summary.csv").stdout
+    jobs = workflow.planned_jobs("--configfile", str(cfg), "--", "results/runs/lr_x5/summary.csv")
+    assert jobs == {"download": 1, "prepare_data": 1, "train": 2, "variant_summary": 1}
+    assert "variant=baseline" not in out
+
+
+def test_variant_summary_has_one_row_per_seed_and_the_recipe(finished):
+    wf, cfg = finished
+    wf.snakemake("--configfile", str(cfg), "--", "results/runs/lr_x5/summary.csv")
+    table = pd.read_csv(wf.root / "results/runs/lr_x5/summary.csv")
+    assert table["variant"].tolist() == ["lr_x5", "lr_x5"] and table["seed"].tolist() == [0, 1]
+    assert wf.planned_jobs("--configfile", str(cfg)) == {}  # the default target did not need it
+
+
+def test_execution_settings_never_retrain(finished, archive):
+    wf, _ = finished
+    study = small_study(archive, eval_batch_size=7, checkpoint_every=3, compile=True, cpu_threads=1)
+    out = wf.snakemake("-n", "--configfile", str(wf.write_config(study, "exec.yaml"))).stdout
+    assert "rule train" not in out and "rule prepare_data" not in out, out
+
+
+def test_an_identical_archive_elsewhere_retrains_nothing(finished, archive, tmp_path):
+    wf, _ = finished
+    copy = tmp_path / "elsewhere" / "copy.tar.gz"
+    copy.parent.mkdir()
+    copy.write_bytes(archive.read_bytes())
+    study = small_study(archive)
+    study["dataset"]["archive"] = str(copy)
+    jobs = wf.planned_jobs("--configfile", str(wf.write_config(study, "moved.yaml")))
+    assert set(jobs) <= {"download"}, jobs  # the link is remade; the data and the runs are the same
+
+
+def test_every_run_records_its_code_and_execution(finished):
+    wf, _ = finished
+    s = json.loads((wf.root / "results/runs/baseline/seed0/summary.json").read_text())
+    assert len(s["code"]["engine_fingerprint"]) == 16
+    assert set(s["code"]) == {"commit", "dirty", "engine_fingerprint"}
+    assert s["execution"]["device"] == "cpu" and s["execution"]["cpu_threads_used"] == 2
+    assert "eval_batch_size" not in s["config"] and s["config"]["width"] == 4
+    html = (wf.root / "report.html").read_text()
+    assert s["code"]["engine_fingerprint"] in html and "Mixed code" not in html
+
+
+def test_moving_the_project_reruns_nothing(finished, tmp_path):
+    wf, cfg = finished
+    moved = tmp_path / "moved" / "wf"
+    shutil.copytree(wf.root, moved, symlinks=True)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--configfile",
+                           str(moved / cfg.name)], cwd=moved, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "equals", "plugin"])
+def test_snakemakes_report_never_replaces_the_studys(finished, how):
+    wf, cfg = finished
+    before = (wf.root / "report.html").read_bytes()
+    args = {"absolute": ["--report", str(wf.root / "report.html")],
+            "dotdot": ["--report", f"../{wf.root.name}/report.html"],
+            "equals": ["--report=./report.html"],
+            "plugin": ["--reporter", "html", "--report-html-path", "report.html"]}[how]
+    proc = wf.snakemake("--configfile", str(cfg), *args, check=False)
+    assert proc.returncode != 0 and "over the study's own report.html" in proc.stdout + proc.stderr
+    assert (wf.root / "report.html").read_bytes() == before
+
+
+def test_a_damaged_cache_loses_no_run_and_says_how_to_rebuild(finished, archive):
+    wf, cfg = finished
+    npz = wf.root / "results/data/cifar10.npz"
+    runs = {p: p.stat().st_mtime_ns for p in (wf.root / "results/runs").glob("*/seed*/summary.json")}
+    with open(npz, "r+b") as fh:
+        fh.truncate(1000)
+    proc = wf.snakemake("--configfile", str(cfg))
+    assert "cifar10.npz is damaged" in proc.stderr and "snakemake --forcerun prepare_data" in proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in runs} == runs  # nothing retrained, nothing deleted
+    study = small_study(archive)
+    study["seeds"] = [0, 1, 2]
+    more = wf.write_config(study, "more.yaml")
+    proc = wf.snakemake("--configfile", str(more), "--", "results/runs/baseline/seed2/metrics.csv", check=False)
+    assert proc.returncode != 0 and "results/data/cifar10.npz is damaged" in proc.stdout + proc.stderr
+    wf.snakemake("--configfile", str(cfg), "--forcerun", "prepare_data", "--", "results/data/cifar10.npz")
+    assert {p: p.stat().st_mtime_ns for p in runs} == runs
+    assert wf.planned_jobs("--configfile", str(cfg)) == {}
+
+
+def test_a_deleted_run_is_trained_again_and_leaves_the_report(finished):
+    wf, cfg = finished
+    shutil.rmtree(wf.root / "results/runs/lr_x5/seed1")
+    proc = wf.snakemake("--configfile", str(cfg))
+    assert "runs deleted since the tables were made: lr_x5/seed1" in proc.stderr
+    assert (wf.root / "results/runs/lr_x5/seed1/summary.json").is_file()
+    assert len(pd.read_csv(wf.root / "results/aggregate/summary.csv")) == 4
+    assert wf.planned_jobs("--configfile", str(cfg)) == {}

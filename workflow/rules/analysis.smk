@@ -3,7 +3,6 @@
 #   snakemake --report results/snakemake-report.zip
 
 import os
-import sys
 
 from snakemake.exceptions import WorkflowError
 
@@ -11,13 +10,20 @@ FIGURES = ["accuracy", "loss", "lr", "final_accuracy"]
 CAPTIONS = "../../report/captions"  # report() captions are relative to this file
 
 
-# `snakemake --report` with no path (its default is report.html) would write Snakemake's report over
-# the study's own: refuse it, and an explicit report.html too.
-_args = [p for a in sys.argv[1:] for p in (a.split("=", 1) if a.startswith("--report=") else [a])] + ["-"]
-_report_paths = [after for arg, after in zip(_args, _args[1:]) if arg == "--report"]
-if any(p.startswith("-") or os.path.normpath(p) == "report.html" for p in _report_paths):
-    raise WorkflowError("`snakemake --report` without a path writes report.html, over the study's own report: "
-                        "give it another path, e.g. snakemake --report results/snakemake-report.zip")
+def refuse_report_over_ours():
+    """Snakemake's own report must not replace the study's report.html, however its path is written
+    (--report, --report=..., an absolute or ../ path, --reporter html --report-html-path ...)."""
+    if CLI is None:
+        return
+    path = CLI.report or getattr(CLI, "report_html_path", None)
+    if isinstance(path, (str, os.PathLike)) and os.path.realpath(path) == os.path.realpath("report.html"):
+        raise WorkflowError(
+            f"`snakemake --report {path}` would write Snakemake's report over the study's own report.html: "
+            "give it another path, e.g. snakemake --report results/snakemake-report.zip"
+        )
+
+
+refuse_report_over_ours()
 
 
 rule aggregate:
@@ -31,6 +37,7 @@ rule aggregate:
         stats=report("results/aggregate/stats.csv", category="Tables", caption=f"{CAPTIONS}/stats.rst"),
     params:
         variants=VARIANTS,
+        code=ANALYSIS_FINGERPRINT,
     log:
         "logs/aggregate.log",
     benchmark:
@@ -52,6 +59,7 @@ rule figures:
         svg=[f"results/figures/{f}.svg" for f in FIGURES],
     params:
         variants=VARIANTS,
+        code=ANALYSIS_FINGERPRINT,
     log:
         "logs/figures.log",
     benchmark:
@@ -69,14 +77,14 @@ rule report:
         summary=rules.aggregate.output.summary,
         summaries=run_files("summary.json"),
         figures=rules.figures.output.png,
-        captions=expand("report/captions/{figure}.rst", figure=FIGURES),
-        template="report/templates/report.html.j2",
-        seed_numbers="report/reference.yaml",
+        captions=[src(f"report/captions/{figure}.rst") for figure in FIGURES],
+        template=src("report/templates/report.html.j2"),
+        seed_numbers=src("report/reference.yaml"),
     output:
         "report.html",
     params:
         config=config,
-        repo=workflow.basedir,
+        code=ANALYSIS_FINGERPRINT,
     log:
         "logs/report.log",
     benchmark:

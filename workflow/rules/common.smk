@@ -1,31 +1,83 @@
+import contextlib
+import io
 import json
+import logging
+import os
 import re
+import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from lrstudy.config import (
-    ConfigError,
-    check_study,
-    check_unique_keys,
-    describe_schema_error,
-    normalise_variants,
-    replace_study_lists,
-    run_config,
+from lrstudy.config import ConfigError, describe_schema_error, load_yaml, parse_study, prepare_config
+from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
+from lrstudy.studies import assemble, remember
+from lrstudy.study_state import drop_stale_aggregate, warn_if_cache_damaged
+
+PROJECT = Path(workflow.basedir)
+
+
+def command_line_args():
+    """Snakemake's own parse of this command line (None where this process is not the snakemake CLI, e.g.
+    a cluster job step): the workflow decides from parsed settings, never from argv strings."""
+    from snakemake.cli import parse_args
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return parse_args(sys.argv[1:])[1]
+    except BaseException:  # argparse exits on a command line that is not Snakemake's
+        return None
+
+
+CLI = command_line_args()
+# Only a plain run of the main process changes files at parse time; dry runs, --report, --lint, --unlock,
+# listings and job steps only read.
+PLAIN_RUN = (
+    CLI is not None
+    and not CLI.dryrun
+    and not CLI.report
+    and not CLI.lint
+    and not CLI.unlock
+    and not CLI.touch
+    and not CLI.summary
+    and not CLI.detailed_summary
+    and not CLI.list_rules
+    and not CLI.list_target_rules
+    and not CLI.cleanup_metadata
+    and workflow.exec_mode.name == "DEFAULT"
 )
 
-check_unique_keys(workflow.configfiles)
-# variants/seeds from --configfile or --config replace config.yaml's as a whole (Snakemake merges dicts).
-replace_study_lists(config, workflow.config_settings.overwrite_config)
-normalise_variants(config)
+# Snakemake has read the config files already; read them again to refuse a key written twice (YAML keeps
+# the last silently) and name the file of any other problem.
+for _path in workflow.configfiles:
+    load_yaml(_path)
+_config, _to_remember = assemble(PROJECT, workflow.config_settings.overwrite_config)
+config.clear()
+config.update(_config)
+prepare_config(config)
 try:
-    validate(config, "../schemas/config.schema.yaml")
+    validate(config, "../schemas/config.schema.yaml", set_default=False)
 except WorkflowError as error:
     raise ConfigError(describe_schema_error(error)) from None
-check_study(config)
+STUDY = parse_study(config)
+if _to_remember and PLAIN_RUN:
+    remember(PROJECT, _to_remember)
 
-VARIANTS = list(config["variants"])
-SEEDS = [int(s) for s in config["seeds"]]
+if STUDY.outdir != ".":
+    os.makedirs(PROJECT / STUDY.outdir, exist_ok=True)
+
+    workdir: PROJECT / STUDY.outdir
+
+
+# The project's own files (templates, captions, GPU locks) as seen from the study's directory: relative,
+# so that moving the project folder changes no job's input or params.
+SRC = os.path.relpath(PROJECT, os.getcwd())
+VARIANTS = STUDY.variants
+SEEDS = list(STUDY.seeds)
+if PLAIN_RUN:
+    drop_stale_aggregate(VARIANTS)
+warn_if_cache_damaged("results/data/cifar10.npz", "results/data/cifar10.json")
 
 
 wildcard_constraints:
@@ -33,29 +85,45 @@ wildcard_constraints:
     seed="|".join(str(s) for s in SEEDS),
 
 
+def src(path):
+    return os.path.normpath(os.path.join(SRC, path))
+
+
 def run_files(name):
     """`name` (e.g. metrics.csv) of every configured run, variants in config order."""
     return expand("results/runs/{variant}/seed{seed}/{name}", variant=VARIANTS, seed=SEEDS, name=name)
 
 
-def train_config(wildcards):
-    """The variant's complete train config, as JSON: a params value, so that changing one variant's
-    settings reruns that variant only."""
-    return json.dumps(run_config(config, wildcards.variant), sort_keys=True)
+def recipe_json(wildcards):
+    """The variant's recipe, as JSON: a params value, so that changing one variant reruns that variant
+    only, and nothing else (execution settings, paths) reruns a finished run."""
+    return json.dumps(STUDY.recipes[wildcards.variant].as_dict(), sort_keys=True)
+
+
+DATASET_IDENTITY = json.dumps(STUDY.dataset.identity(), sort_keys=True)
+# The analysis jobs rerun when the code that computes the tables, figures or report changes (cheap);
+# training does not (see README, "What reruns, and what does not").
+ANALYSIS_FINGERPRINT = code_fingerprint(ANALYSIS_CODE)
 
 
 def uses_gpu(wildcards):
-    return 0 if run_config(config, wildcards.variant)["device"] == "cpu" else 1
+    return 0 if STUDY.execution.device == "cpu" else 1
+
+
+def _negative(alternatives):
+    return "(?!(?:{})/)".format("|".join(alternatives))
 
 
 # "variant/seedN" of any run that is not configured (a negative lookahead over the configured ones).
-UNCONFIGURED_RUN = "(?!(?:{})/seed(?:{})/)[^/]+/seed[^/]+".format(
-    "|".join(re.escape(v) for v in VARIANTS), "|".join(str(s) for s in SEEDS)
+UNCONFIGURED_RUN = _negative(f"{re.escape(v)}/seed(?:{'|'.join(map(str, SEEDS))})" for v in VARIANTS) + (
+    "[^/]+/seed[^/]+"
 )
+UNCONFIGURED_VARIANT = "(?!(?:{})$)[^/]+".format("|".join(re.escape(v) for v in VARIANTS))
 
 
 def reject_unconfigured(wildcards):
+    what = wildcards.get("other_run") or wildcards.get("other_variant")
     raise ConfigError(
-        f"results/runs/{wildcards.other_run}: no such run in the config "
+        f"results/runs/{what}: no such run or variant in the study {STUDY.name!r} "
         f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, SEEDS))})"
     )

@@ -3,10 +3,9 @@ rule download:
     output:
         "resources/cifar-10-python.tar.gz",
     params:
-        url=config["dataset"]["url"],
-        md5=config["dataset"]["md5"],
-        archive=config["dataset"]["archive"],
-        retries=config["dataset"]["download_retries"],
+        url=STUDY.dataset.url,
+        md5=STUDY.dataset.md5,
+        archive=STUDY.dataset.archive,
     log:
         "logs/download.log",
     benchmark:
@@ -18,15 +17,17 @@ rule download:
 
 
 rule prepare_data:
-    """Decode the archive once into a uint8 cache (and its description) that training reads."""
+    """Decode the archive once into a uint8 cache (and its description) that training reads.
+
+    The archive is ancient(): relinking an identical copy from elsewhere rebuilds nothing. What the cache
+    depends on is the dataset's identity (its md5 and the subsets), a params value."""
     input:
-        rules.download.output,
+        ancient(rules.download.output[0]),
     output:
         npz="results/data/cifar10.npz",
         meta="results/data/cifar10.json",
     params:
-        train_limit=config["dataset"]["train_limit"],
-        test_limit=config["dataset"]["test_limit"],
+        identity=DATASET_IDENTITY,
     log:
         "logs/prepare_data.log",
     benchmark:

@@ -1,19 +1,24 @@
 rule train:
-    """One seeded run of one variant. Resumes from results/checkpoints/ after an interruption."""
+    """One seeded run of one variant. Resumes from results/checkpoints/ after an interruption.
+
+    A run depends on its recipe and the dataset's identity (params), never on the cache file's date: the
+    cache is ancient(), so a rebuilt or damaged cache cannot throw finished runs away. The cache is
+    verified against its recorded checksum before training reads it."""
     input:
-        npz=rules.prepare_data.output.npz,
-        meta=rules.prepare_data.output.meta,
+        npz=ancient(rules.prepare_data.output.npz),
+        meta=ancient(rules.prepare_data.output.meta),
     output:
         metrics="results/runs/{variant}/seed{seed}/metrics.csv",
         summary="results/runs/{variant}/seed{seed}/summary.json",
         model="results/runs/{variant}/seed{seed}/model.pt",
     params:
-        train=train_config,
+        recipe=recipe_json,
+        dataset=DATASET_IDENTITY,
         # Not an output: Snakemake would delete it as incomplete after a crash, and it is what we resume from.
         checkpoint="results/checkpoints/{variant}/seed{seed}.pt",
-        gpu_locks=".locks/gpu",
-        runs_per_gpu=config["runs_per_gpu"],
-    threads: 2
+        gpu_locks=src(".locks/gpu"),
+        project=SRC,
+    threads: STUDY.execution.cpu_threads
     resources:
         gpu=uses_gpu,
     log:
@@ -25,6 +30,24 @@ rule train:
     script:
         "../scripts/train.py"
 
+
+rule variant_summary:
+    """One variant's runs, one row per seed: the target that trains (or retrains) exactly that variant."""
+    input:
+        metrics=expand("results/runs/{{variant}}/seed{seed}/metrics.csv", seed=SEEDS),
+        summaries=expand("results/runs/{{variant}}/seed{seed}/summary.json", seed=SEEDS),
+    output:
+        "results/runs/{variant}/summary.csv",
+    params:
+        code=ANALYSIS_FINGERPRINT,
+    log:
+        "logs/variant_summary/{variant}.log",
+    benchmark:
+        "benchmarks/variant_summary/{variant}.tsv"
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../scripts/variant_summary.py"
 
 
 rule unconfigured_run:
@@ -38,5 +61,19 @@ rule unconfigured_run:
         other_run=UNCONFIGURED_RUN,
     log:
         "logs/unconfigured/{other_run}/{file}.log",
+    run:
+        raise ConfigError(f"{output[0]} is not part of the configured study")
+
+
+rule unconfigured_variant:
+    """The same for a variant summary outside the study."""
+    input:
+        reject_unconfigured,
+    output:
+        "results/runs/{other_variant}/summary.csv",
+    wildcard_constraints:
+        other_variant=UNCONFIGURED_VARIANT,
+    log:
+        "logs/unconfigured/{other_variant}.log",
     run:
         raise ConfigError(f"{output[0]} is not part of the configured study")

@@ -5,15 +5,15 @@ from pathlib import Path
 from lrstudy.dataset import DatasetError, download, link_archive
 from lrstudy.logs import run_logged
 
-p = snakemake.params  # noqa: F821 (injected by Snakemake)
-out = Path(snakemake.output[0])  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 
 def main():
+    out, p = Path(sm.output[0]), sm.params
     if p.archive:
         link_archive(p.archive, p.md5, out)
     else:
-        download(p.url, p.md5, out, retries=p.retries)
+        download(p.url, p.md5, out, retries=sm.config["dataset"]["download_retries"])
 
 
-run_logged(snakemake.log[0], main, expected=(DatasetError,))  # noqa: F821
+run_logged(sm.log[0], main, expected=(DatasetError,))

@@ -1,5 +1,6 @@
 """Rule prepare_data: decode the archive into the uint8 cache training reads."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -10,8 +11,9 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 
 def main():
+    identity = json.loads(sm.params.identity)
     meta = prepare(Path(sm.input[0]), Path(sm.output.npz), Path(sm.output.meta),
-                   train_limit=sm.params.train_limit, test_limit=sm.params.test_limit)
+                   train_limit=identity["train_limit"], test_limit=identity["test_limit"])
     logging.getLogger("lrstudy").info("dataset cache: %d train / %d test images, archive sha256 %s",
                                       meta["train_size"], meta["test_size"], meta["sha256"])
 

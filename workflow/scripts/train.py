@@ -4,27 +4,31 @@ import contextlib
 import json
 from pathlib import Path
 
+from lrstudy.config import execution_of
+from lrstudy.dataset import DatasetError
 from lrstudy.engine import DeviceError
 from lrstudy.gpu_lease import gpu_lease
 from lrstudy.logs import run_logged
-from lrstudy.run import execute
+from lrstudy.run import RunBusyError, execute
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 
 def main():
-    train = json.loads(sm.params.train)
+    # Execution settings come from the config, not params: they must not retrain a finished run.
+    execution = execution_of(sm.config["execution"])
     # With --resources gpu=N, N runs start at once: each takes its own GPU (or GPU slot, with
     # runs_per_gpu > 1) before CUDA is initialised.
-    lease = (contextlib.nullcontext() if train["device"] == "cpu"
-             else gpu_lease(sm.params.gpu_locks, runs_per_gpu=sm.params.runs_per_gpu))
+    lease = (contextlib.nullcontext() if execution.device == "cpu"
+             else gpu_lease(sm.params.gpu_locks, runs_per_gpu=execution.runs_per_gpu))
     with lease:
         execute(
-            train=train, seed=int(sm.wildcards.seed), variant=sm.wildcards.variant,
-            data_npz=Path(sm.input.npz), data_meta=Path(sm.input.meta), metrics_out=Path(sm.output.metrics),
-            summary_out=Path(sm.output.summary), model_out=Path(sm.output.model),
-            checkpoint_path=Path(sm.params.checkpoint), threads=sm.threads,
+            recipe=json.loads(sm.params.recipe), execution=execution.as_dict(), seed=int(sm.wildcards.seed),
+            variant=sm.wildcards.variant, data_npz=Path(sm.input.npz), data_meta=Path(sm.input.meta),
+            metrics_out=Path(sm.output.metrics), summary_out=Path(sm.output.summary),
+            model_out=Path(sm.output.model), checkpoint_path=Path(sm.params.checkpoint),
+            project=Path(sm.params.project),
         )
 
 
-run_logged(sm.log[0], main, expected=(DeviceError,))
+run_logged(sm.log[0], main, expected=(DeviceError, RunBusyError, DatasetError))

@@ -1,0 +1,79 @@
+"""A study is a named thing: its config is assembled from layers, and a named study remembers its own.
+
+    config.yaml              the defaults (one source of them)
+    local.yaml               machine-local settings (the archive's path), git-ignored, read by every command
+    studies/<name>/study.yaml  what a named study was started with, remembered
+    the command line         --configfile / --config
+
+The default study keeps its files at the top (results/, report.html); a study named `demo` keeps them
+under studies/demo/. A later command on a named study needs only `--config study=demo`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from .atomic import atomic_write_text
+from .config import DEFAULT_STUDY, ConfigError, defaults, load_yaml, merge
+
+log = logging.getLogger(__name__)
+
+LOCAL_FILE = "local.yaml"
+REMEMBERED_FILE = "study.yaml"
+
+
+def remembered_path(project: Path, name: str) -> Path:
+    return project / "studies" / name / REMEMBERED_FILE
+
+
+def assemble(project: Path, command_line: Mapping) -> tuple[dict, dict | None]:
+    """(the study's config before checks, the overrides to remember or None).
+
+    The command line's keys other than `study` are the study's own settings: a named study remembers them.
+    A command that names a study and nothing else uses what the study remembered."""
+    config = defaults()
+    local = project / LOCAL_FILE
+    if local.exists():
+        config = merge(config, _machine_local(local))
+    name = command_line.get("study", config.get("study", DEFAULT_STUDY))
+    own = {k: v for k, v in command_line.items() if k != "study"}
+    to_remember = None
+    if name != DEFAULT_STUDY and isinstance(name, str):
+        path = remembered_path(project, name)
+        if own:
+            to_remember = {"study": name, **own}
+        elif path.exists():
+            own = {k: v for k, v in load_yaml(path).items() if k != "study"}
+        else:
+            raise ConfigError(f"study {name!r} has no remembered config ({path} does not exist): start it once "
+                              f"with --configfile FILE, a file that says `study: {name}`")
+    if own.get("grid") and "variants" not in own:
+        own = {**own, "variants": {}}  # a grid-only study does not inherit the default variants
+    config = merge(config, own)
+    config["study"] = name
+    return config, to_remember
+
+
+def _machine_local(path: Path) -> dict:
+    data = load_yaml(path)
+    unknown = set(data) - {"dataset", "execution"}
+    if unknown:
+        raise ConfigError(f"{path}: only machine-local settings belong here (dataset, execution); "
+                          f"put {sorted(unknown)} in a study config")
+    return data
+
+
+def remember(project: Path, overrides: dict) -> Path:
+    """Write what a named study was started with, so later commands need only its name."""
+    path = remembered_path(project, overrides["study"])
+    text = ("# Remembered by the workflow: the config this study was last started with (over config.yaml and\n"
+            "# local.yaml). Later commands need only --config study=NAME; a new --configfile replaces this.\n")
+    text += yaml.safe_dump(overrides, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        atomic_write_text(path, text)
+        log.info("study %s: config remembered in %s", overrides["study"], path)
+    return path

@@ -1,0 +1,67 @@
+"""Checks of a study's files made when the workflow starts, before Snakemake plans any job.
+
+Snakemake treats a deleted intermediate file as harmless when what was made from it is up to date, so a
+deleted run would stay in the tables and the report. And a damaged dataset cache must be named before a
+training job trips over it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+AGGREGATE = Path("results/aggregate")
+AGGREGATE_TABLES = ["epochs.csv", "summary.csv", "stats.csv"]
+
+
+def runs_in_aggregate() -> list[tuple[str, int]]:
+    path = AGGREGATE / "summary.csv"
+    if not path.exists():
+        return []
+    try:
+        with open(path, newline="") as fh:
+            return [(row["variant"], int(row["seed"])) for row in csv.DictReader(fh)]
+    except (OSError, KeyError, ValueError):
+        return []
+
+
+def missing_runs(variants: list[str]) -> list[str]:
+    """Runs of configured variants that the tables list but whose files are gone. (A run the config asks
+    for that was never made is Snakemake's business: the tables' set of inputs changed.)"""
+    return sorted(f"{v}/seed{s}" for v, s in set(runs_in_aggregate())
+                  if v in variants and not Path(f"results/runs/{v}/seed{s}/summary.json").exists())
+
+
+def drop_stale_aggregate(variants: list[str]) -> list[str]:
+    """Remove what was made from a run that has since been deleted: the study's tables, its report and the
+    variant's summary (Snakemake would keep them: their inputs are intermediate files). This run of the
+    workflow then retrains the run and rebuilds them. Returns the missing runs."""
+    missing = missing_runs(variants)
+    if missing:
+        log.warning("runs deleted since the tables were made: %s; they are trained again and the tables, "
+                    "figures and report rebuilt", ", ".join(missing))
+        stale = [AGGREGATE / name for name in AGGREGATE_TABLES] + [Path("report.html")]
+        stale += [Path(f"results/runs/{run.split('/')[0]}/summary.csv") for run in missing]
+        for path in stale:
+            path.unlink(missing_ok=True)
+    return missing
+
+
+def warn_if_cache_damaged(npz: str | Path, meta: str | Path) -> bool:
+    """True (with a warning saying what to do) when the cache's size differs from the one recorded."""
+    npz, meta = Path(npz), Path(meta)
+    if not (npz.exists() and meta.exists()):
+        return False
+    try:
+        expected = json.loads(meta.read_text()).get("npz_size")
+    except (OSError, ValueError):
+        expected = None
+    if expected is None or npz.stat().st_size == expected:
+        return False
+    log.warning("%s is damaged (%d bytes, %d recorded when it was made). Finished runs are kept; rebuild it with: "
+                "snakemake --forcerun prepare_data -- %s", npz, npz.stat().st_size, expected, npz)
+    return True

@@ -9,7 +9,7 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 CORES ?= 1
 GPUS ?= 1
 
-.PHONY: venv study demo test lint lock clean-results
+.PHONY: venv study demo test lint lock local clean-results
 
 venv: $(VENV)/.installed
 
@@ -37,3 +37,10 @@ lock: venv
 
 clean-results:
 	rm -rf results logs benchmarks report.html
+
+# Machine-local settings in local.yaml (git-ignored, read by every command): a local copy of the archive,
+# so that `make study` and `make demo` work offline.  make local ARCHIVE=/data/cifar-10-python.tar.gz
+local:
+	@test -n "$(ARCHIVE)" || { echo "usage: make local ARCHIVE=/path/to/cifar-10-python.tar.gz"; exit 2; }
+	$(PY) -m lrstudy.local_settings "$(ARCHIVE)" > local.yaml.tmp && mv local.yaml.tmp local.yaml
+	@cat local.yaml

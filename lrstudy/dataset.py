@@ -98,7 +98,11 @@ def download(url: str, md5: str | None, out: Path, *, retries: int = 5, backoff:
         except (urllib.error.URLError, OSError, _Truncated) as exc:
             if not _transient(exc) or attempt == retries:
                 part.unlink(missing_ok=True)
-                raise DatasetError(f"dataset.url: download of {url} failed: {exc}") from exc
+                raise DatasetError(
+                    f"dataset.url: download of {url} failed: {exc}. Without internet, use a local copy of the "
+                    "archive: put `dataset: {archive: /path/to/cifar-10-python.tar.gz, md5: ...}` in local.yaml "
+                    "(or run: make local ARCHIVE=/path/to/cifar-10-python.tar.gz); README, 'No internet'"
+                ) from exc
             wait = backoff * 2**attempt
             log.warning("download of %s failed (%s); retry %d/%d in %.0f s, resuming from %d bytes",
                         url, exc, attempt + 1, retries, wait, part.stat().st_size if part.exists() else 0)

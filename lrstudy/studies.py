@@ -18,10 +18,11 @@ from typing import Mapping
 import yaml
 
 from .atomic import atomic_write_text
-from .config import DEFAULT_STUDY, ConfigError, defaults, load_yaml, merge
+from .config import DEFAULT_STUDY, ConfigError, load_yaml, merge
 
 log = logging.getLogger(__name__)
 
+DEFAULTS_NAME = "config.yaml"
 LOCAL_FILE = "local.yaml"
 REMEMBERED_FILE = "study.yaml"
 
@@ -31,11 +32,12 @@ def remembered_path(project: Path, name: str) -> Path:
 
 
 def assemble(project: Path, command_line: Mapping) -> tuple[dict, dict | None]:
-    """(the study's config before checks, the overrides to remember or None).
+    """(the study's config before checks, the overrides to remember or None). `project` is the workflow's
+    folder, which holds config.yaml (the defaults), local.yaml and studies/.
 
     The command line's keys other than `study` are the study's own settings: a named study remembers them.
     A command that names a study and nothing else uses what the study remembered."""
-    config = defaults()
+    config = load_yaml(project / DEFAULTS_NAME)
     local = project / LOCAL_FILE
     if local.exists():
         config = merge(config, _machine_local(local))

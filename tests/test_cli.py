@@ -22,3 +22,20 @@ def test_cli_run_and_resume_flag(archive, tmp_path):
 def test_cli_rejects_a_window_outside_the_run(archive, tmp_path):
     with pytest.raises(SystemExit, match="command line.lr_windows\\[0\\]: window \\[2, 9\\) lies outside"):
         cli.main(["--archive", str(archive), "--epochs", "2", "--lr-window", "2:9:2", "--out", str(tmp_path)])
+
+
+def test_make_local_writes_the_archive_and_its_own_md5(archive, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from lrstudy.dataset import md5sum
+
+    out = subprocess.run([sys.executable, "-m", "lrstudy.local_settings", str(archive)], capture_output=True,
+                         text=True, check=True).stdout
+    assert yaml.safe_load(out) == {"dataset": {"archive": str(archive.resolve()), "md5": md5sum(archive)}}
+    assert "not the official archive's" in out
+    bad = subprocess.run([sys.executable, "-m", "lrstudy.local_settings", str(tmp_path / "none.tar.gz")],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "none.tar.gz does not exist" in bad.stderr

@@ -115,9 +115,10 @@ def test_permanent_http_error_is_not_retried(serve, tmp_path):
 
 def test_retries_give_up_with_the_url_named(serve, tmp_path):
     server = serve(fail=10)
-    with pytest.raises(DatasetError, match="127.0.0.1.*503"):
+    with pytest.raises(DatasetError, match="127.0.0.1.*503") as failed:
         download(server.url, None, tmp_path / "a.tar.gz", retries=2, backoff=0.01)
     assert len(server.requests) == 3
+    assert "use a local copy of the archive" in str(failed.value) and "local.yaml" in str(failed.value)
 
 
 def test_local_archive_is_linked_after_its_md5(archive, tmp_path):

@@ -162,3 +162,11 @@ def test_lint_has_nothing_to_say_about_the_analysis_rules(analysed):
     out = proc.stdout + proc.stderr
     for rule in ("aggregate", "figures", "report"):
         assert f"rule {rule} (line" not in out, out
+
+
+def test_a_difference_too_small_to_size_says_more_than_the_cap(tmp_path):
+    finals = {"baseline": [0.9500, 0.9510], "lr_x2": [0.950001, 0.951001]}
+    html = build_report(tmp_path, finals).read_text()
+    assert read_back(tmp_path)["stats"].set_index("variant").loc["lr_x2", "seeds_needed"] == st.MAX_SEEDS + 1
+    assert f"would take more than {st.MAX_SEEDS} seeds per variant" in html
+    assert f"&gt; {st.MAX_SEEDS}</td>" in html

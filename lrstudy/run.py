@@ -15,7 +15,7 @@ import torch
 from .atomic import atomic_path, atomic_write_json, atomic_write_text
 from .config import config_hash
 from .dataset import load_cache, load_meta
-from .engine import DeviceData, DeviceError, Trainer, progress_line, resolve_device
+from .engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
 from .metrics import metrics_csv
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,12 @@ def device_name(device: torch.device) -> str:
 def execute(*, train: dict, seed: int, variant: str, data_npz: Path, data_meta: Path, metrics_out: Path,
             summary_out: Path, model_out: Path, checkpoint_path: Path | None, threads: int | None = None) -> dict:
     """Train (or resume) one run and write its outputs atomically; returns the summary."""
-    device = resolve_device(train["device"])
     if threads:
         torch.set_num_threads(threads)
     meta = load_meta(data_meta)
     dataset = {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")}
+    device = resolve_device(train["device"], cpu_seconds(train, dataset["train_size"], dataset["test_size"],
+                                                         torch.get_num_threads()))
     run_hash = config_hash(train, seed, dataset)
     log.info("run %s seed %d on %s (%s), config %s, %d train / %d test images", variant, seed, device,
              device_name(device), run_hash, dataset["train_size"], dataset["test_size"])

@@ -8,7 +8,7 @@ import yaml
 
 from lrstudy import dataset
 from lrstudy.config import config_hash
-from lrstudy.engine import DeviceData, DeviceError, Trainer, resolve_device
+from lrstudy.engine import AUTO_CPU_LIMIT_S, DeviceData, DeviceError, Trainer, cpu_seconds, resolve_device
 from lrstudy.run import execute
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,3 +95,27 @@ def test_cuda_without_cuda_says_what_to_do(monkeypatch):
     with pytest.raises(DeviceError, match="train.device"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+def test_auto_without_cuda_refuses_a_run_too_long_for_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    study = train_cfg(width=64, epochs=200)
+    estimate = cpu_seconds(study, 50_000, 10_000, threads=2)
+    assert estimate == pytest.approx(200 * (50_000 / 30 + 10_000 / 170))  # the README's 30 min per epoch
+    assert cpu_seconds(dict(study, width=8), 50_000, 10_000, threads=4) == pytest.approx(estimate / 64 / 2)
+    with pytest.raises(DeviceError, match=r"(?s)'auto' but PyTorch sees no CUDA device \(torch .*build\).*"
+                                          r"about 95.9 h on the CPU .*nvidia-smi.*CUDA_VISIBLE_DEVICES.*"
+                                          r"CUDA build.*train.device: cpu .* anyway"):
+        resolve_device("auto", estimate)
+    assert resolve_device("auto", AUTO_CPU_LIMIT_S / 2).type == "cpu"
+    assert resolve_device("cpu", estimate).type == "cpu"  # asked for explicitly: never refused
+
+
+def test_auto_without_cuda_trains_a_short_run_on_the_cpu_and_refuses_a_long_one_first(cache, tmp_path, monkeypatch,
+                                                                                       caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run(cache, tmp_path / "short", epochs=1, device="auto")["device"] == "cpu"
+    assert "training on the CPU (estimated about 1 min)" in caplog.text
+    with pytest.raises(DeviceError, match="would take about .* h on the CPU"):
+        run(cache, tmp_path / "long", device="auto", width=64, epochs=10_000)
+    assert not (tmp_path / "long").exists()

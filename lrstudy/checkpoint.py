@@ -17,8 +17,10 @@ log = logging.getLogger(__name__)
 
 
 def save(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """torch.save, atomically. Through a Python file object, so that a failed write (a full disk) keeps
+    its OSError, which torch's own error does not mention."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
 
 
 def load_matching(path: Path, config_hash: str) -> dict | None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path, atomic_write_json, atomic_write_text
+from . import checkpoint
+from .atomic import atomic_write_json, atomic_write_text
 from .config import config_hash
 from .dataset import load_cache, load_meta
 from .engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
@@ -78,8 +79,7 @@ def execute(*, train: dict, seed: int, variant: str, data_npz: Path, data_meta: 
         "resumed_from_epoch": result.resumed_from_epoch, "device": device.type, "device_name": device_name(device),
         "versions": versions(), "config": train, "config_hash": run_hash, "dataset": dataset,
     }
-    with atomic_path(model_out) as tmp:
-        torch.save(result.model.state_dict(), tmp)
+    checkpoint.save(model_out, result.model.state_dict())
     atomic_write_text(metrics_out, metrics_csv(result.metrics))
     atomic_write_json(summary_out, summary)
     if checkpoint_path is not None:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from . import checkpoint
 from .augment import Normalize, crop_flip, draw_epoch
+from .metrics import METRIC_COLUMNS
 from .model import ResNet18
 from .schedule import lr_for_epoch
 
@@ -122,9 +123,13 @@ class Trainer:
         # bf16 autocast on CPU is slow and not what the seed measured: CPU runs fp32.
         self.autocast_dtype = torch.bfloat16 if cuda and train["precision"] == "bf16" else None
         self.normalize = Normalize(device, torch.float32, channels_last=cuda)
+        self.start_fresh()
 
-        torch.manual_seed(seed)  # the initial weights: built on the CPU so every device starts alike
-        self.model = ResNet18(width=train["width"]).to(device)
+    def start_fresh(self) -> None:
+        """The state before epoch 1: the seed's initial weights, a new optimizer and the seed's generator."""
+        train, cuda = self.cfg, self.device.type == "cuda"
+        torch.manual_seed(self.seed)  # the initial weights: built on the CPU so every device starts alike
+        self.model = ResNet18(width=train["width"]).to(self.device)
         if cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(
@@ -135,7 +140,7 @@ class Trainer:
         if cuda and train.get("compile"):
             # CUDA graphs remove the per-kernel launch cost that dominates ResNet18 at batch 256.
             self.forward = torch.compile(self.model, mode="reduce-overhead")
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
         self.epoch = 0
         self.metrics: list[dict] = []
         self.seconds_before_resume = 0.0
@@ -153,6 +158,9 @@ class Trainer:
         return state
 
     def restore(self, state: dict) -> None:
+        """Continue from `state`; raises (KeyError, TypeError, ValueError, RuntimeError) when it does not fit
+        this run, possibly after changing part of the trainer: start_fresh() then gives a clean start."""
+        _check_metrics(state["metrics"], state["epoch"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
@@ -213,8 +221,14 @@ class Trainer:
         """Train until `epochs`, resuming from `checkpoint_path` when it holds this run's state."""
         epochs, every = self.cfg["epochs"], self.cfg.get("checkpoint_every", 1)
         if checkpoint_path is not None and (state := checkpoint.load_matching(checkpoint_path, self.config_hash)):
-            self.restore(state)
-            log.info("resumed from %s at the end of epoch %d of %d", checkpoint_path, self.epoch, epochs)
+            try:
+                self.restore(state)
+                log.info("resumed from %s at the end of epoch %d of %d", checkpoint_path, self.epoch, epochs)
+            except Exception as exc:  # a checkpoint that does not fit must not block a fresh start
+                # load_state_dict lists every mismatched tensor: one line and the start of the list will do.
+                log.warning("checkpoint %s does not fit this run (%s: %.300s); starting from epoch 1",
+                            checkpoint_path, type(exc).__name__, " ".join(str(exc).split()))
+                self.start_fresh()
         resumed_from = self.epoch
         started = time.perf_counter()
         diverged_epoch = next((m["epoch"] for m in self.metrics if not _finite(m)), None)
@@ -238,6 +252,15 @@ class Trainer:
                 on_epoch(self.metrics, epochs)
         return RunResult(self.metrics, diverged_epoch is not None, diverged_epoch,
                          self.seconds_before_resume + time.perf_counter() - started, resumed_from, self.model)
+
+
+def _check_metrics(metrics, epoch) -> None:
+    """A checkpoint's metrics: one row per epoch done, 1..epoch, each with every metric column."""
+    if not isinstance(metrics, list) or len(metrics) != epoch:
+        raise ValueError(f"its metrics are not a list of {epoch} epochs")
+    for n, row in enumerate(metrics, 1):
+        if not isinstance(row, dict) or set(row) != set(METRIC_COLUMNS) or row["epoch"] != n:
+            raise ValueError(f"its metrics row {n} is not epoch {n} with the columns {METRIC_COLUMNS}")
 
 
 def _finite(row: dict) -> bool:

@@ -1,5 +1,6 @@
 """The engine: seeded runs repeat exactly on CPU, and a resumed run ends where an uninterrupted one does."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import yaml
 from lrstudy import dataset
 from lrstudy.config import config_hash
 from lrstudy.engine import AUTO_CPU_LIMIT_S, DeviceData, DeviceError, Trainer, cpu_seconds, resolve_device
+from lrstudy.model import ResNet18
 from lrstudy.run import execute
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,3 +121,60 @@ def test_auto_without_cuda_trains_a_short_run_on_the_cpu_and_refuses_a_long_one_
     with pytest.raises(DeviceError, match="would take about .* h on the CPU"):
         run(cache, tmp_path / "long", device="auto", width=64, epochs=10_000)
     assert not (tmp_path / "long").exists()
+
+
+def run_hash(cache, train: dict, seed: int) -> str:
+    meta = dataset.load_meta(cache[1])
+    return config_hash(train, seed, {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")})
+
+
+@pytest.fixture(scope="module")
+def one_epoch_state(cache) -> dict:
+    """A real checkpoint of a 2-epoch run after its first epoch, as Trainer.run writes it."""
+    train = train_cfg(epochs=2)
+    data = DeviceData.from_arrays(dataset.load_cache(cache[0]), torch.device("cpu"))
+    trainer = Trainer(train, 0, data, torch.device("cpu"), run_hash(cache, train, 0))
+    loss, acc = trainer.train_epoch(train["lr"])
+    trainer.epoch = 1
+    trainer.metrics = [{"epoch": 1, "lr": train["lr"], "train_loss": loss, "train_acc": acc, "test_loss": 1.0,
+                        "test_acc": 0.5, "epoch_seconds": 1.0}]
+    return trainer.state(1.0)
+
+
+@pytest.fixture(scope="module")
+def fresh_two_epochs(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fresh")
+    run(cache, out, epochs=2)
+    return metrics_without_timing(out / "metrics.csv")
+
+
+def test_the_intact_checkpoint_resumes(cache, tmp_path, one_epoch_state):
+    """The one the broken checkpoints below are made from: each differs from it only where it is broken."""
+    torch.save(one_epoch_state, tmp_path / "ckpt.pt")
+    assert run(cache, tmp_path / "out", checkpoint=tmp_path / "ckpt.pt", epochs=2)["resumed_from_epoch"] == 1
+
+
+BROKEN_CHECKPOINTS = {
+    "a bare tensor": (lambda good: torch.zeros(3), "holds a Tensor, not a checkpoint's dict"),
+    "a list": (lambda good: [good], "holds a list, not a checkpoint's dict"),
+    "no model": (lambda good: {k: v for k, v in good.items() if k != "model"}, "lacks model"),
+    "a model of another width": (lambda good: {**good, "model": ResNet18(width=8).state_dict()},
+                                 "does not fit this run \\(RuntimeError: Error\\(s\\) in loading state_dict"),
+    # Restored after the weights and the optimizer: those must be undone for the fresh start.
+    "a generator state that does not fit": (lambda good: {**good, "generator": torch.zeros(3, dtype=torch.uint8)},
+                                            "does not fit this run \\(RuntimeError"),
+    "metrics that are not rows": (lambda good: {**good, "metrics": ["0.5"]},
+                                  "does not fit this run \\(ValueError: its metrics row 1 is not epoch 1"),
+}
+
+
+@pytest.mark.parametrize("kind", BROKEN_CHECKPOINTS)
+def test_a_checkpoint_of_the_wrong_structure_is_a_fresh_start(cache, tmp_path, caplog, one_epoch_state,
+                                                              fresh_two_epochs, kind):
+    make, reason = BROKEN_CHECKPOINTS[kind]
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save(make(one_epoch_state), ckpt)
+    summary = run(cache, tmp_path / "out", checkpoint=ckpt, epochs=2)
+    assert summary["resumed_from_epoch"] == 0
+    assert re.search(f"checkpoint {re.escape(str(ckpt))} {reason}.*starting from epoch 1", caplog.text), caplog.text
+    assert metrics_without_timing(tmp_path / "out" / "metrics.csv") == fresh_two_epochs

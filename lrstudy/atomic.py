@@ -1,12 +1,13 @@
 """Atomic file output: every result is written to a temporary file beside its target, then renamed.
 
 A reader (or Snakemake after a crash) therefore sees either the old file or the complete new one,
-never a half-written one.
+never a half-written one. A write that fails on a full disk says so, naming the file (NoSpaceError).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -21,6 +22,34 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+class NoSpaceError(OSError):
+    """An output could not be written because its filesystem is full (or over quota)."""
+
+
+def _disk_full(exc: BaseException | None) -> OSError | None:
+    """The ENOSPC/EDQUOT error behind `exc`, if any. Libraries wrap it: torch.save writing to a file
+    object raises RuntimeError('[enforce fail at inline_container.cc...] unexpected pos ...') from it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _naming_a_full_disk(target: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as exc:
+        if full := _disk_full(exc):
+            raise NoSpaceError(f"no space left on {target} ({full.strerror}): it was not written, and no partial "
+                               "file is left. Free some space on that filesystem and run the job again.") from exc
+        raise
 
 
 @contextlib.contextmanager
@@ -31,21 +60,22 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     by extension (matplotlib, numpy) behave as for the target itself.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
-    try:
-        yield tmp_path
-        _fsync(tmp_path)
-        os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+    with _naming_a_full_disk(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix
+        )
+        os.close(fd)
+        tmp_path = Path(tmp)
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+        try:
+            yield tmp_path
+            _fsync(tmp_path)
+            os.replace(tmp_path, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_path.unlink()
+            raise
 
 
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:

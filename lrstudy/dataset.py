@@ -32,6 +32,8 @@ TRAIN_MEMBERS = [f"{MEMBER_DIR}/data_batch_{i}" for i in range(1, 6)]
 TEST_MEMBER = f"{MEMBER_DIR}/test_batch"
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
+# A batch is read into memory whole; CIFAR-10's are 31 MB (10,000 images of 3072 bytes, labels, names).
+MAX_MEMBER_BYTES = 64 * 2**20
 
 
 class DatasetError(RuntimeError):
@@ -193,6 +195,9 @@ def _check_member(archive: Path, m: tarfile.TarInfo) -> None:
         raise DatasetError(f"{archive}: unsafe path {m.name!r} in archive, refusing to read it")
     if not (m.isfile() or m.isdir()):
         raise DatasetError(f"{archive}: member {m.name!r} is a link or device, refusing to read the archive")
+    if m.size > MAX_MEMBER_BYTES:
+        raise DatasetError(f"{archive}: member {m.name!r} declares {m.size:,} bytes, more than any CIFAR-10 batch "
+                           f"(about 31 MB, limit {MAX_MEMBER_BYTES:,}); refusing to read the archive")
 
 
 def _read_batch(archive: Path, tar: tarfile.TarFile, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -220,7 +225,7 @@ def read_archive(archive: Path) -> dict[str, np.ndarray]:
     """Decode the five train batches and the test batch of a cifar-10-python.tar.gz."""
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            for m in tar.getmembers():
+            for m in tar:  # each header is checked as it is read, before the member's data is reached
                 _check_member(archive, m)
             train = [_read_batch(archive, tar, n) for n in TRAIN_MEMBERS]
             x_test, y_test = _read_batch(archive, tar, TEST_MEMBER)

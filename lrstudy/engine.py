@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from . import checkpoint
 from .augment import Normalize, crop_flip, draw_epoch
+from .metrics import METRIC_COLUMNS
 from .model import ResNet18
 from .schedule import lr_for_epoch
 
@@ -32,16 +33,53 @@ class DeviceError(RuntimeError):
     """The configured device cannot be used; the message says what to do."""
 
 
-def resolve_device(name: str) -> torch.device:
+# ResNet18 at width 64 on 2 threads of an Intel Xeon VM trains about 30 images/s and evaluates about
+# 170 images/s (measured for the README's "How long it takes"). A convolution's cost per image grows
+# with width^2; the cost is assumed to fall linearly with threads, which is optimistic.
+CPU_TRAIN_IMAGES_PER_S = 30.0
+CPU_EVAL_IMAGES_PER_S = 170.0
+CPU_CALIBRATION_WIDTH, CPU_CALIBRATION_THREADS = 64, 2
+# `device: auto` without a GPU falls back to the CPU only for runs estimated to take less than this.
+AUTO_CPU_LIMIT_S = 4 * 3600
+
+
+def cpu_seconds(train: dict, train_size: int, test_size: int, threads: int) -> float:
+    """A rough (rather optimistic) estimate of one run's training time on this CPU."""
+    scale = (train["width"] / CPU_CALIBRATION_WIDTH) ** 2 * CPU_CALIBRATION_THREADS / max(threads, 1)
+    return train["epochs"] * scale * (train_size / CPU_TRAIN_IMAGES_PER_S + test_size / CPU_EVAL_IMAGES_PER_S)
+
+
+def resolve_device(name: str, cpu_seconds_estimate: float | None = None) -> torch.device:
+    """The device for `execution.device` = `name`. Given the run's estimated CPU time, `auto` without CUDA
+    refuses a run longer than AUTO_CPU_LIMIT_S: a full study must not start quietly on a CPU."""
     if name == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
         return torch.device("cuda")
     if name == "cuda":
-        raise DeviceError("train.device is 'cuda' but PyTorch sees no CUDA device "
-                          f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}). Set train.device "
-                          "to 'auto' or 'cpu', or install a CUDA build of torch and check nvidia-smi.")
+        raise DeviceError(f"execution.device is 'cuda' but {_no_cuda()}. Set execution.device to 'auto' or 'cpu', or "
+                          "install a CUDA build of torch and check nvidia-smi.")
+    if cpu_seconds_estimate is None:
+        log.warning("execution.device is 'auto' and %s: running on the CPU", _no_cuda())
+    elif cpu_seconds_estimate > AUTO_CPU_LIMIT_S:
+        raise DeviceError(
+            f"execution.device is 'auto' but {_no_cuda()}, and this run would take {_about(cpu_seconds_estimate)} "
+            f"on the CPU (more than {AUTO_CPU_LIMIT_S / 3600:.0f} h). Check nvidia-smi (a GPU and its driver), "
+            "CUDA_VISIBLE_DEVICES (empty or a wrong index hides the GPUs) and that torch is a CUDA build; or set "
+            "execution.device: cpu (lrstudy-train: --device cpu) to run it on the CPU anyway.")
+    else:
+        log.warning("execution.device is 'auto' and %s: training on the CPU (estimated %s)", _no_cuda(),
+                    _about(cpu_seconds_estimate))
     return torch.device("cpu")
+
+
+def _about(seconds: float) -> str:
+    return f"about {max(1, round(seconds / 60))} min" if seconds < 3600 else f"about {seconds / 3600:,.1f} h"
+
+
+def _no_cuda() -> str:
+    build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
+    return f"PyTorch sees no CUDA device (torch {torch.__version__}, {build})"
 
 
 @dataclass
@@ -90,9 +128,13 @@ class Trainer:
         # bf16 autocast on CPU is slow and not what the seed measured: CPU runs fp32.
         self.autocast_dtype = torch.bfloat16 if cuda and train["precision"] == "bf16" else None
         self.normalize = Normalize(device, torch.float32, channels_last=cuda)
+        self.start_fresh()
 
-        torch.manual_seed(seed)  # the initial weights: built on the CPU so every device starts alike
-        self.model = ResNet18(width=train["width"]).to(device)
+    def start_fresh(self) -> None:
+        """The state before epoch 1: the seed's initial weights, a new optimizer and the seed's generator."""
+        train, cuda = self.cfg, self.device.type == "cuda"
+        torch.manual_seed(self.seed)  # the initial weights: built on the CPU so every device starts alike
+        self.model = ResNet18(width=train["width"]).to(self.device)
         if cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(
@@ -103,7 +145,7 @@ class Trainer:
         if cuda and train["compile"]:
             # CUDA graphs remove the per-kernel launch cost that dominates ResNet18 at batch 256.
             self.forward = torch.compile(self.model, mode="reduce-overhead")
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
         self.epoch = 0
         self.metrics: list[dict] = []
         self.seconds_before_resume = 0.0
@@ -121,6 +163,9 @@ class Trainer:
         return state
 
     def restore(self, state: dict) -> None:
+        """Continue from `state`; raises (KeyError, TypeError, ValueError, RuntimeError) when it does not fit
+        this run, possibly after changing part of the trainer: start_fresh() then gives a clean start."""
+        _check_metrics(state["metrics"], state["epoch"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
@@ -186,8 +231,14 @@ class Trainer:
         """Train until `epochs`, resuming from `checkpoint_path` when it holds this run's state."""
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         if checkpoint_path is not None and (state := checkpoint.load_matching(checkpoint_path, self.config_hash)):
-            self.restore(state)
-            log.info("resumed from %s at the end of epoch %d of %d", checkpoint_path, self.epoch, epochs)
+            try:
+                self.restore(state)
+                log.info("resumed from %s at the end of epoch %d of %d", checkpoint_path, self.epoch, epochs)
+            except Exception as exc:  # a checkpoint that does not fit must not block a fresh start
+                # load_state_dict lists every mismatched tensor: one line and the start of the list will do.
+                log.warning("checkpoint %s does not fit this run (%s: %.300s); starting from epoch 1",
+                            checkpoint_path, type(exc).__name__, " ".join(str(exc).split()))
+                self.start_fresh()
         resumed_from = self.epoch
         started = time.perf_counter()
         diverged_epoch = next((m["epoch"] for m in self.metrics if not _finite(m)), None)
@@ -212,6 +263,15 @@ class Trainer:
         return RunResult(self.metrics, diverged_epoch is not None, diverged_epoch,
                          self.seconds_before_resume + time.perf_counter() - started, resumed_from, self.cpu_threads,
                          self.model)
+
+
+def _check_metrics(metrics, epoch) -> None:
+    """A checkpoint's metrics: one row per epoch done, 1..epoch, each with every metric column."""
+    if not isinstance(metrics, list) or len(metrics) != epoch:
+        raise ValueError(f"its metrics are not a list of {epoch} epochs")
+    for n, row in enumerate(metrics, 1):
+        if not isinstance(row, dict) or set(row) != set(METRIC_COLUMNS) or row["epoch"] != n:
+            raise ValueError(f"its metrics row {n} is not epoch {n} with the columns {METRIC_COLUMNS}")
 
 
 def _finite(row: dict) -> bool:

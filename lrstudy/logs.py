@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .atomic import NoSpaceError
+
 
 def to_file_and_screen(log_path: str | Path) -> None:
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -19,12 +21,12 @@ def to_file_and_screen(log_path: str | Path) -> None:
 
 def run_logged(log_path: str | Path, main, expected: tuple[type[Exception], ...] = ()) -> None:
     """Run `main()` with logging set up. An `expected` error (bad input, with a message that names the
-    file or key) ends the job with that message alone; anything else also logs its traceback."""
+    file or key) or a full disk ends the job with that message alone; anything else also logs its traceback."""
     to_file_and_screen(log_path)
     log = logging.getLogger("lrstudy")
     try:
         main()
-    except expected as exc:
+    except (*expected, NoSpaceError) as exc:
         log.error("%s", exc)
         raise SystemExit(f"error: {exc}") from None
     except Exception:

@@ -46,6 +46,13 @@ def pvalue(p) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def seeds(n) -> str:
+    """A seeds_needed value; past st.MAX_SEEDS the count stopped."""
+    if pd.isna(n):
+        return "\u2013"
+    return f"> {st.MAX_SEEDS}" if n > st.MAX_SEEDS else str(n)
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
@@ -66,8 +73,12 @@ def verdict_sentence(row: pd.Series) -> str:
             f"{num(row['diff_ci_high_pct'], signed=True)}, p = {pvalue(row['p_value'])})")
     if word in (st.BETTER, st.WORSE):
         return f"{v} is {word} than {ref}: {diff}."
-    size = (f"Detecting a true difference of this size at 80% power would take about {row['seeds_needed']} "
-            "seeds per variant" if pd.notna(row["seeds_needed"]) else "The observed difference is zero")
+    n_seeds = row["seeds_needed"]
+    if pd.isna(n_seeds):
+        size = "The observed difference is zero"
+    else:
+        count = f"more than {st.MAX_SEEDS}" if n_seeds > st.MAX_SEEDS else f"about {n_seeds}"
+        size = f"Detecting a true difference of this size at 80% power would take {count} seeds per variant"
     return (f"{v}: no detectable difference from {ref}: {diff}. {size}; with the seeds we have, only "
             f"differences of about {num(row['detectable_diff_pct'])} points or more would be detected.")
 
@@ -218,7 +229,7 @@ def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], f
 def render(template: str | Path, ctx: dict) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(template).parent), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=num, pvalue=pvalue)
+    env.filters.update(num=num, pvalue=pvalue, seeds=seeds)
     env.tests["missing"] = pd.isna
     return env.get_template(Path(template).name).render(**ctx)
 

@@ -16,10 +16,11 @@ from typing import Iterator
 
 import torch
 
-from .atomic import atomic_path, atomic_write_json, atomic_write_text
+from . import checkpoint
+from .atomic import atomic_write_json, atomic_write_text
 from .config import RECIPE_KEYS, run_hash
 from .dataset import load_cache, load_meta, verify_cache
-from .engine import DeviceData, DeviceError, Trainer, progress_line, resolve_device
+from .engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
 from .metrics import metrics_csv
 from .provenance import code_record
 
@@ -99,9 +100,10 @@ def _execute(recipe, execution, seed, variant, data_npz, data_meta, metrics_out,
              checkpoint_path, project) -> dict:
     recipe = {k: recipe[k] for k in RECIPE_KEYS}
     train = {**recipe, **execution}
-    device = resolve_device(execution["device"])
     meta = load_meta(data_meta)
     dataset = {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")}
+    device = resolve_device(execution["device"], cpu_seconds(train, dataset["train_size"], dataset["test_size"],
+                                                             int(execution["cpu_threads"])))
     config_hash = run_hash(recipe, seed, dataset)
     log.info("run %s seed %d on %s (%s), config %s, %d train / %d test images", variant, seed, device,
              device_name(device), config_hash, dataset["train_size"], dataset["test_size"])
@@ -131,8 +133,7 @@ def _execute(recipe, execution, seed, variant, data_npz, data_meta, metrics_out,
         "versions": versions(), "config": recipe, "config_hash": config_hash, "dataset": dataset,
         "execution": {**execution, "cpu_threads_used": result.cpu_threads}, "code": code_record(project or _PACKAGE_ROOT),
     }
-    with atomic_path(model_out) as tmp:
-        torch.save(result.model.state_dict(), tmp)
+    checkpoint.save(model_out, result.model.state_dict())
     atomic_write_text(metrics_out, metrics_csv(result.metrics))
     atomic_write_json(summary_out, summary)
     if checkpoint_path is not None:

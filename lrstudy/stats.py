@@ -18,6 +18,13 @@ from scipy import optimize, stats
 
 ALPHA = 0.05  # two-sided significance level of every test and CI (95%)
 POWER = 0.80  # the power at which `seeds_needed` and `detectable_diff` are computed
+# Accuracies are fractions of a finite test set: even 10^9 test images move the accuracy by 1e-7 points
+# per image. A difference or spread below ROUNDING (in the units of the values; the study passes points)
+# is float rounding of equal numbers (a mean of seven 90.05s is 90.04999999999998) and counts as zero.
+ROUNDING = 1e-9
+# `seeds_needed` stops counting here: a difference that needs more seeds is not one a study can show.
+# MAX_SEEDS + 1 in the table means "more than MAX_SEEDS".
+MAX_SEEDS = 10_000
 
 REFERENCE = "reference"
 BETTER = "better"
@@ -49,21 +56,34 @@ def describe(values: Sequence[float]) -> dict:
     out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan,
            "ci_low": math.nan, "ci_high": math.nan}
     if n >= 2:
-        out["std"] = float(x.std(ddof=1))
+        out["std"] = _spread(x)
         half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * out["std"] / math.sqrt(n)
         out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
     return out
 
 
+def _spread(x: np.ndarray) -> float:
+    """The sample standard deviation, 0 when it is float rounding of equal values."""
+    sd = float(x.std(ddof=1))
+    return 0.0 if sd < ROUNDING else sd
+
+
 def welch(a: Sequence[float], b: Sequence[float]) -> dict:
-    """Welch's t-test of mean(a) - mean(b): the difference, its 95% CI and the two-sided p-value."""
+    """Welch's t-test of mean(a) - mean(b): the difference, its 95% CI and the two-sided p-value.
+
+    A difference within ROUNDING is exactly 0, with p = 1: float rounding of equal means is no evidence."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     diff = float(a.mean() - b.mean())
-    if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
+    if abs(diff) < ROUNDING:
+        diff = 0.0
+    if _spread(a) == 0 and _spread(b) == 0:
         # No spread at all (e.g. a tiny deterministic test set): any difference is exact.
         return {"diff": diff, "ci_low": diff, "ci_high": diff, "p_value": 1.0 if diff == 0 else 0.0}
     res = stats.ttest_ind(a, b, equal_var=False)
     ci = res.confidence_interval(1 - ALPHA)
+    if diff == 0:
+        half = float(ci.high - ci.low) / 2  # Welch's CI is symmetric about the difference
+        return {"diff": 0.0, "ci_low": -half, "ci_high": half, "p_value": 1.0}
     return {"diff": diff, "ci_low": float(ci.low), "ci_high": float(ci.high), "p_value": float(res.pvalue)}
 
 
@@ -82,13 +102,16 @@ def welch_power(diff: float, sd_a: float, sd_b: float, n_a: int, n_b: int) -> fl
 def seeds_needed(diff: float, sd_a: float, sd_b: float) -> float:
     """Seeds per variant (both arms equal) for 80% power to detect `diff` with the observed spreads.
 
-    NaN when there is nothing to size (no difference, or no spread estimate)."""
+    NaN when there is nothing to size (no difference, or no spread estimate); MAX_SEEDS + 1 when it
+    takes more than MAX_SEEDS."""
     if not diff or not all(map(math.isfinite, (diff, sd_a, sd_b))):
         return math.nan
     # The normal approximation is a lower bound for the t-test; step up from it to the exact size.
-    z = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)
-    n = max(2, math.ceil(z**2 * (sd_a**2 + sd_b**2) / diff**2))
-    while welch_power(diff, sd_a, sd_b, n, n) < POWER:
+    spread = float(stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)) * math.hypot(sd_a, sd_b)
+    if spread > math.sqrt(MAX_SEEDS) * abs(diff):  # the lower bound alone is over the cap
+        return MAX_SEEDS + 1
+    n = max(2, math.ceil((spread / diff) ** 2))
+    while n <= MAX_SEEDS and welch_power(diff, sd_a, sd_b, n, n) < POWER:
         n += 1
     return n
 
@@ -113,13 +136,26 @@ def verdict(n: int, n_ref: int, n_diverged: int, diff: float, p_value: float) ->
     return NO_DIFFERENCE
 
 
+def _check_finished_runs_have_accuracies(finished: pd.DataFrame) -> None:
+    """A run not marked diverged has finite accuracies; otherwise a NaN would pass silently through
+    every mean and test as 'no detectable difference'."""
+    for col in ("final_test_acc", "best_test_acc"):
+        bad = finished[~np.isfinite(finished[col].to_numpy(float))]
+        if len(bad):
+            row = bad.iloc[0]
+            raise ValueError(f"run {row['variant']} seed {row['seed']}: {col} is {row[col]} but the run is not "
+                             "marked diverged; its summary.json is damaged or edited: delete the run's directory "
+                             "and train it again")
+
+
 def study_stats(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
     """One row per variant (config order) from one row per run.
 
-    `runs` needs the columns variant, final_test_acc, best_test_acc (fractions), diverged and
+    `runs` needs the columns variant, seed, final_test_acc, best_test_acc (fractions), diverged and
     train_seconds. Diverged runs are counted but left out of every mean, CI and test."""
     reference = reference_variant(variants)
     ok = runs[~runs["diverged"].astype(bool)]
+    _check_finished_runs_have_accuracies(ok)
     final = {v: 100 * ok.loc[ok["variant"] == v, "final_test_acc"].to_numpy(float) for v in variants}
     ref = final[reference]
     rows = []

@@ -162,3 +162,49 @@ def test_lint_has_nothing_to_say_about_the_analysis_rules(analysed):
     out = proc.stdout + proc.stderr
     for rule in ("aggregate", "figures", "report"):
         assert f"rule {rule} (line" not in out, out
+
+
+def test_a_difference_too_small_to_size_says_more_than_the_cap(tmp_path):
+    finals = {"baseline": [0.9500, 0.9510], "lr_x2": [0.950001, 0.951001]}
+    html = build_report(tmp_path, finals).read_text()
+    assert read_back(tmp_path)["stats"].set_index("variant").loc["lr_x2", "seeds_needed"] == st.MAX_SEEDS + 1
+    assert f"would take more than {st.MAX_SEEDS} seeds per variant" in html
+    assert f"&gt; {st.MAX_SEEDS}</td>" in html
+
+
+def test_hand_edited_metrics_or_summaries_are_named(tmp_path):
+    """metrics.csv feeds the curves, summary.json the tables: an edit to one of them must not give a
+    report whose curves and tables disagree."""
+    runs = write_study(tmp_path, SMALL)
+    ag.aggregate(runs, list(SMALL))  # as written, they agree
+    metrics, summary = runs[4] / "metrics.csv", runs[4] / "summary.json"  # lr_x5 seed 1
+    rows, original_summary = metrics.read_text().splitlines(keepends=True), summary.read_text()
+
+    metrics.write_text("".join(rows[:-1]) + rows[-1].replace(",0.9575,", ",0.99,"))
+    with pytest.raises(ValueError, match=f"{summary} and {metrics} disagree: final_test_acc is 0.9575 in summary.json "
+                                         "but 0.99 by metrics.csv"):
+        ag.aggregate(runs, list(SMALL))
+
+    metrics.write_text("".join(rows[:-1]))  # the last epoch deleted
+    with pytest.raises(ValueError, match=f"{summary} and {metrics} disagree: epochs_completed is 12 in summary.json "
+                                         "but 11"):
+        ag.aggregate(runs, list(SMALL))
+
+    metrics.write_text("".join(rows))
+    summary.write_text(original_summary.replace('"best_epoch": 12', '"best_epoch": 11'))
+    with pytest.raises(ValueError, match=f"{summary} and {metrics} disagree: best_epoch is 11 in summary.json but 12"):
+        ag.aggregate(runs, list(SMALL))
+
+
+@pytest.mark.parametrize("cell, column", [("2x", "test_acc"), ("", "lr"), ("1e", "epoch_seconds")])
+def test_a_non_number_in_metrics_names_the_file_row_and_column(tmp_path, cell, column):
+    runs = write_study(tmp_path, {"baseline": SMALL["baseline"][:2]})
+    metrics = runs[1] / "metrics.csv"
+    lines = metrics.read_text().splitlines(keepends=True)
+    header = lines[0].strip().split(",")
+    cells = lines[3].rstrip("\n").split(",")
+    cells[header.index(column)] = cell
+    lines[3] = ",".join(cells) + "\n"
+    metrics.write_text("".join(lines))
+    with pytest.raises(ValueError, match=f"{metrics}: row 3 \\(line 4\\), column {column}: '{cell}' is not a number"):
+        ag.aggregate(runs, ["baseline"])

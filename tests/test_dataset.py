@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import io
 import pickle
@@ -201,3 +202,21 @@ def test_pickle_that_would_run_code_is_refused(tmp_path):
 
     with pytest.raises(DatasetError, match="data_batch_1 is not a CIFAR-10 batch .*refusing to load .*print"):
         read_archive(_archive_with(tmp_path, add))
+
+
+def test_a_member_larger_than_any_cifar_batch_is_refused_before_it_is_read(tmp_path):
+    """A header declaring 2 GiB, followed by only a little data: refused from the header alone (reading
+    the member would take 2 GiB of memory)."""
+    path = tmp_path / "huge.tar.gz"
+    small = pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}, protocol=2)
+    with gzip.open(path, "wb") as gz:
+        first = tarfile.TarInfo("cifar-10-batches-py/batches.meta")
+        first.size = len(small)
+        gz.write(first.tobuf() + small.ljust(-(-len(small) // 512) * 512, b"\0"))
+        huge = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        huge.size = 2 * 2**30
+        gz.write(huge.tobuf() + bytes(4096))
+    assert path.stat().st_size < 10_000
+    with pytest.raises(DatasetError, match=r"huge.tar.gz: member 'cifar-10-batches-py/data_batch_1' declares "
+                                           r"2,147,483,648 bytes, more than any CIFAR-10 batch"):
+        read_archive(path)

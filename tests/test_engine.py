@@ -1,5 +1,6 @@
 """The engine: seeded runs repeat exactly on CPU, and a resumed run ends where an uninterrupted one does."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,8 @@ import yaml
 
 from lrstudy import dataset
 from lrstudy.config import EXECUTION_KEYS, run_hash
-from lrstudy.engine import DeviceData, DeviceError, Trainer, resolve_device
+from lrstudy.engine import AUTO_CPU_LIMIT_S, DeviceData, DeviceError, Trainer, cpu_seconds, resolve_device
+from lrstudy.model import ResNet18
 from lrstudy.run import execute
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,6 +96,87 @@ def test_summary_fields(cache, tmp_path):
 
 def test_cuda_without_cuda_says_what_to_do(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(DeviceError, match="train.device"):
+    with pytest.raises(DeviceError, match="execution.device"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+def test_auto_without_cuda_refuses_a_run_too_long_for_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    study = train_cfg(width=64, epochs=200)
+    estimate = cpu_seconds(study, 50_000, 10_000, threads=2)
+    assert estimate == pytest.approx(200 * (50_000 / 30 + 10_000 / 170))  # the README's 30 min per epoch
+    assert cpu_seconds(dict(study, width=8), 50_000, 10_000, threads=4) == pytest.approx(estimate / 64 / 2)
+    with pytest.raises(DeviceError, match=r"(?s)'auto' but PyTorch sees no CUDA device \(torch .*build\).*"
+                                          r"about 95.9 h on the CPU .*nvidia-smi.*CUDA_VISIBLE_DEVICES.*"
+                                          r"CUDA build.*execution.device: cpu .* anyway"):
+        resolve_device("auto", estimate)
+    assert resolve_device("auto", AUTO_CPU_LIMIT_S / 2).type == "cpu"
+    assert resolve_device("cpu", estimate).type == "cpu"  # asked for explicitly: never refused
+
+
+def test_auto_without_cuda_trains_a_short_run_on_the_cpu_and_refuses_a_long_one_first(cache, tmp_path, monkeypatch,
+                                                                                       caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run(cache, tmp_path / "short", epochs=1, device="auto")["device"] == "cpu"
+    assert "training on the CPU (estimated about 1 min)" in caplog.text
+    with pytest.raises(DeviceError, match="would take about .* h on the CPU"):
+        run(cache, tmp_path / "long", device="auto", width=64, epochs=10_000)
+    assert not (tmp_path / "long").exists()
+
+
+def hash_of(cache, train: dict, seed: int) -> str:
+    meta = dataset.load_meta(cache[1])
+    return run_hash(train, seed, {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")})
+
+
+@pytest.fixture(scope="module")
+def one_epoch_state(cache) -> dict:
+    """A real checkpoint of a 2-epoch run after its first epoch, as Trainer.run writes it."""
+    train = train_cfg(epochs=2)
+    data = DeviceData.from_arrays(dataset.load_cache(cache[0]), torch.device("cpu"))
+    trainer = Trainer(train, 0, data, torch.device("cpu"), hash_of(cache, train, 0))
+    loss, acc = trainer.train_epoch(train["lr"])
+    trainer.epoch = 1
+    trainer.metrics = [{"epoch": 1, "lr": train["lr"], "train_loss": loss, "train_acc": acc, "test_loss": 1.0,
+                        "test_acc": 0.5, "epoch_seconds": 1.0}]
+    return trainer.state(1.0)
+
+
+@pytest.fixture(scope="module")
+def fresh_two_epochs(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fresh")
+    run(cache, out, epochs=2)
+    return metrics_without_timing(out / "metrics.csv")
+
+
+def test_the_intact_checkpoint_resumes(cache, tmp_path, one_epoch_state):
+    """The one the broken checkpoints below are made from: each differs from it only where it is broken."""
+    torch.save(one_epoch_state, tmp_path / "ckpt.pt")
+    assert run(cache, tmp_path / "out", checkpoint=tmp_path / "ckpt.pt", epochs=2)["resumed_from_epoch"] == 1
+
+
+BROKEN_CHECKPOINTS = {
+    "a bare tensor": (lambda good: torch.zeros(3), "holds a Tensor, not a checkpoint's dict"),
+    "a list": (lambda good: [good], "holds a list, not a checkpoint's dict"),
+    "no model": (lambda good: {k: v for k, v in good.items() if k != "model"}, "lacks model"),
+    "a model of another width": (lambda good: {**good, "model": ResNet18(width=8).state_dict()},
+                                 "does not fit this run \\(RuntimeError: Error\\(s\\) in loading state_dict"),
+    # Restored after the weights and the optimizer: those must be undone for the fresh start.
+    "a generator state that does not fit": (lambda good: {**good, "generator": torch.zeros(3, dtype=torch.uint8)},
+                                            "does not fit this run \\(RuntimeError"),
+    "metrics that are not rows": (lambda good: {**good, "metrics": ["0.5"]},
+                                  "does not fit this run \\(ValueError: its metrics row 1 is not epoch 1"),
+}
+
+
+@pytest.mark.parametrize("kind", BROKEN_CHECKPOINTS)
+def test_a_checkpoint_of_the_wrong_structure_is_a_fresh_start(cache, tmp_path, caplog, one_epoch_state,
+                                                              fresh_two_epochs, kind):
+    make, reason = BROKEN_CHECKPOINTS[kind]
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save(make(one_epoch_state), ckpt)
+    summary = run(cache, tmp_path / "out", checkpoint=ckpt, epochs=2)
+    assert summary["resumed_from_epoch"] == 0
+    assert re.search(f"checkpoint {re.escape(str(ckpt))} {reason}.*starting from epoch 1", caplog.text), caplog.text
+    assert metrics_without_timing(tmp_path / "out" / "metrics.csv") == fresh_two_epochs

@@ -1,4 +1,4 @@
-"""Interrupted, diverged, out of memory: finished work is kept and every failure is explained."""
+"""Interrupted, diverged, out of memory, a full disk: finished work is kept and every failure is explained."""
 
 import json
 import math
@@ -8,12 +8,16 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from conftest import small_study
+from lrstudy import checkpoint
+from lrstudy.atomic import NoSpaceError, atomic_path, atomic_write_text
 from lrstudy.engine import DeviceError, Trainer
+from lrstudy.logs import run_logged
 from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
 
 
@@ -82,3 +86,56 @@ def test_out_of_memory_says_what_to_do(cache, tmp_path, monkeypatch):  # noqa: F
     with pytest.raises(DeviceError, match="out of memory .* lower those in the config"):
         run(cache, tmp_path / "o")
     assert not (tmp_path / "o" / "metrics.csv").exists()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB filesystem of its own (needs the right to mount: root in the test container)."""
+    root = tmp_path / "small_fs"
+    root.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a 64 KiB tmpfs to fill ({proc.stderr.strip()}); the /dev/full tests still run")
+    yield root
+    subprocess.run(["umount", "--lazy", str(root)], check=True)  # lazy: a file torch left open must not block it
+
+
+BIG = {"weights": torch.zeros(100_000)}  # 400 kB: more than the small filesystem holds
+
+
+def save_npz(path):
+    with atomic_path(path) as tmp:
+        np.savez(tmp, x=np.zeros(100_000))
+
+
+@pytest.mark.parametrize("name, write", [
+    ("seed0.pt", lambda path: checkpoint.save(path, BIG)),
+    ("metrics.csv", lambda path: atomic_write_text(path, "0.95," * 50_000)),
+    ("cifar10.npz", save_npz),
+], ids=["torch.save", "text", "numpy"])
+def test_a_full_disk_is_named_and_keeps_the_old_file(full_disk, name, write):
+    target = full_disk / name
+    target.write_text("the previous complete file")
+    with pytest.raises(NoSpaceError, match=f"no space left on {target} \\(No space left on device\\)"):
+        write(target)
+    assert target.read_text() == "the previous complete file"
+    assert [p.name for p in full_disk.iterdir()] == [name], "no temporary file is left"
+
+
+def test_a_run_on_a_full_disk_ends_with_the_file_named_and_nothing_half_written(cache, full_disk, tmp_path):  # noqa: F811
+    with pytest.raises(SystemExit, match=f"error: no space left on {full_disk}/model.pt"):
+        run_logged(tmp_path / "train.log", lambda: run(cache, full_disk, epochs=1))
+    assert list(full_disk.iterdir()) == []
+    assert "Traceback" not in (tmp_path / "train.log").read_text()
+
+
+@pytest.mark.parametrize("write", [lambda fh: torch.save(BIG, fh), lambda fh: fh.write(b"0" * 100_000)],
+                         ids=["torch.save", "plain"])
+def test_a_write_failing_for_lack_of_space_is_named_without_mounting(tmp_path, write):
+    """/dev/full fails every write with ENOSPC, as a full disk does; torch wraps it in its RuntimeError."""
+    target = tmp_path / "out.pt"
+    with pytest.raises(NoSpaceError, match=f"no space left on {target}"):
+        with atomic_path(target), open("/dev/full", "wb") as fh:
+            write(fh)
+    assert list(tmp_path.iterdir()) == []

@@ -122,3 +122,42 @@ def test_reference_is_baseline_or_the_first_variant():
 def test_a_reference_with_one_seed_leaves_every_variant_undecided():
     finals = {"baseline": KNOWN["baseline"][:1], "lr_x5": KNOWN["lr_x5"]}
     assert verdicts(finals)["lr_x5"] == st.TOO_FEW
+
+
+def test_equal_means_up_to_float_rounding_are_no_difference():
+    """The issue's case: both means are 95.05 up to rounding; the seeds needed for a 1e-14 difference
+    overflowed the table's integer column."""
+    finals = {"baseline": [0.9500, 0.9510], "lr_x2": [0.9502, 0.9508]}
+    row = st.study_stats(runs(finals), list(finals)).set_index("variant").loc["lr_x2"]
+    assert row["verdict"] == st.NO_DIFFERENCE
+    assert row["diff_pct"] == 0.0 and row["p_value"] == 1.0
+    assert row["diff_ci_low_pct"] == pytest.approx(-row["diff_ci_high_pct"]) and row["diff_ci_high_pct"] > 0
+    assert row["seeds_needed"] is pd.NA
+
+
+def test_identical_accuracies_up_to_float_rounding_are_no_difference():
+    """Seven runs at 0.9005 against two at 0.9005, a few of them one float step off (as sums of
+    per-batch counts come out): no spread and no difference, not 'better' on a p of 0.05."""
+    up = float(np.nextafter(0.9005, 1.0))
+    finals = {"baseline": [0.9005, 0.9005], "lr_x2": [0.9005, up, 0.9005, up, 0.9005, up, up]}
+    assert 100 * np.mean(finals["lr_x2"]) != 100 * np.mean(finals["baseline"])
+    row = st.study_stats(runs(finals), list(finals)).set_index("variant").loc["lr_x2"]
+    assert (row["verdict"], row["diff_pct"], row["p_value"], row["final_std_pct"]) == (st.NO_DIFFERENCE, 0, 1, 0)
+    plain = {"baseline": [0.9005] * 2, "lr_x2": [0.9005] * 7}  # the mean of seven is 90.04999999999998
+    assert verdicts(plain)["lr_x2"] == st.NO_DIFFERENCE
+
+
+def test_seeds_needed_stops_counting_at_the_cap():
+    assert st.seeds_needed(1e-6, 0.15, 0.15) == st.MAX_SEEDS + 1
+    assert st.seeds_needed(1e-300, 0.15, 0.15) == st.MAX_SEEDS + 1
+    assert st.seeds_needed(0.0045, 0.1, 0.1) < st.MAX_SEEDS < st.seeds_needed(0.0035, 0.1, 0.1)
+    finals = {"baseline": [0.9500, 0.9510], "tiny": [0.950001, 0.951001]}
+    table = st.study_stats(runs(finals), list(finals)).set_index("variant")
+    assert table.loc["tiny", "seeds_needed"] == st.MAX_SEEDS + 1
+
+
+def test_a_nan_accuracy_in_a_run_not_marked_diverged_is_an_error_naming_the_run():
+    table = runs({"baseline": KNOWN["baseline"], "lr_x2": KNOWN["lr_x2"]})
+    table.loc[(table["variant"] == "lr_x2") & (table["seed"] == 1), "final_test_acc"] = math.nan
+    with pytest.raises(ValueError, match="run lr_x2 seed 1: final_test_acc is nan but the run is not marked diverged"):
+        st.study_stats(table, ["baseline", "lr_x2"])

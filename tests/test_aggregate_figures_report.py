@@ -30,7 +30,7 @@ def test_tables_have_the_documented_columns_and_one_row_per_epoch_run_variant(tm
     t = read_back(tmp_path)
     assert list(t["epochs"].columns) == ag.EPOCH_COLUMNS
     assert list(t["summary"].columns) == ag.SUMMARY_COLUMNS
-    assert list(t["stats"].columns) == st.STATS_COLUMNS
+    assert list(t["stats"].columns) == ag.STATS_COLUMNS
     assert len(t["epochs"]) == 11 * 12 + 4  # the diverged run keeps its partial curve
     assert len(t["summary"]) == 12
     assert t["stats"]["variant"].tolist() == list(SMALL)  # config order, not alphabetical
@@ -94,17 +94,17 @@ def test_unknown_figure_name_is_an_error(tmp_path):
 
 
 def test_report_is_self_contained_summary_first_and_escaped(tmp_path):
-    numbers = tmp_path / "seed.yaml"
-    ref = yaml.safe_load((REPO / "report/reference.yaml").read_text())
-    numbers.write_text(yaml.safe_dump({**ref, "baseline_final_acc_pct": 91.23, "train_seconds": 4321}))
+    numbers = tmp_path / "published.yaml"
+    published = yaml.safe_load((REPO / "report/published_run.yaml").read_text())
+    numbers.write_text(yaml.safe_dump({**published, "baseline_final_acc_pct": 91.23, "train_seconds": 4321}))
     config = {**study_config(SMALL), "dataset": {"url": "file:///<script>alert(1)</script>"}}
-    html = build_report(tmp_path, SMALL, seed_numbers=numbers, config=config).read_text()
+    html = build_report(tmp_path, SMALL, published=numbers, config=config).read_text()
     assert html.count('src="data:image/png;base64,') == 4
     assert not re.search(r'(src|href)="(?!data:|#)', html), "every resource is embedded"
     assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert html.index('id="summary"') < html.index('id="variants"') < html.index('id="figures"')
     assert "lr_x5 is better than baseline" in html and "lr_x0.5 is worse than baseline" in html
-    # The seed's numbers come from the data file, not from the template.
+    # The published run's numbers come from the data file, not from the template.
     assert "91.23% (1 run)" in html and "4321 s for 200 epochs" in html
     for label in ("git commit", "dataset md5", "torch (training)", "snakemake", "Synthetic CPU &lt;model&gt;"):
         assert label in html

@@ -71,7 +71,7 @@ rule report:
         figures=rules.figures.output.png,
         captions=expand("report/captions/{figure}.rst", figure=FIGURES),
         template="report/templates/report.html.j2",
-        seed_numbers="report/reference.yaml",
+        published="report/published_run.yaml",
     output:
         "report.html",
     params:

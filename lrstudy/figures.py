@@ -46,24 +46,27 @@ def variant_labels(tables: Tables) -> dict[str, str]:
 
 
 class PlainLogLocator(Locator):
-    """Major ticks of a log axis at values that read as plain decimals: 1, 2 and 5 of each decade, or,
-    where fewer than three of those fall in view (a short run's loss spans 1.3 to 2.1), evenly spaced
-    round values."""
+    """Major ticks of a log axis at values that read as plain decimals: 1, 2 and 5 of each decade (only
+    1 over more than three decades), or, where fewer than three of those fall in view (a short run's loss
+    spans 1.3 to 2.1), evenly spaced round values."""
 
     def __init__(self):
-        self._decades = LogLocator(subs=(1.0, 2.0, 5.0))
+        self._decades = LogLocator(subs=(1.0,))
+        self._one_two_five = LogLocator(subs=(1.0, 2.0, 5.0))
         self._linear = MaxNLocator(nbins=5)
 
     def set_axis(self, axis):
         super().set_axis(axis)
         self._decades.set_axis(axis)
+        self._one_two_five.set_axis(axis)
 
     def __call__(self):
         return self.tick_values(*self.axis.get_view_interval())
 
     def tick_values(self, vmin, vmax):
         vmin, vmax = sorted((vmin, vmax))
-        ticks = self._decades.tick_values(vmin, vmax)
+        log = self._decades if vmax > 1000 * vmin else self._one_two_five
+        ticks = log.tick_values(vmin, vmax)
         if ((ticks >= vmin) & (ticks <= vmax)).sum() >= 3:
             return ticks
         ticks = self._linear.tick_values(vmin, vmax)

@@ -147,7 +147,8 @@ def provenance(summaries: list[dict], repo: str | Path) -> dict:
         "training": {key: [s["versions"].get(key) for s in summaries] for key in training},
         "analysis_python": platform.python_version(),
         "packages": [(pkg, importlib.metadata.version(pkg)) for pkg in ANALYSIS_PACKAGES],
-        "dataset": {key: [s["dataset"][key] for s in summaries] for key in ("md5", "sha256", "train_size", "test_size")},
+        "dataset": {key: [s["dataset"][key] for s in summaries]
+                    for key in ("md5", "sha256", "train_size", "test_size")},
     }
 
 

@@ -3,6 +3,10 @@
 - epochs:  every epoch of every run, long form (a diverged run keeps its partial curve);
 - summary: one row per run;
 - stats:   one row per variant (lrstudy.stats.study_stats).
+
+summary and stats describe each variant in the columns of lrstudy.variants.DESCRIPTION_COLUMNS (its lr
+windows, epochs, lr, batch size, schedule, width and dataset sizes), so that they can be filtered and
+plotted without a join.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .metrics import METRIC_COLUMNS
+from .stats import STATS_COLUMNS as VARIANT_STATS_COLUMNS
 from .stats import study_stats
+from .variants import DESCRIPTION_COLUMNS, description, per_variant
 
 EPOCH_COLUMNS = ["variant", "seed", *METRIC_COLUMNS, "diverged"]
 SUMMARY_COLUMNS = [
-    "variant", "seed", "final_test_acc", "best_test_acc", "best_epoch", "epochs", "epochs_completed",
+    "variant", "seed", *DESCRIPTION_COLUMNS, "final_test_acc", "best_test_acc", "best_epoch", "epochs_completed",
     "diverged", "diverged_epoch", "train_seconds", "seconds_per_epoch", "device", "device_name",
     "config_hash", "dataset_md5",
 ]
+STATS_COLUMNS = [*VARIANT_STATS_COLUMNS[:2], *DESCRIPTION_COLUMNS, *VARIANT_STATS_COLUMNS[2:]]
 
 
 def run_tables(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -39,6 +46,7 @@ def run_tables(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> tuple
         epochs.append(m.assign(variant=s["variant"], seed=int(s["seed"]), diverged=bool(s["diverged"])))
         runs.append({
             **{k: s.get(k) for k in SUMMARY_COLUMNS},
+            **description(s, str(run_dir / "summary.json")),
             "seconds_per_epoch": s["train_seconds"] / max(s["epochs_completed"], 1),
             "dataset_md5": s["dataset"]["md5"],
         })
@@ -111,9 +119,16 @@ def _in_config_order(df: pd.DataFrame, variants: Sequence[str], then: list[str])
     return df.assign(_order=order).sort_values(["_order", "seed", *then]).drop(columns="_order").reset_index(drop=True)
 
 
+def variant_table(summary: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+    """One row per variant: its statistics, and the description columns after its name and reference."""
+    stats = study_stats(summary, variants)
+    described = per_variant(summary, variants).reset_index(names="variant")
+    return stats.merge(described, on="variant", how="left")[STATS_COLUMNS]
+
+
 def aggregate(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> dict[str, pd.DataFrame]:
     epochs, summary = run_tables(run_dirs, variants)
-    return {"epochs": epochs, "summary": summary, "stats": study_stats(summary, variants)}
+    return {"epochs": epochs, "summary": summary, "stats": variant_table(summary, variants)}
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

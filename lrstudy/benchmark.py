@@ -1,10 +1,10 @@
-"""`lrstudy-bench`: seconds per epoch of the seed-style input pipeline against ours, in one process on
+"""`lrstudy-bench`: seconds per epoch of the published-style input pipeline against ours, in one process on
 one device, written as JSON and a Markdown table.
 
     lrstudy-bench --data results/data/cifar10.npz --epochs 3 --out results/benchmark
     lrstudy-bench --archive cifar-10-python.tar.gz --device cpu --width 4 --train-limit 512 --epochs 1 --out /tmp/b
 
-Seed-style: a Dataset of PIL images with torchvision's RandomCrop/RandomHorizontalFlip/ToTensor/
+Published-style: a Dataset of PIL images with torchvision's RandomCrop/RandomHorizontalFlip/ToTensor/
 Normalize, a DataLoader with 2 workers, fp32, NCHW. Ours: lrstudy's engine (uint8 data on the device,
 crop/flip there, bf16 autocast, channels_last, fused SGD, optionally CUDA graphs). Both train every
 image and evaluate the full test set each epoch. The first epoch (warm-up, compilation) is reported
@@ -52,8 +52,8 @@ def train_flops_per_image(width: int) -> float:
     return 3.0 * counter.get_total_flops()
 
 
-class SeedStyleCIFAR(Dataset):
-    """What the seed ran: PIL images through torchvision transforms, one image at a time in workers."""
+class PublishedStyleCIFAR(Dataset):
+    """What the published run ran: PIL images through torchvision transforms, one image at a time in workers."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, train: bool):
         self.images = x.transpose(0, 2, 3, 1)  # HWC for PIL
@@ -68,15 +68,16 @@ class SeedStyleCIFAR(Dataset):
         return self.transform(Image.fromarray(self.images[i])), self.labels[i]
 
 
-def seed_style_epochs(arrays, train: dict, device: torch.device, epochs: int, workers: int) -> list[float]:
+def published_style_epochs(arrays, train: dict, device: torch.device, epochs: int, workers: int) -> list[float]:
     torch.manual_seed(0)
     model = ResNet18(width=train["width"]).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=train["lr"], momentum=train["momentum"],
                           weight_decay=train["weight_decay"])
     pin = device.type == "cuda"
-    train_loader = DataLoader(SeedStyleCIFAR(arrays["x_train"], arrays["y_train"], True), batch_size=train["batch_size"],
-                              shuffle=True, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
-    test_loader = DataLoader(SeedStyleCIFAR(arrays["x_test"], arrays["y_test"], False), batch_size=100,
+    train_loader = DataLoader(PublishedStyleCIFAR(arrays["x_train"], arrays["y_train"], True),
+                              batch_size=train["batch_size"], shuffle=True, num_workers=workers, pin_memory=pin,
+                              persistent_workers=workers > 0)
+    test_loader = DataLoader(PublishedStyleCIFAR(arrays["x_test"], arrays["y_test"], False), batch_size=100,
                              num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
     times = []
     for _ in range(epochs):
@@ -88,7 +89,7 @@ def seed_style_epochs(arrays, train: dict, device: torch.device, epochs: int, wo
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             opt.step()
-            loss.item()  # the seed logged the running loss every step
+            loss.item()  # the published run logged the running loss every step
         model.eval()
         with torch.no_grad():
             for x, y in test_loader:
@@ -144,8 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     ap.add_argument("--compile", action="store_true", help="ours with torch.compile + CUDA graphs")
-    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seed-style pipeline")
-    ap.add_argument("--skip-seed-style", action="store_true")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the published-style pipeline")
+    ap.add_argument("--skip-published-style", action="store_true")
     args = ap.parse_args(argv)
 
     npz, meta_path = source_cache(args, args.out)
@@ -160,9 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     peak = bf16_peak(name) if device.type == "cuda" else None
 
     pipelines = []
-    if not args.skip_seed_style:
-        times = seed_style_epochs(arrays, train, device, args.epochs, args.workers)
-        pipelines.append(summarise(f"seed-style (DataLoader+PIL, {args.workers} workers, fp32)", times, n_train,
+    if not args.skip_published_style:
+        times = published_style_epochs(arrays, train, device, args.epochs, args.workers)
+        pipelines.append(summarise(f"published-style (DataLoader+PIL, {args.workers} workers, fp32)", times, n_train,
                                    flops, peak))
     ours = our_epochs(arrays, meta, train, device, args.epochs)
     label = f"lrstudy ({'bf16' if device.type == 'cuda' and args.precision == 'bf16' else 'fp32'}"

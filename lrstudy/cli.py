@@ -1,4 +1,4 @@
-"""`lrstudy-train`: one run outside the workflow, with the seed's command-line flags.
+"""`lrstudy-train`: one run outside the workflow, with the published run's command-line flags.
 
     lrstudy-train --archive cifar-10-python.tar.gz --epochs 200 --lr 0.1 --batch-size 256 --out runs/a
     lrstudy-train ... --resume        # continue from runs/a/checkpoint.pt after an interruption

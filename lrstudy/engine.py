@@ -125,7 +125,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         elif cuda:
             torch.backends.cudnn.benchmark = True
-        # bf16 autocast on CPU is slow and not what the seed measured: CPU runs fp32.
+        # bf16 autocast on CPU is slow and not what the published run measured: CPU runs fp32.
         self.autocast_dtype = torch.bfloat16 if cuda and train["precision"] == "bf16" else None
         self.normalize = Normalize(device, torch.float32, channels_last=cuda)
         self.start_fresh()

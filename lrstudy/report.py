@@ -1,7 +1,11 @@
 """report.html: one self-contained page (figures embedded as data URIs) rendered with jinja2.
 
-The verdicts come first, then the seed's own numbers beside ours, the per-variant table, the figures,
-every run, the exact config with its hash, provenance and the commands that reproduce the study.
+The study's scale and the verdicts come first, then the published run's numbers beside ours, the
+per-variant table, the figures, every run, the exact config with its hash, provenance and the commands
+that reproduce the study.
+
+Every sentence is worded in the template (report/templates/report.html.j2, with its macros); this
+module computes the values it words: numbers, flags and names.
 """
 
 from __future__ import annotations
@@ -22,16 +26,14 @@ from . import stats as st
 from .atomic import atomic_write_text
 from .config import json_hash
 from .figures import DPI as FIGURE_DPI
+from .variants import DATA_KEYS, RECIPE_KEYS, labels
 
-FIGURE_TITLES = {
-    "accuracy": "Accuracy over training",
-    "loss": "Loss over training",
-    "lr": "Learning rate per epoch",
-    "final_accuracy": "Final test accuracy per seed",
-}
 ANALYSIS_PACKAGES = ["snakemake", "pandas", "numpy", "scipy", "matplotlib", "jinja2"]
 VERDICT_CLASS = {st.BETTER: "better", st.WORSE: "worse", st.NO_DIFFERENCE: "same", st.TOO_FEW: "few",
                  st.ALL_DIVERGED: "worse", st.REFERENCE: "ref"}
+# The verdict words by name, so that the template compares with these and never repeats them.
+VERDICTS = {"reference": st.REFERENCE, "better": st.BETTER, "worse": st.WORSE, "no_difference": st.NO_DIFFERENCE,
+            "too_few": st.TOO_FEW, "all_diverged": st.ALL_DIVERGED}
 
 
 def num(x, digits: int = 2, signed: bool = False) -> str:
@@ -46,91 +48,69 @@ def pvalue(p) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def seeds(n) -> str:
-    """A seeds_needed value; past st.MAX_SEEDS the count stopped."""
-    if pd.isna(n):
-        return "\u2013"
-    return f"> {st.MAX_SEEDS}" if n > st.MAX_SEEDS else str(n)
+def count(n) -> str:
+    """5,000: a whole number with thousands separators."""
+    return f"{int(n):,}"
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' * (n != 1)}"
+PUBLISHED_KEYS = ["source", "scale", "baseline_final_acc_pct", "best_variant_final_acc_pct", "train_seconds"]
+SCALE_KEYS = [*RECIPE_KEYS, *DATA_KEYS]  # what `scale` may hold: the description columns of every run
 
 
-def verdict_sentence(row: pd.Series) -> str:
-    """The verdict of one variant in plain words, with the numbers behind it."""
-    v, ref, word = row["variant"], row["reference"], row["verdict"]
-    if word == st.REFERENCE:
-        return f"{v} is the reference: the other variants are compared with its {plural(row['n'], 'finished seed')}."
-    if word == st.ALL_DIVERGED and v == ref:
-        return f"{v}, the reference, diverged in all {row['n_runs']} runs: no variant can be compared with it."
-    if word == st.ALL_DIVERGED:
-        return f"{v}: all {row['n_runs']} runs diverged, so it is not compared."
-    if word == st.TOO_FEW:
-        return (f"{v}: not enough seeds to tell ({plural(row['n'], 'finished run')} here; a test needs at "
-                f"least 2 for both {v} and {ref}).")
-    diff = (f"{num(row['diff_pct'], signed=True)} points (95% CI {num(row['diff_ci_low_pct'], signed=True)} to "
-            f"{num(row['diff_ci_high_pct'], signed=True)}, p = {pvalue(row['p_value'])})")
-    if word in (st.BETTER, st.WORSE):
-        return f"{v} is {word} than {ref}: {diff}."
-    n_seeds = row["seeds_needed"]
-    if pd.isna(n_seeds):
-        size = "The observed difference is zero"
+def load_published(path: str | Path) -> dict:
+    """The published run's numbers (report/published_run.yaml), with every key the report needs."""
+    published = yaml.safe_load(Path(path).read_text()) or {}
+    problems = [f"no {k}" for k in PUBLISHED_KEYS if k not in published]
+    scale = published.get("scale")
+    if not isinstance(scale, dict) or "epochs" not in scale:
+        problems.append("scale needs at least epochs")
     else:
-        count = f"more than {st.MAX_SEEDS}" if n_seeds > st.MAX_SEEDS else f"about {n_seeds}"
-        size = f"Detecting a true difference of this size at 80% power would take {count} seeds per variant"
-    return (f"{v}: no detectable difference from {ref}: {diff}. {size}; with the seeds we have, only "
-            f"differences of about {num(row['detectable_diff_pct'])} points or more would be detected.")
+        problems += [f"scale.{k} is none of {', '.join(SCALE_KEYS)}" for k in scale if k not in SCALE_KEYS]
+    if problems:
+        raise ValueError(f"{path}: {'; '.join(problems)} (see the repository's report/published_run.yaml)")
+    return published
 
 
-def reference_note(reference: str) -> str:
-    if reference == "baseline":
-        return "Every variant is compared with the variant named baseline."
-    return (f"No variant is named baseline, so the first configured variant, {reference}, is the reference "
-            "every other variant is compared with.")
+def distinct_values(values: Iterable) -> list:
+    """The different values, in order of first appearance (plain Python numbers, not numpy's)."""
+    return list(dict.fromkeys(v.item() if hasattr(v, "item") else v for v in values))
 
 
-def seed_vs_ours(numbers: dict, stats: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
-    """The seed's single-run numbers beside the same quantities from our seeds."""
-    by_variant = stats.set_index("variant")
+def study_scale(stats: pd.DataFrame, runs: pd.DataFrame, seeds: Sequence) -> dict:
+    """What this study ran: each description key's values over the variants, and its runs and devices."""
+    return {
+        **{k: distinct_values(stats[k]) for k in SCALE_KEYS},
+        "variants": len(stats), "seeds": list(seeds), "runs": len(runs),
+        "devices": distinct_values(zip(runs["device"], runs["device_name"])),
+    }
+
+
+def scale_differences(scale: dict, published_scale: dict) -> list[dict]:
+    """Each key of the published run's scale on which some variant of this study differs from it."""
+    return [{"key": k, "ours": scale[k], "published": v} for k, v in published_scale.items() if scale[k] != [v]]
+
+
+def published_vs_ours(published: dict, stats: pd.DataFrame, runs: pd.DataFrame) -> dict:
+    """The published run's single-run numbers beside the same quantities from our seeds."""
     reference = stats["reference"].iloc[0]
-    ref = by_variant.loc[reference]
     others = stats[(stats["variant"] != reference) & stats["final_mean_pct"].notna()]
-    rows = [{
-        "what": "baseline final test accuracy" + ("" if reference == "baseline" else f" (ours: {reference})"),
-        "seed": f"{numbers['baseline_final_acc_pct']:.2f}% (1 run)",
-        "ours": f"{num(ref['final_mean_pct'])}% (mean of {ref['n']}; 95% CI {num(ref['final_ci_low_pct'])}"
-                f"\u2013{num(ref['final_ci_high_pct'])})",
-    }]
-    if len(others):
-        top = others.loc[others["final_mean_pct"].idxmax()]
-        rows += [{
-            "what": "best lr variant, final test accuracy",
-            "seed": f"{numbers['best_variant_acc_pct']:.2f}% (1 run)",
-            "ours": f"{num(top['final_mean_pct'])}% ({top['variant']}, mean of {top['n']})",
-        }, {
-            "what": f"its gain over {reference}",
-            "seed": f"{numbers['best_variant_acc_pct'] - numbers['baseline_final_acc_pct']:+.2f} points (no CI)",
-            "ours": f"{num(top['diff_pct'], signed=True)} points (95% CI {num(top['diff_ci_low_pct'], signed=True)} "
-                    f"to {num(top['diff_ci_high_pct'], signed=True)}): {top['verdict']}",
-        }]
-    seed_epochs, seed_seconds = numbers["epochs"], numbers["train_seconds"]
     done = runs[~runs["diverged"]]
-    rows.append({
-        "what": "training time per run",
-        "seed": f"{seed_seconds:.0f} s for {seed_epochs} epochs ({seed_seconds / seed_epochs:.1f} s/epoch)",
-        "ours": (f"{done['train_seconds'].mean():.0f} s for {done['epochs_completed'].max()} epochs "
-                 f"({done['seconds_per_epoch'].mean():.2f} s/epoch, mean of {plural(len(done), 'run')}) on "
-                 f"{distinct(done['device_name'])}") if len(done) else "\u2013",
-    })
-    return rows
+    return {
+        "reference": stats.set_index("variant").loc[reference].to_dict(),
+        "best": others.loc[others["final_mean_pct"].idxmax()].to_dict() if len(others) else None,
+        "published_gain_pct": published["best_variant_final_acc_pct"] - published["baseline_final_acc_pct"],
+        "published_seconds_per_epoch": published["train_seconds"] / published["scale"]["epochs"],
+        "time": {"seconds": done["train_seconds"].mean(), "epochs": int(done["epochs_completed"].max()),
+                 "seconds_per_epoch": done["seconds_per_epoch"].mean(), "runs": len(done),
+                 "devices": distinct_values(done["device_name"])} if len(done) else None,
+    }
 
 
 def figure(path: str | Path, captions_dir: str | Path) -> dict:
-    """A PNG as a data URI, with its title, caption and display width."""
+    """A PNG as a data URI, with its name (the template titles it), caption and display width."""
     path, data = Path(path), Path(path).read_bytes()
     width_px = struct.unpack(">I", data[16:20])[0]  # from the PNG header (IHDR)
-    return {"title": FIGURE_TITLES.get(path.stem, path.stem),
+    return {"name": path.stem,
             "caption": (Path(captions_dir) / f"{path.stem}.rst").read_text().strip(),
             "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
             # Figures are saved at FIGURE_DPI; shown at 96 px per inch, all figures get the same font size.
@@ -138,90 +118,70 @@ def figure(path: str | Path, captions_dir: str | Path) -> dict:
 
 
 def distinct(values: Iterable) -> str:
+    """The different values, joined: one value when every run agrees."""
     return ", ".join(dict.fromkeys("\u2013" if v is None else str(v) for v in values)) or "\u2013"
 
 
 def code_of(summary: dict) -> dict:
+    """What a run recorded about the code that made it (runs made before this was recorded: unknown)."""
     return summary.get("code") or {"commit": None, "dirty": None, "engine_fingerprint": None}
 
 
-def commit_label(code: dict) -> str:
-    if not code.get("commit"):
-        return "unknown (not a git checkout)"
-    return code["commit"] + (" (with uncommitted changes)" if code.get("dirty") else "")
-
-
-def code_warning(summaries: list[dict]) -> str | None:
-    """Runs made by different engine code are not one experiment: say so, naming the runs."""
-    by_print: dict[str | None, list[str]] = {}
+def mixed_code(summaries: list[dict]) -> list[dict]:
+    """The runs grouped by the engine code that trained them, when there is more than one group: a
+    comparison across groups mixes code versions."""
+    groups: dict = {}
     for s in summaries:
-        by_print.setdefault(code_of(s)["engine_fingerprint"], []).append(f"{s['variant']}/seed{s['seed']}")
-    if len(by_print) < 2:
-        return None
-    parts = [f"engine {fp or 'unrecorded'}: {', '.join(runs)}" for fp, runs in by_print.items()]
-    return ("These runs were trained by different versions of the training code, so the comparisons below "
-            "mix them: " + "; ".join(parts) + ". Retrain the older runs (snakemake --forcerun train) to compare "
-            "like with like.")
+        groups.setdefault(code_of(s)["engine_fingerprint"], []).append(f"{s['variant']}/seed{s['seed']}")
+    return [{"fingerprint": fp, "runs": runs} for fp, runs in groups.items()] if len(groups) > 1 else []
 
 
-def provenance(summaries: list[dict]) -> list[tuple[str, str]]:
-    items = [("git commit (training)", distinct(commit_label(code_of(s)) for s in summaries)),
-             ("engine code fingerprint", distinct(code_of(s)["engine_fingerprint"] for s in summaries))]
-    items += [("device", distinct(f"{s['device']}: {s['device_name']}" for s in summaries))]
-    on_cuda = any(s["device"] == "cuda" for s in summaries)
-    for key in ("python", "torch", "torchvision") + (("cuda", "cudnn") if on_cuda else ()):
-        items.append((f"{key} (training)", distinct(s["versions"].get(key) for s in summaries)))
-    items.append(("python (analysis)", platform.python_version()))
-    items += [(pkg, importlib.metadata.version(pkg)) for pkg in ANALYSIS_PACKAGES]
-    for key in ("md5", "sha256", "train_size", "test_size"):
-        items.append((f"dataset {key}", distinct(s["dataset"][key] for s in summaries)))
-    return items
-
-
-def run_code(summaries: list[dict]) -> list[dict]:
-    return [{"run": f"{s['variant']}/seed{s['seed']}", "commit": commit_label(code_of(s)),
-             "engine": code_of(s)["engine_fingerprint"] or "\u2013",
-             "execution": ", ".join(f"{k} {v}" for k, v in sorted((s.get("execution") or {}).items()))}
-            for s in summaries]
-
-
-def commands(summaries: list[dict]) -> list[str]:
-    commits = {code_of(s)["commit"] for s in summaries}
-    commit = commits.pop() if len(commits) == 1 else None
-    return [
-        f"git checkout {commit}" if commit else "# check out the commit the runs were trained at (see Provenance)",
-        "make venv    # .venv with the pinned requirements",
-        "# save the config above as study.yaml (the link beside it downloads it), then:",
-        ".venv/bin/snakemake --cores 1 --resources gpu=1 --configfile study.yaml",
-        ".venv/bin/snakemake --configfile study.yaml --report results/snakemake-report.zip",
-    ]
+def provenance(summaries: list[dict]) -> dict:
+    """Where the numbers come from; every training value as the list over runs. CUDA and cuDNN versions
+    only when some run ran on CUDA: a CPU-only study has none to show."""
+    training = ["python", "torch", "torchvision"]
+    if any(s["device"] == "cuda" for s in summaries):
+        training += ["cuda", "cudnn"]
+    commits = {(code_of(s)["commit"], code_of(s)["dirty"]) for s in summaries}
+    return {
+        "commits": [{"sha": sha, "dirty": dirty} for sha, dirty in sorted(commits, key=str)],
+        "engine": [code_of(s)["engine_fingerprint"] for s in summaries],
+        "runs": [{"run": f"{s['variant']}/seed{s['seed']}", **code_of(s), "execution": s.get("execution") or {}}
+                 for s in summaries],
+        "devices": [f"{s['device']}: {s['device_name']}" for s in summaries],
+        "training": {key: [s["versions"].get(key) for s in summaries] for key in training},
+        "analysis_python": platform.python_version(),
+        "packages": [(pkg, importlib.metadata.version(pkg)) for pkg in ANALYSIS_PACKAGES],
+        "dataset": {key: [s["dataset"][key] for s in summaries]
+                    for key in ("md5", "sha256", "train_size", "test_size")},
+    }
 
 
 def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], figures: Sequence[str | Path],
-            captions_dir: str | Path, seed_numbers: dict, config: dict) -> dict:
+            captions_dir: str | Path, published: dict, config: dict) -> dict:
+    """Every value the template words: numbers, flags and names, no sentences."""
     config = json.loads(json.dumps(config))  # plain dicts and lists, whatever Snakemake handed over
     config_yaml = yaml.safe_dump(config, sort_keys=False)
-    prov = provenance(summaries)
     reference = stats["reference"].iloc[0]
+    texts = labels(stats.set_index("variant"), reference)
+    scale = study_scale(stats, runs, config["seeds"])
     return {
         "reference": reference,
-        "reference_note": reference_note(reference),
-        "verdicts": [{"variant": r["variant"], "verdict": r["verdict"], "css": VERDICT_CLASS[r["verdict"]],
-                      "sentence": verdict_sentence(r)} for _, r in stats.iterrows()],
-        "stats": [dict(r, css=VERDICT_CLASS[r["verdict"]]) for _, r in stats.iterrows()],
+        "V": VERDICTS,
+        "stats": [dict(r, css=VERDICT_CLASS[r["verdict"]], label=texts[r["variant"]]) for _, r in stats.iterrows()],
         "diverged": runs[runs["diverged"]].to_dict("records"),
-        "runs": runs.to_dict("records"),
-        "seed_vs_ours": seed_vs_ours(seed_numbers, stats, runs),
-        "seed_source": seed_numbers.get("source", ""),
+        "runs": [dict(r, label=texts[r["variant"]]) for r in runs.to_dict("records")],
+        "scale": scale,
+        "scale_differences": scale_differences(scale, published["scale"]),
+        "published": published,
+        "published_vs_ours": published_vs_ours(published, stats, runs),
         "figures": [figure(f, captions_dir) for f in figures],
-        "seeds": ", ".join(map(str, config["seeds"])),
         "config_yaml": config_yaml,
         "config_href": "data:text/yaml;base64," + base64.b64encode(config_yaml.encode()).decode("ascii"),
         "config_hash": json_hash(config),
-        "provenance": prov,
-        "commands": commands(summaries),
-        "code_warning": code_warning(summaries),
-        "run_code": run_code(summaries),
+        "provenance": provenance(summaries),
+        "mixed_code": mixed_code(summaries),
+        "max_seeds": st.MAX_SEEDS,
         "alpha": st.ALPHA,
     }
 
@@ -229,18 +189,17 @@ def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], f
 def render(template: str | Path, ctx: dict) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(template).parent), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=num, pvalue=pvalue, seeds=seeds)
+    env.filters.update(num=num, pvalue=pvalue, count=count, distinct=distinct)
     env.tests["missing"] = pd.isna
     return env.get_template(Path(template).name).render(**ctx)
 
 
 def write_report(*, stats_csv: str | Path, summary_csv: str | Path, summary_jsons: Iterable[str | Path],
-                 figures: Sequence[str | Path], captions_dir: str | Path, seed_numbers: str | Path,
+                 figures: Sequence[str | Path], captions_dir: str | Path, published: str | Path,
                  template: str | Path, config: dict, out: str | Path) -> None:
     ctx = context(
         stats=pd.read_csv(stats_csv, dtype={"seeds_needed": "Int64"}), runs=pd.read_csv(summary_csv),
         summaries=[json.loads(Path(p).read_text()) for p in summary_jsons], figures=figures,
-        captions_dir=captions_dir, seed_numbers=yaml.safe_load(Path(seed_numbers).read_text()),
-        config=config,
+        captions_dir=captions_dir, published=load_published(published), config=config,
     )
     atomic_write_text(out, render(template, ctx))

@@ -13,11 +13,12 @@ from pathlib import Path
 from lrstudy import aggregate as ag
 from lrstudy.figures import PLOTS, write_figures
 from lrstudy.report import write_report
+from lrstudy.config import defaults
 from lrstudy.schedule import lr_for_epoch
 
 REPO = Path(__file__).resolve().parent.parent
 
-TRAIN = {"epochs": 12, "lr": 0.1, "schedule": "cosine", "lr_windows": []}
+TRAIN = {**defaults()["train"], "epochs": 12}  # the full recipe, as summary.json records it
 WINDOWS = {"lr_x5": [{"start": 4, "end": 8, "factor": 5.0}], "lr_x0.5": [{"start": 4, "end": 8, "factor": 0.5}]}
 
 
@@ -93,7 +94,7 @@ def analyse(root: Path, finals: dict[str, list[float]], diverged=None) -> tuple[
     return run_dirs, tables
 
 
-def build_report(root: Path, finals: dict[str, list[float]], diverged=None, seed_numbers: Path | None = None,
+def build_report(root: Path, finals: dict[str, list[float]], diverged=None, published: Path | None = None,
                  config: dict | None = None) -> Path:
     """Synthetic runs -> the aggregate CSVs -> figures -> report.html, as the three rules do it."""
     variants = list(finals)
@@ -103,7 +104,7 @@ def build_report(root: Path, finals: dict[str, list[float]], diverged=None, seed
     out = root / "report.html"
     write_report(stats_csv=root / "results/aggregate/stats.csv", summary_csv=root / "results/aggregate/summary.csv",
                  summary_jsons=[d / "summary.json" for d in run_dirs], figures=pngs,
-                 captions_dir=REPO / "report/captions", seed_numbers=seed_numbers or REPO / "report/reference.yaml",
+                 captions_dir=REPO / "report/captions", published=published or REPO / "report/published_run.yaml",
                  template=REPO / "report/templates/report.html.j2", config=config or study_config(finals),
                  out=out)
     return out

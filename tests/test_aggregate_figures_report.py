@@ -3,6 +3,7 @@ analysis rules run by Snakemake on such runs."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -16,7 +17,9 @@ import yaml
 from lrstudy import aggregate as ag
 from lrstudy import stats as st
 from lrstudy.figures import PLOTS, write_figures
-from synthetic_runs import KNOWN, REPO, analyse, build_report, study_config, write_study
+from lrstudy.report import load_published, provenance
+from lrstudy.variants import DESCRIPTION_COLUMNS, labels
+from synthetic_runs import KNOWN, REPO, WINDOWS, analyse, build_report, study_config, write_study
 
 SMALL = {k: v[:3] for k, v in KNOWN.items()}  # three seeds per variant, as in the default study
 
@@ -30,7 +33,7 @@ def test_tables_have_the_documented_columns_and_one_row_per_epoch_run_variant(tm
     t = read_back(tmp_path)
     assert list(t["epochs"].columns) == ag.EPOCH_COLUMNS
     assert list(t["summary"].columns) == ag.SUMMARY_COLUMNS
-    assert list(t["stats"].columns) == st.STATS_COLUMNS
+    assert list(t["stats"].columns) == ag.STATS_COLUMNS
     assert len(t["epochs"]) == 11 * 12 + 4  # the diverged run keeps its partial curve
     assert len(t["summary"]) == 12
     assert t["stats"]["variant"].tolist() == list(SMALL)  # config order, not alphabetical
@@ -94,17 +97,17 @@ def test_unknown_figure_name_is_an_error(tmp_path):
 
 
 def test_report_is_self_contained_summary_first_and_escaped(tmp_path):
-    numbers = tmp_path / "seed.yaml"
-    ref = yaml.safe_load((REPO / "report/reference.yaml").read_text())
-    numbers.write_text(yaml.safe_dump({**ref, "baseline_final_acc_pct": 91.23, "train_seconds": 4321}))
+    numbers = tmp_path / "published.yaml"
+    published = yaml.safe_load((REPO / "report/published_run.yaml").read_text())
+    numbers.write_text(yaml.safe_dump({**published, "baseline_final_acc_pct": 91.23, "train_seconds": 4321}))
     config = {**study_config(SMALL), "dataset": {"url": "file:///<script>alert(1)</script>"}}
-    html = build_report(tmp_path, SMALL, seed_numbers=numbers, config=config).read_text()
+    html = build_report(tmp_path, SMALL, published=numbers, config=config).read_text()
     assert html.count('src="data:image/png;base64,') == 4
     assert not re.search(r'(src|href)="(?!data:|#)', html), "every resource is embedded"
     assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert html.index('id="summary"') < html.index('id="variants"') < html.index('id="figures"')
     assert "lr_x5 is better than baseline" in html and "lr_x0.5 is worse than baseline" in html
-    # The seed's numbers come from the data file, not from the template.
+    # The published run's numbers come from the data file, not from the template.
     assert "91.23% (1 run)" in html and "4321 s for 200 epochs" in html
     for label in ("git commit", "dataset md5", "torch (training)", "snakemake", "Synthetic CPU &lt;model&gt;"):
         assert label in html
@@ -208,3 +211,185 @@ def test_a_non_number_in_metrics_names_the_file_row_and_column(tmp_path, cell, c
     metrics.write_text("".join(lines))
     with pytest.raises(ValueError, match=f"{metrics}: row 3 \\(line 4\\), column {column}: '{cell}' is not a number"):
         ag.aggregate(runs, ["baseline"])
+
+
+# --- what each variant is: description columns, labels, scale -------------------------------------------------
+
+def test_summary_and_stats_carry_each_variants_description(tmp_path):
+    analyse(tmp_path, SMALL)
+    t = read_back(tmp_path)
+    for table in (t["summary"], t["stats"]):
+        assert set(DESCRIPTION_COLUMNS) <= set(table.columns)
+    stats, summary = t["stats"].set_index("variant"), t["summary"]
+    assert stats.loc["lr_x5", ["window_start", "window_end", "window_factor"]].tolist() == [4, 8, 5]
+    assert stats.loc["lr_x0.5", "window_factor"] == 0.5
+    assert stats.loc["baseline", ["window_start", "window_end", "window_factor"]].isna().all()
+    assert stats.loc["lr_x5", ["epochs", "lr", "batch_size", "schedule", "width", "train_size", "test_size"]].tolist() \
+        == [12, 0.1, 256, "cosine", 64, 50000, 10000]
+    assert (summary.loc[summary["variant"] == "lr_x5", "window_start"] == 4).all()
+
+
+def test_several_windows_are_joined_with_semicolons_in_order_of_start(tmp_path, monkeypatch):
+    monkeypatch.setitem(WINDOWS, "two", [{"start": 9, "end": 11, "factor": 0.5}, {"start": 2, "end": 4, "factor": 5.0}])
+    analyse(tmp_path, {"baseline": SMALL["baseline"], "two": SMALL["lr_x5"]})
+    for name in ("summary", "stats"):
+        row = read_back(tmp_path)[name].set_index("variant").loc[["two"]].iloc[0]
+        assert (row["window_start"], row["window_end"], row["window_factor"]) == ("2;9", "4;11", "5;0.5")
+
+
+def test_runs_of_one_variant_with_different_configs_are_an_error(tmp_path):
+    run_dirs = write_study(tmp_path, SMALL)
+    stale = run_dirs[4]  # lr_x5 seed 1
+    summary = json.loads((stale / "summary.json").read_text())
+    summary["config"]["lr"] = 0.2
+    (stale / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match="runs of variant lr_x5 disagree on lr"):
+        ag.aggregate(run_dirs, list(SMALL))
+
+
+def test_a_summary_without_the_description_keys_names_the_file(tmp_path):
+    run_dirs = write_study(tmp_path, SMALL)
+    summary = json.loads((run_dirs[0] / "summary.json").read_text())
+    del summary["config"]["width"]
+    (run_dirs[0] / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match=r"baseline/seed0/summary.json: no config.width"):
+        ag.aggregate(run_dirs, list(SMALL))
+
+
+def test_labels_say_the_windows_and_what_differs_from_the_reference():
+    table = pd.DataFrame({
+        "window_start": [None, "50", "2;120", None], "window_end": [None, "100", "3;150", None],
+        "window_factor": [None, "5", "5;0.5", None], "epochs": [200] * 4, "lr": [0.1, 0.1, 0.1, 0.2],
+        "batch_size": [256] * 4, "schedule": ["cosine"] * 4, "width": [64, 64, 64, 16],
+        "train_size": [50000] * 4, "test_size": [10000] * 4,
+    }, index=["baseline", "lr_x5", "two", "small"])
+    assert labels(table, "baseline") == {"baseline": "base recipe", "lr_x5": "x5 for epochs 50\u201399",
+                                         "two": "x5 for epoch 2, x0.5 for epochs 120\u2013149",
+                                         "small": "lr 0.2, width 16"}
+
+
+def test_figure_legends_and_ticks_name_each_variants_window(tmp_path):
+    _, tables = analyse(tmp_path, SMALL)
+    for name in ("accuracy", "loss", "lr"):
+        legend = [t.get_text() for t in PLOTS[name](tables, list(SMALL)).legends[0].get_texts()]
+        assert any(t.startswith("lr_x5 (x5 for epochs 4\u20137)") for t in legend), legend
+        assert any(t.startswith("baseline (base recipe)") for t in legend), legend
+    ticks = [t.get_text() for t in PLOTS["final_accuracy"](tables, list(SMALL)).axes[0].get_xticklabels()]
+    assert ticks[1] == "lr_x5\nx5 for epochs 4\u20137\nn=3"
+
+
+PLAIN_DECIMAL = re.compile(r"\d+(\.\d+)?")
+
+
+@pytest.mark.parametrize("low, high", [(0.01, 2.3), (0.2, 2.1), (1.3, 2.1), (1e-4, 3.0)])
+def test_loss_axis_ticks_are_plain_decimals(tmp_path, low, high):
+    _, tables = analyse(tmp_path, {v: SMALL[v] for v in ("baseline", "lr_x5")})
+    epochs = tables["epochs"]
+    for column in ("train_loss", "test_loss"):  # losses falling from `high` to `low`
+        epochs[column] = high * (low / high) ** ((epochs["epoch"] - 1) / (epochs["epoch"].max() - 1))
+    fig = PLOTS["loss"](tables, ["baseline", "lr_x5"])
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        bottom, top = ax.get_ylim()
+        shown = [t for t in ax.get_yticklabels() if bottom <= t.get_position()[1] <= top]
+        assert len(shown) >= 3, [t.get_text() for t in shown]
+        assert all(PLAIN_DECIMAL.fullmatch(t.get_text()) for t in shown), [t.get_text() for t in shown]
+        assert not any(t.get_text() for t in ax.get_yticklabels(minor=True))
+
+
+def test_final_accuracy_plot_is_zoomed_to_the_seeds(tmp_path):
+    _, tables = analyse(tmp_path, SMALL)
+    low, high = PLOTS["final_accuracy"](tables, list(SMALL)).axes[0].get_ylim()
+    finals = 100 * tables["summary"]["final_test_acc"]
+    assert finals.min() - 0.5 < low < finals.min() and finals.max() < high < finals.max() + 0.5
+
+
+def test_two_seed_intervals_run_off_the_zoomed_plot_with_an_arrow(tmp_path):
+    finals = {"baseline": [0.455, 0.481], "lr_x5": [0.47, 0.49]}  # as the CPU demo: 95% CIs of +-15 points
+    _, tables = analyse(tmp_path, finals)
+    ax = PLOTS["final_accuracy"](tables, list(finals)).axes[0]
+    low, high = ax.get_ylim()
+    assert 44 < low < 45.5 and 49 < high < 50.5
+    arrows = sorted(t.get_text() for t in ax.texts)
+    ci = tables["stats"].set_index("variant").loc["baseline"]
+    assert f"\u2191 {ci['final_ci_high_pct']:.1f}" in arrows and f"\u2193 {ci['final_ci_low_pct']:.1f}" in arrows
+
+
+def published_file(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "published.yaml"
+    published = yaml.safe_load((REPO / "report/published_run.yaml").read_text())
+    path.write_text(yaml.safe_dump({**published, **changes}, sort_keys=False))
+    return path
+
+
+def test_report_says_its_scale_and_that_it_is_not_the_published_runs(tmp_path):
+    html = build_report(tmp_path, SMALL).read_text()
+    assert ("Scale: 12 epochs, 50,000 training images and 10,000 test images, ResNet18 at width 64, batch 256; "
+            "4 variants &times; 3 seeds (0, 1, 2) = 12 runs, on Synthetic CPU &lt;model&gt; (cpu).") in html
+    note = ("This study is not at the published run's scale: 12 epochs instead of 200. "
+            "Its accuracies are not comparable with the published ones.")
+    assert note in html
+    assert html.index(note) < html.index("published run (reported)")  # beside the table
+    assert "<th>lr_x5<br><span class=\"what\">x5 for epochs 4\u20137</span></th>" in html
+    assert "<th>baseline<br><span class=\"what\">base recipe</span></th>" in html
+
+
+def test_report_at_the_published_runs_scale_says_so(tmp_path):
+    scale = {"epochs": 12, "train_size": 50000, "test_size": 10000, "width": 64, "batch_size": 256}
+    html = build_report(tmp_path, SMALL, published=published_file(tmp_path, scale=scale)).read_text()
+    assert "not at the published run's scale" not in html and "Not the published run's scale" not in html
+    assert ("This study runs at the published run's scale: 12 epochs, 50,000 training images, 10,000 test images, "
+            "width 64, batch 256.") in html
+
+
+def test_every_scale_difference_is_named(tmp_path):
+    scale = {"epochs": 200, "train_size": 5000, "test_size": 10000, "width": 8, "batch_size": 256}
+    html = build_report(tmp_path, SMALL, published=published_file(tmp_path, scale=scale)).read_text()
+    assert ("not at the published run's scale: 12 epochs instead of 200, 50,000 training images instead of 5,000, "
+            "width 64 instead of 8.") in html
+
+
+def test_a_published_file_without_a_key_is_named(tmp_path):
+    path = published_file(tmp_path)
+    path.write_text(path.read_text().replace("train_seconds", "train_time"))
+    with pytest.raises(ValueError, match=r"published.yaml: no train_seconds"):
+        load_published(path)
+
+
+def test_the_report_calls_the_published_run_by_that_name_and_seeds_only_seeds(tmp_path):
+    html = build_report(tmp_path, SMALL).read_text()
+    assert "The published run's numbers beside ours" in html
+    assert not re.search(r"seed's|seed study|the seed\b", html, re.IGNORECASE)
+
+
+def test_a_cpu_study_shows_no_cuda_versions_and_a_cuda_run_does(tmp_path):
+    html = build_report(tmp_path, SMALL).read_text()
+    assert "torch (training)" in html and "cuda (training)" not in html and "cudnn (training)" not in html
+    runs = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("results/runs/*/seed*/summary.json"))]
+    runs[0].update(device="cuda", versions={**runs[0]["versions"], "cuda": "12.8", "cudnn": 91002})
+    training = provenance(runs)["training"]
+    assert training["cuda"][0] == "12.8" and training["cudnn"][0] == 91002
+
+
+def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
+    html = build_report(tmp_path, SMALL).read_text()
+    assert "Mixed code" not in html  # one engine for every run
+    paths = sorted(tmp_path.glob("results/runs/*/seed*/summary.json"))
+    for i, path in enumerate(paths):
+        s = json.loads(path.read_text())
+        s["code"] = {"commit": "a" * 40, "dirty": False, "engine_fingerprint": "old0" if i == 0 else "new1"}
+        path.write_text(json.dumps(s))
+    ctx_runs = [json.loads(p.read_text()) for p in paths]
+    from lrstudy.report import mixed_code
+
+    groups = mixed_code(ctx_runs)
+    assert [g["fingerprint"] for g in groups] == ["old0", "new1"] and len(groups[0]["runs"]) == 1
+    from lrstudy.report import write_report
+
+    write_report(stats_csv=tmp_path / "results/aggregate/stats.csv", summary_csv=tmp_path / "results/aggregate/summary.csv",
+                 summary_jsons=paths, figures=sorted(tmp_path.glob("results/figures/*.png")),
+                 captions_dir=REPO / "report/captions", published=REPO / "report/published_run.yaml",
+                 template=REPO / "report/templates/report.html.j2", config=study_config(SMALL),
+                 out=tmp_path / "mixed.html")
+    html = (tmp_path / "mixed.html").read_text()
+    assert "Mixed code" in html and "engine old0: baseline/seed0" in html

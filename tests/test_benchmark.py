@@ -23,8 +23,8 @@ def test_benchmark_smoke_on_cpu(archive, tmp_path):
                     "--test-limit", "100", "--epochs", "2", "--batch-size", "64", "--workers", "1",
                     "--out", str(tmp_path)])
     result = json.loads((tmp_path / "benchmark.json").read_text())
-    assert [p["pipeline"].split(" ")[0] for p in result["pipelines"]] == ["seed-style", "lrstudy"]
+    assert [p["pipeline"].split(" ")[0] for p in result["pipelines"]] == ["published-style", "lrstudy"]
     for p in result["pipelines"]:
         assert p["epochs"] == 2 and p["s_per_epoch"] > 0 and p["train_images_per_s"] > 0
         assert p["share_of_bf16_peak"] is None  # no bf16 peak is claimed for a CPU
-    assert "| seed-style" in (tmp_path / "benchmark.md").read_text()
+    assert "| published-style" in (tmp_path / "benchmark.md").read_text()

@@ -1,4 +1,4 @@
-"""lrstudy-train: the seed's command line through the same engine and files as the workflow."""
+"""lrstudy-train: the published run's command line through the same engine and files as the workflow."""
 
 import json
 

@@ -9,7 +9,7 @@ BASE = {"lr": 0.1, "epochs": 200, "schedule": "cosine", "lr_windows": [], "step_
 
 
 def torch_lrs(scheduler_factory, epochs, lr=0.1):
-    """The lr each epoch uses when a PyTorch scheduler is stepped once per epoch, as the seed did."""
+    """The lr each epoch uses when a PyTorch scheduler is stepped once per epoch, as the published run did."""
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
     sched = scheduler_factory(opt)
     out = []

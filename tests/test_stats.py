@@ -49,7 +49,7 @@ def test_false_alarms_stay_near_the_nominal_rate():
 
 
 def test_the_seeds_claim_cannot_be_shown_with_one_run():
-    """The seed: one run each, 94.98 -> 95.16. That is 'not enough seeds', whatever the difference."""
+    """The published run: one run each, 94.98 -> 95.16. That is 'not enough seeds', whatever the difference."""
     assert verdicts({"baseline": [0.9498], "lr_tweak": [0.9516]})["lr_tweak"] == st.TOO_FEW
 
 
@@ -78,7 +78,7 @@ def test_seeds_needed_matches_the_textbook_table():
 def test_seeds_needed_grows_as_the_effect_shrinks_or_the_noise_grows():
     by_effect = [st.seeds_needed(d, 0.15, 0.15) for d in (0.6, 0.3, 0.18, 0.1, 0.05)]
     assert by_effect == sorted(by_effect) and len(set(by_effect)) == len(by_effect)
-    assert 10 <= st.seeds_needed(0.18, 0.15, 0.15) <= 14  # the seed's claim, at the literature's spread
+    assert 10 <= st.seeds_needed(0.18, 0.15, 0.15) <= 14  # the published run's claim, at the literature's spread
     assert st.seeds_needed(0.18, 0.2, 0.2) > st.seeds_needed(0.18, 0.12, 0.12)
     assert st.seeds_needed(-0.3, 0.15, 0.15) == st.seeds_needed(0.3, 0.15, 0.15)
     assert math.isnan(st.seeds_needed(0.0, 0.15, 0.15)) and math.isnan(st.seeds_needed(0.2, math.nan, 0.1))

@@ -44,6 +44,19 @@ def test_every_output_is_there(finished):
     assert (root / "results/data/cifar10.npz").is_file()
 
 
+def test_tables_and_report_say_what_each_variant_ran(finished):
+    wf, _ = finished
+    stats = pd.read_csv(wf.root / "results/aggregate/stats.csv").set_index("variant")
+    described = ["window_start", "window_end", "window_factor", "epochs", "lr", "batch_size", "schedule", "width",
+                 "train_size", "test_size"]
+    assert stats.loc["lr_x5", described].tolist() == [2, 3, 5, 4, 0.05, 50, "cosine", 4, 1000, 300]
+    html = (wf.root / "report.html").read_text()
+    assert "Scale: 4 epochs, 1,000 training images and 300 test images, ResNet18 at width 4, batch 50" in html
+    assert ("not at the published run's scale: 4 epochs instead of 200, 1,000 training images instead of 50,000, "
+            "300 test images instead of 10,000, width 4 instead of 64, batch 50 instead of 256.") in html
+    assert "lr_x5 (x5 for epoch 2)" in html and "cuda (training)" not in html
+
+
 def test_runs_learn_and_record_the_schedule(finished):
     wf, _ = finished
     for variant, seed in RUNS:

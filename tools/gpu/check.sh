@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, as one script for a lent GPU host (see ../shared/README.md: after `bash .carry3/unpack.sh`
 # the real archive is at /root/cifar-10-python.tar.gz and snakemake is installed). Writes under $OUT:
-#   bench-eager/    seed-style loader vs ours, eager, same process and card (benchmark.json/.md)
+#   bench-eager/    published-style loader vs ours, eager, same process and card (benchmark.json/.md)
 #   bench-compiled/ ours with torch.compile + CUDA graphs
 #   study/          a short real-data baseline through the workflow, run in this checkout (metrics,
 #                   summary, logs, report.html)
@@ -15,7 +15,7 @@ pip install --quiet --no-deps --no-build-isolation -e .
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
 
 lrstudy-bench --archive "$ARCHIVE" --epochs 3 --out "$OUT/bench-eager"
-lrstudy-bench --data "$OUT/bench-eager/data/cifar10.npz" --epochs 4 --compile --skip-seed-style \
+lrstudy-bench --data "$OUT/bench-eager/data/cifar10.npz" --epochs 4 --compile --skip-published-style \
     --out "$OUT/bench-compiled"
 
 cat > "$OUT/gpu-study.yaml" <<YAML

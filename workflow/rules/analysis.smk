@@ -79,7 +79,7 @@ rule report:
         figures=rules.figures.output.png,
         captions=[src(f"report/captions/{figure}.rst") for figure in FIGURES],
         template=src("report/templates/report.html.j2"),
-        seed_numbers=src("report/reference.yaml"),
+        published=src("report/published_run.yaml"),
     output:
         "report.html",
     params:

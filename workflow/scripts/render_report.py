@@ -12,7 +12,7 @@ def main():
     write_report(
         stats_csv=sm.input.stats, summary_csv=sm.input.summary, summary_jsons=sm.input.summaries,
         figures=sm.input.figures, captions_dir=Path(sm.input.captions[0]).parent,
-        seed_numbers=sm.input.seed_numbers, template=sm.input.template, config=sm.params.config,
+        published=sm.input.published, template=sm.input.template, config=sm.params.config,
         out=sm.output[0],
     )
 

@@ -4,7 +4,7 @@
 #   snakemake --configfile config/smoke.yaml ...   the few-minute CPU demo
 #   snakemake results/runs/lr_x5/seed0/metrics.csv one run
 #
-# Stages: workflow/rules/{common,data,train,analysis}.smk. Training engine: lrstudy/.
+# Stages: workflow/rules/{common,data,train,adaptive,analysis}.smk. Training engine: lrstudy/.
 
 import os
 import sys
@@ -37,6 +37,7 @@ localrules:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/adaptive.smk"
 include: "workflow/rules/analysis.smk"
 
 

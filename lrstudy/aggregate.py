@@ -14,9 +14,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from . import adaptive
 from .atomic import atomic_path
 from .metrics import METRIC_COLUMNS
-from .stats import study_stats
+from .stats import reference_variant, study_stats
 
 EPOCH_COLUMNS = ["variant", "seed", *METRIC_COLUMNS, "diverged"]
 SUMMARY_COLUMNS = [
@@ -59,9 +60,21 @@ def _in_config_order(df: pd.DataFrame, variants: Sequence[str], then: list[str])
     return df.assign(_order=order).sort_values(["_order", "seed", *then]).drop(columns="_order").reset_index(drop=True)
 
 
-def aggregate(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> dict[str, pd.DataFrame]:
+def aggregate(run_dirs: Iterable[str | Path], variants: Sequence[str], design: adaptive.Design | None = None,
+              seeds: Sequence[int] = ()) -> dict[str, pd.DataFrame]:
+    """The three tables; with an adaptive `design` (and the configured `seeds`, its first stage) the
+    verdicts are the design's."""
     epochs, summary = run_tables(run_dirs, variants)
-    return {"epochs": epochs, "summary": summary, "stats": study_stats(summary, variants)}
+    stats = study_stats(summary, variants)
+    if design is not None:
+        stats = adaptive.with_design(stats, seed_plan(summary, variants, design, seeds))
+    return {"epochs": epochs, "summary": summary, "stats": stats}
+
+
+def seed_plan(summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design,
+              seeds: Sequence[int]) -> pd.DataFrame:
+    """The adaptive design's looks at these runs (one row per run, as summary.csv has them)."""
+    return adaptive.study_plan(design, adaptive.final_points(summary), variants, reference_variant(variants), seeds)
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

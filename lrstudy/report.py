@@ -19,6 +19,7 @@ import jinja2
 import pandas as pd
 import yaml
 
+from . import adaptive as ad
 from . import stats as st
 from .atomic import atomic_write_text
 from .config import json_hash
@@ -32,7 +33,7 @@ FIGURE_TITLES = {
 }
 ANALYSIS_PACKAGES = ["snakemake", "pandas", "numpy", "scipy", "matplotlib", "jinja2"]
 VERDICT_CLASS = {st.BETTER: "better", st.WORSE: "worse", st.NO_DIFFERENCE: "same", st.TOO_FEW: "few",
-                 st.ALL_DIVERGED: "worse", st.REFERENCE: "ref"}
+                 st.ALL_DIVERGED: "worse", st.REFERENCE: "ref", st.NEGLIGIBLE: "same"}
 
 
 def num(x, digits: int = 2, signed: bool = False) -> str:
@@ -63,10 +64,16 @@ def verdict_sentence(row: pd.Series) -> str:
     if word == st.TOO_FEW:
         return (f"{v}: not enough seeds to tell ({plural(row['n'], 'finished run')} here; a test needs at "
                 f"least 2 for both {v} and {ref}).")
+    # An adaptive design's verdict rests on its sequential p-value, not on Welch's p over all runs.
+    p = (f"sequential p = {pvalue(row['sequential_p_value'])}" if pd.notna(row["sequential_p_value"])
+         else f"p = {pvalue(row['p_value'])}")
     diff = (f"{num(row['diff_pct'], signed=True)} points (95% CI {num(row['diff_ci_low_pct'], signed=True)} to "
-            f"{num(row['diff_ci_high_pct'], signed=True)}, p = {pvalue(row['p_value'])})")
+            f"{num(row['diff_ci_high_pct'], signed=True)}, {p})")
     if word in (st.BETTER, st.WORSE):
         return f"{v} is {word} than {ref}: {diff}."
+    if word == st.NEGLIGIBLE:
+        return (f"{v}: the difference from {ref} is shown smaller than the adaptive design's effect_pct "
+                f"(its repeated 95% CI lies inside \u00b1effect_pct): {diff}.")
     size = (f"Detecting a true difference of this size at 80% power would take about {row['seeds_needed']} "
             "seeds per variant" if pd.notna(row["seeds_needed"]) else "The observed difference is zero")
     return (f"{v}: no detectable difference from {ref}: {diff}. {size}; with the seeds we have, only "
@@ -167,7 +174,8 @@ def commands(commit: str) -> list[str]:
 
 
 def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], figures: Sequence[str | Path],
-            captions_dir: str | Path, seed_numbers: dict, config: dict, repo: str | Path) -> dict:
+            captions_dir: str | Path, seed_numbers: dict, config: dict, repo: str | Path,
+            seed_plan: pd.DataFrame | None = None) -> dict:
     config = json.loads(json.dumps(config))  # plain dicts and lists, whatever Snakemake handed over
     config_yaml = yaml.safe_dump(config, sort_keys=False)
     prov = provenance(summaries, repo)
@@ -190,6 +198,28 @@ def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], f
         "provenance": prov,
         "commands": commands(prov[0][1]),
         "alpha": st.ALPHA,
+        "adaptive": None if seed_plan is None else adaptive_section(seed_plan, stats, runs, config),
+    }
+
+
+def adaptive_section(plan: pd.DataFrame, stats: pd.DataFrame, runs: pd.DataFrame, config: dict) -> dict:
+    """How many seeds each variant got under the adaptive design and why, and the runs it saved
+    against giving every variant max_seeds."""
+    design = ad.design_from_config(config)
+    last = plan.groupby("variant", sort=False).tail(1).set_index("variant")
+    rows = []
+    for _, r in stats.iterrows():
+        decided = last.loc[r["variant"]] if r["variant"] in last.index else None
+        rows.append({"variant": r["variant"], "seeds": int(r["n_runs"]), "stages": int(r["stages"]),
+                     "decision": "\u2013" if decided is None else decided["decision"],
+                     "reason": "no look: it is the only variant" if decided is None else decided["reason"],
+                     "p": r["sequential_p_value"]})
+    ceiling = design.max_seeds * len(stats)
+    return {
+        "rows": rows, "method": ad.METHOD, "max_seeds": design.max_seeds, "effect_pct": design.effect_pct,
+        "power": design.power, "stage_sizes": ", ".join(map(str, design.sizes)),
+        "boundaries": ", ".join(f"{c:.2f}" for c in design.bounds), "runs": len(runs), "ceiling": ceiling,
+        "saved": ceiling - len(runs), "saved_pct": 100 * (ceiling - len(runs)) / ceiling,
     }
 
 
@@ -203,11 +233,12 @@ def render(template: str | Path, ctx: dict) -> str:
 
 def write_report(*, stats_csv: str | Path, summary_csv: str | Path, summary_jsons: Iterable[str | Path],
                  figures: Sequence[str | Path], captions_dir: str | Path, seed_numbers: str | Path,
-                 template: str | Path, config: dict, repo: str | Path, out: str | Path) -> None:
+                 template: str | Path, config: dict, repo: str | Path, out: str | Path,
+                 seed_plan_csv: str | Path | None = None) -> None:
     ctx = context(
         stats=pd.read_csv(stats_csv, dtype={"seeds_needed": "Int64"}), runs=pd.read_csv(summary_csv),
         summaries=[json.loads(Path(p).read_text()) for p in summary_jsons], figures=figures,
         captions_dir=captions_dir, seed_numbers=yaml.safe_load(Path(seed_numbers).read_text()),
-        config=config, repo=repo,
+        config=config, repo=repo, seed_plan=None if seed_plan_csv is None else pd.read_csv(seed_plan_csv),
     )
     atomic_write_text(out, render(template, ctx))

@@ -23,14 +23,15 @@ if any(p.startswith("-") or os.path.normpath(p) == "report.html" for p in _repor
 rule aggregate:
     """Every run's metrics and summary -> one table per epoch, per run and per variant."""
     input:
-        metrics=run_files("metrics.csv"),
-        summaries=run_files("summary.json"),
+        metrics=study_runs("metrics.csv"),
+        summaries=study_runs("summary.json"),
     output:
         epochs=report("results/aggregate/epochs.csv", category="Tables", caption=f"{CAPTIONS}/epochs.rst"),
         summary=report("results/aggregate/summary.csv", category="Tables", caption=f"{CAPTIONS}/summary.rst"),
         stats=report("results/aggregate/stats.csv", category="Tables", caption=f"{CAPTIONS}/stats.rst"),
     params:
         variants=VARIANTS,
+        design={"adaptive": config.get("adaptive"), "seeds": SEEDS},
     log:
         "logs/aggregate.log",
     benchmark:
@@ -67,7 +68,8 @@ rule report:
     input:
         stats=rules.aggregate.output.stats,
         summary=rules.aggregate.output.summary,
-        summaries=run_files("summary.json"),
+        summaries=study_runs("summary.json"),
+        seed_plan=seed_plan_input,
         figures=rules.figures.output.png,
         captions=expand("report/captions/{figure}.rst", figure=FIGURES),
         template="report/templates/report.html.j2",

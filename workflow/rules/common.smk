@@ -4,6 +4,7 @@ import re
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from lrstudy.adaptive import possible_seeds
 from lrstudy.config import (
     ConfigError,
     check_study,
@@ -26,11 +27,13 @@ check_study(config)
 
 VARIANTS = list(config["variants"])
 SEEDS = [int(s) for s in config["seeds"]]
+# Every seed a run may have: the configured ones, and with `adaptive` the later stages' (workflow/rules/adaptive.smk).
+RUN_SEEDS = possible_seeds(config)
 
 
 wildcard_constraints:
     variant="|".join(re.escape(v) for v in VARIANTS),
-    seed="|".join(str(s) for s in SEEDS),
+    seed="|".join(str(s) for s in RUN_SEEDS),
 
 
 def run_files(name):
@@ -50,12 +53,12 @@ def uses_gpu(wildcards):
 
 # "variant/seedN" of any run that is not configured (a negative lookahead over the configured ones).
 UNCONFIGURED_RUN = "(?!(?:{})/seed(?:{})/)[^/]+/seed[^/]+".format(
-    "|".join(re.escape(v) for v in VARIANTS), "|".join(str(s) for s in SEEDS)
+    "|".join(re.escape(v) for v in VARIANTS), "|".join(str(s) for s in RUN_SEEDS)
 )
 
 
 def reject_unconfigured(wildcards):
     raise ConfigError(
         f"results/runs/{wildcards.other_run}: no such run in the config "
-        f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, SEEDS))})"
+        f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, RUN_SEEDS))})"
     )

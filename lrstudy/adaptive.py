@@ -53,6 +53,7 @@ from scipy import optimize, special, stats
 from . import stats as st
 from .config import ConfigError
 
+P_FLOOR = 1e-12  # the smallest repeated p-value reported
 GRID = 401  # points per look of the numerical integration (Simpson's rule): boundaries to ~1e-8
 
 METHOD = ("group-sequential Welch t-test, O'Brien-Fleming-type alpha spending (Lan & DeMets 1983, "
@@ -121,10 +122,6 @@ class Design:
         """Two-sided critical values c_k of the look's Z."""
         return _spending_bounds(tuple(self.info), self.alpha)
 
-    def spent(self, k: int) -> float:
-        """Two-sided alpha spent by looks 1..k (0 before the first)."""
-        return float(obrien_fleming_spending(self.info[k - 1], self.alpha)) if k else 0.0
-
 
 def design_from_config(config: Mapping) -> Design | None:
     """The study's design, or None for a fixed design (no `adaptive` key)."""
@@ -152,7 +149,8 @@ def possible_seeds(config: Mapping) -> list[int]:
 
 
 def obrien_fleming_spending(t, alpha: float = st.ALPHA):
-    """Two-sided alpha spent by information fraction t (Lan-DeMets O'Brien-Fleming type, each side)."""
+    """Two-sided alpha spent by information fraction t: the Lan-DeMets O'Brien-Fleming-type function of
+    the one-sided level alpha/2, on each side."""
     return 2 * 2 * stats.norm.sf(stats.norm.isf(alpha / 4) / np.sqrt(np.asarray(t, dtype=float)))
 
 
@@ -221,9 +219,9 @@ def sequential_p(design: Design, k: int, z: float) -> float:
     def crossing(log_alpha: float) -> float:
         return abs(z) - _spending_bounds(info, math.exp(log_alpha))[-1]
 
-    lo, hi = math.log(1e-12), math.log(1 - 1e-9)
-    if not math.isfinite(z) or crossing(lo) >= 0:
-        return math.exp(lo) if abs(z) > 0 else 1.0
+    lo, hi = math.log(P_FLOOR), math.log(1 - 1e-9)
+    if math.isinf(z) or crossing(lo) >= 0:
+        return P_FLOOR
     if crossing(hi) < 0:
         return 1.0
     return math.exp(optimize.brentq(crossing, lo, hi, xtol=1e-6))

@@ -6,7 +6,7 @@
 #   snakemake --configfile config/smoke.yaml       the few-minute CPU demo, a study named `demo`
 #   snakemake --config study=demo ...              later commands on that study (its config is remembered)
 #
-# Stages: workflow/rules/{common,data,train,analysis}.smk. Training engine: lrstudy/.
+# Stages: workflow/rules/{common,data,train,adaptive,analysis}.smk. Training engine: lrstudy/.
 
 import os
 import sys
@@ -41,6 +41,7 @@ localrules:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/adaptive.smk"
 include: "workflow/rules/analysis.smk"
 
 

@@ -18,10 +18,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from . import adaptive
 from .atomic import atomic_path
 from .metrics import METRIC_COLUMNS
 from .stats import STATS_COLUMNS as VARIANT_STATS_COLUMNS
-from .stats import study_stats
+from .stats import reference_variant, study_stats
 from .variants import DESCRIPTION_COLUMNS, description, per_variant
 
 EPOCH_COLUMNS = ["variant", "seed", *METRIC_COLUMNS, "diverged"]
@@ -119,16 +120,29 @@ def _in_config_order(df: pd.DataFrame, variants: Sequence[str], then: list[str])
     return df.assign(_order=order).sort_values(["_order", "seed", *then]).drop(columns="_order").reset_index(drop=True)
 
 
-def variant_table(summary: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
-    """One row per variant: its statistics, and the description columns after its name and reference."""
+def variant_table(summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design | None = None,
+                  seeds: Sequence[int] = ()) -> pd.DataFrame:
+    """One row per variant: its statistics (with an adaptive `design`, the design's verdicts), and the
+    description columns after its name and reference."""
     stats = study_stats(summary, variants)
+    if design is not None:
+        stats = adaptive.with_design(stats, seed_plan(summary, variants, design, seeds))
     described = per_variant(summary, variants).reset_index(names="variant")
     return stats.merge(described, on="variant", how="left")[STATS_COLUMNS]
 
 
-def aggregate(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> dict[str, pd.DataFrame]:
+def aggregate(run_dirs: Iterable[str | Path], variants: Sequence[str], design: adaptive.Design | None = None,
+              seeds: Sequence[int] = ()) -> dict[str, pd.DataFrame]:
+    """The three tables; with an adaptive `design` (and the configured `seeds`, its first stage) the
+    verdicts are the design's."""
     epochs, summary = run_tables(run_dirs, variants)
-    return {"epochs": epochs, "summary": summary, "stats": variant_table(summary, variants)}
+    return {"epochs": epochs, "summary": summary, "stats": variant_table(summary, variants, design, seeds)}
+
+
+def seed_plan(summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design,
+              seeds: Sequence[int]) -> pd.DataFrame:
+    """The adaptive design's looks at these runs (one row per run, as summary.csv has them)."""
+    return adaptive.study_plan(design, adaptive.final_points(summary), variants, reference_variant(variants), seeds)
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

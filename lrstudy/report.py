@@ -22,6 +22,7 @@ import jinja2
 import pandas as pd
 import yaml
 
+from . import adaptive as ad
 from . import stats as st
 from .atomic import atomic_write_text
 from .config import json_hash
@@ -30,10 +31,10 @@ from .variants import DATA_KEYS, RECIPE_KEYS, labels
 
 ANALYSIS_PACKAGES = ["snakemake", "pandas", "numpy", "scipy", "matplotlib", "jinja2"]
 VERDICT_CLASS = {st.BETTER: "better", st.WORSE: "worse", st.NO_DIFFERENCE: "same", st.TOO_FEW: "few",
-                 st.ALL_DIVERGED: "worse", st.REFERENCE: "ref"}
+                 st.ALL_DIVERGED: "worse", st.REFERENCE: "ref", st.NEGLIGIBLE: "same"}
 # The verdict words by name, so that the template compares with these and never repeats them.
 VERDICTS = {"reference": st.REFERENCE, "better": st.BETTER, "worse": st.WORSE, "no_difference": st.NO_DIFFERENCE,
-            "too_few": st.TOO_FEW, "all_diverged": st.ALL_DIVERGED}
+            "too_few": st.TOO_FEW, "all_diverged": st.ALL_DIVERGED, "negligible": st.NEGLIGIBLE}
 
 
 def num(x, digits: int = 2, signed: bool = False) -> str:
@@ -158,7 +159,7 @@ def provenance(summaries: list[dict]) -> dict:
 
 
 def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], figures: Sequence[str | Path],
-            captions_dir: str | Path, published: dict, config: dict) -> dict:
+            captions_dir: str | Path, published: dict, config: dict, seed_plan: pd.DataFrame | None = None) -> dict:
     """Every value the template words: numbers, flags and names, no sentences."""
     config = json.loads(json.dumps(config))  # plain dicts and lists, whatever Snakemake handed over
     config_yaml = yaml.safe_dump(config, sort_keys=False)
@@ -183,6 +184,28 @@ def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], f
         "mixed_code": mixed_code(summaries),
         "max_seeds": st.MAX_SEEDS,
         "alpha": st.ALPHA,
+        "adaptive": None if seed_plan is None else adaptive_section(seed_plan, stats, runs, config),
+    }
+
+
+def adaptive_section(plan: pd.DataFrame, stats: pd.DataFrame, runs: pd.DataFrame, config: dict) -> dict:
+    """How many seeds each variant got under the adaptive design and why, and the runs it saved
+    against giving every variant max_seeds."""
+    design = ad.design_from_config(config)
+    last = plan.groupby("variant", sort=False).tail(1).set_index("variant")
+    rows = []
+    for _, r in stats.iterrows():
+        decided = last.loc[r["variant"]] if r["variant"] in last.index else None
+        rows.append({"variant": r["variant"], "seeds": int(r["n_runs"]), "stages": int(r["stages"]),
+                     "decision": "\u2013" if decided is None else decided["decision"],
+                     "reason": "no look: it is the only variant" if decided is None else decided["reason"],
+                     "p": r["sequential_p_value"]})
+    ceiling = design.max_seeds * len(stats)
+    return {
+        "rows": rows, "method": ad.METHOD, "max_seeds": design.max_seeds, "effect_pct": design.effect_pct,
+        "power": design.power, "stage_sizes": ", ".join(map(str, design.sizes)),
+        "boundaries": ", ".join(f"{c:.2f}" for c in design.bounds), "runs": len(runs), "ceiling": ceiling,
+        "saved": ceiling - len(runs), "saved_pct": 100 * (ceiling - len(runs)) / ceiling,
     }
 
 
@@ -196,10 +219,11 @@ def render(template: str | Path, ctx: dict) -> str:
 
 def write_report(*, stats_csv: str | Path, summary_csv: str | Path, summary_jsons: Iterable[str | Path],
                  figures: Sequence[str | Path], captions_dir: str | Path, published: str | Path,
-                 template: str | Path, config: dict, out: str | Path) -> None:
+                 template: str | Path, config: dict, out: str | Path, seed_plan_csv: str | Path | None = None) -> None:
     ctx = context(
         stats=pd.read_csv(stats_csv, dtype={"seeds_needed": "Int64"}), runs=pd.read_csv(summary_csv),
         summaries=[json.loads(Path(p).read_text()) for p in summary_jsons], figures=figures,
         captions_dir=captions_dir, published=load_published(published), config=config,
+        seed_plan=None if seed_plan_csv is None else pd.read_csv(seed_plan_csv),
     )
     atomic_write_text(out, render(template, ctx))

@@ -30,6 +30,7 @@ REFERENCE = "reference"
 BETTER = "better"
 WORSE = "worse"
 NO_DIFFERENCE = "no detectable difference"
+NEGLIGIBLE = "negligible difference"  # adaptive designs only: the difference is shown below adaptive.effect_pct
 TOO_FEW = "not enough seeds"
 ALL_DIVERGED = "all runs diverged"
 
@@ -39,6 +40,7 @@ STATS_COLUMNS = [
     "best_mean_pct", "best_std_pct", "best_ci_low_pct", "best_ci_high_pct",
     "diff_pct", "diff_ci_low_pct", "diff_ci_high_pct", "p_value", "verdict",
     "seeds_needed", "detectable_diff_pct", "train_seconds_mean",
+    "stages", "sequential_p_value",  # a fixed design has one stage; its verdict comes from p_value
 ]
 
 
@@ -181,6 +183,7 @@ def study_stats(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
             "diff_pct": cmp["diff"], "diff_ci_low_pct": cmp["ci_low"], "diff_ci_high_pct": cmp["ci_high"],
             "p_value": cmp["p_value"], "verdict": word, **sized,
             "train_seconds_mean": float(runs.loc[runs["variant"] == v, "train_seconds"].mean()),
+            "stages": 1, "sequential_p_value": math.nan,
         })
     table = pd.DataFrame(rows, columns=STATS_COLUMNS)
     table["seeds_needed"] = table["seeds_needed"].astype("Int64")

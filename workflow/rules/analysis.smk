@@ -29,8 +29,8 @@ refuse_report_over_ours()
 rule aggregate:
     """Every run's metrics and summary -> one table per epoch, per run and per variant."""
     input:
-        metrics=run_files("metrics.csv"),
-        summaries=run_files("summary.json"),
+        metrics=study_runs("metrics.csv"),
+        summaries=study_runs("summary.json"),
     output:
         epochs=report("results/aggregate/epochs.csv", category="Tables", caption=f"{CAPTIONS}/epochs.rst"),
         summary=report("results/aggregate/summary.csv", category="Tables", caption=f"{CAPTIONS}/summary.rst"),
@@ -38,6 +38,7 @@ rule aggregate:
     params:
         variants=VARIANTS,
         code=ANALYSIS_FINGERPRINT,
+        design={"adaptive": config.get("adaptive"), "seeds": SEEDS},
     log:
         "logs/aggregate.log",
     benchmark:
@@ -75,7 +76,8 @@ rule report:
     input:
         stats=rules.aggregate.output.stats,
         summary=rules.aggregate.output.summary,
-        summaries=run_files("summary.json"),
+        summaries=study_runs("summary.json"),
+        seed_plan=seed_plan_input,
         figures=rules.figures.output.png,
         captions=[src(f"report/captions/{figure}.rst") for figure in FIGURES],
         template=src("report/templates/report.html.j2"),

@@ -10,6 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from lrstudy.adaptive import possible_seeds
 from lrstudy.config import ConfigError, describe_schema_error, load_yaml, parse_study, prepare_config
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.studies import assemble, remember
@@ -78,11 +79,13 @@ SEEDS = list(STUDY.seeds)
 if PLAIN_RUN:
     drop_stale_aggregate(VARIANTS)
 warn_if_cache_damaged("results/data/cifar10.npz", "results/data/cifar10.json")
+# Every seed a run may have: the configured ones, and with `adaptive` the later stages' (workflow/rules/adaptive.smk).
+RUN_SEEDS = possible_seeds(config)
 
 
 wildcard_constraints:
     variant="|".join(re.escape(v) for v in VARIANTS),
-    seed="|".join(str(s) for s in SEEDS),
+    seed="|".join(str(s) for s in RUN_SEEDS),
 
 
 def src(path):
@@ -115,7 +118,7 @@ def _negative(alternatives):
 
 
 # "variant/seedN" of any run that is not configured (a negative lookahead over the configured ones).
-UNCONFIGURED_RUN = _negative(f"{re.escape(v)}/seed(?:{'|'.join(map(str, SEEDS))})" for v in VARIANTS) + (
+UNCONFIGURED_RUN = _negative(f"{re.escape(v)}/seed(?:{'|'.join(map(str, RUN_SEEDS))})" for v in VARIANTS) + (
     "[^/]+/seed[^/]+"
 )
 UNCONFIGURED_VARIANT = "(?!(?:{})$)[^/]+".format("|".join(re.escape(v) for v in VARIANTS))
@@ -125,5 +128,5 @@ def reject_unconfigured(wildcards):
     what = wildcards.get("other_run") or wildcards.get("other_variant")
     raise ConfigError(
         f"results/runs/{what}: no such run or variant in the study {STUDY.name!r} "
-        f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, SEEDS))})"
+        f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, RUN_SEEDS))})"
     )

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from lrstudy.adaptive import design_from_config
 from lrstudy.aggregate import aggregate, write_csv
 from lrstudy.logs import run_logged
 
@@ -9,7 +10,8 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 
 def main():
-    tables = aggregate([Path(p).parent for p in sm.input.summaries], sm.params.variants)
+    tables = aggregate([Path(p).parent for p in sm.input.summaries], sm.params.variants,
+                       design_from_config(sm.params.design), sm.params.design["seeds"])
     for name, table in tables.items():
         write_csv(table, sm.output[name])
 

@@ -1,0 +1,224 @@
+"""The adaptive multi-seed design: its boundaries against published values, its error rates and run
+counts in thousands of simulated studies (seconds, fixed RNG seeds), and its plan on known studies."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lrstudy import adaptive as ad
+from lrstudy import aggregate as ag
+from lrstudy import stats as st
+from lrstudy.config import ConfigError
+from synthetic_runs import build_report
+
+# The issue's example: three seeds a stage, at most 12, a 0.2-point difference worth detecting at 80%
+# power; spread between seeds like ResNet18 on CIFAR-10 (0.15 points).
+EXAMPLE = ad.Design(stage_seeds=3, max_seeds=12, effect_pct=0.2, power=0.8)
+SD = 0.15
+STUDIES = 4000
+
+
+def simulate(design: ad.Design, diff: float, sd: float = SD, sd_reference: float = SD, seed: int = 0,
+             studies: int = STUDIES) -> tuple[np.ndarray, np.ndarray]:
+    """Each study's decision and seeds per arm, stage by stage with the design's own `look`, as
+    study_plan walks one comparison (test_the_simulation_walks_like_study_plan checks that)."""
+    rng = np.random.default_rng(seed)
+    variant = rng.normal(diff, sd, (studies, design.max_seeds))
+    reference = rng.normal(0.0, sd_reference, (studies, design.max_seeds))
+    decision = np.full(studies, ad.OPEN, dtype=object)
+    seeds = np.zeros(studies, dtype=int)
+    for k, n in enumerate(design.ends, start=1):
+        running = decision == ad.OPEN
+        now = ad.look(design, k, variant[:, :n], reference[:, :n])["decision"]
+        decision = np.where(running, now, decision)
+        seeds = np.where(running, n, seeds)
+    return decision, seeds
+
+
+def three_se(p: float, n: int = STUDIES) -> float:
+    return 3 * math.sqrt(p * (1 - p) / n)
+
+
+def fixed_design_seeds(power: float, diff: float = 0.2, sd: float = SD) -> int:
+    """Seeds per arm of the fixed design (Welch's test, all seeds at once) with at least this power."""
+    n = 2
+    while st.welch_power(diff, sd, sd, n, n) < power:
+        n += 1
+    return n
+
+
+# --- the boundaries ----------------------------------------------------------------------------------------
+
+
+def test_boundaries_match_the_published_lan_demets_obrien_fleming_values():
+    # Two-sided alpha 0.05, equally spaced looks (gsDesign sfLDOF; Jennison & Turnbull 2000, table 7.6).
+    np.testing.assert_allclose(EXAMPLE.bounds, [4.333, 2.963, 2.359, 2.014], atol=6e-4)
+    two = ad.Design(stage_seeds=2, max_seeds=4, effect_pct=0.2, power=0.8)
+    np.testing.assert_allclose(two.bounds, [2.963, 1.969], atol=6e-4)
+    assert ad.obrien_fleming_spending(1.0) == pytest.approx(0.05)
+
+
+def test_the_repeated_p_value_is_alpha_exactly_at_each_boundary():
+    for k, c in enumerate(EXAMPLE.bounds, start=1):
+        assert ad.sequential_p(EXAMPLE, k, c) == pytest.approx(0.05, abs=1e-5)
+        assert ad.sequential_p(EXAMPLE, k, -c * 1.05) < 0.05 < ad.sequential_p(EXAMPLE, k, c * 0.95)
+    assert ad.sequential_p(EXAMPLE, 1, 0.0) == 1.0
+
+
+def test_stages_are_as_large_as_the_configured_seeds_and_numbered_after_them():
+    assert ad.Design(3, 12, 0.2, 0.8).sizes == (3, 3, 3, 3)
+    assert ad.Design(3, 10, 0.2, 0.8).sizes == (3, 3, 4)  # one seed alone has no spread: the last stage takes it
+    assert ad.Design(3, 11, 0.2, 0.8).sizes == (3, 3, 3, 2)
+    assert ad.seeds_by_stage(ad.Design(2, 6, 0.2, 0.8), [4, 0]) == [[0, 4], [5, 6], [7, 8]]
+    config = {"seeds": [0, 1, 2], "adaptive": {"max_seeds": 7, "effect_pct": 0.2, "power": 0.8}}
+    assert ad.possible_seeds(config) == list(range(7))
+    assert ad.possible_seeds({"seeds": [0, 1, 2]}) == [0, 1, 2]
+    assert ad.design_from_config({"seeds": [0, 1], "adaptive": None}) is None
+
+
+@pytest.mark.parametrize("seeds, max_seeds, message", [
+    (1, 6, "the first stage needs at least 2"),
+    (3, 5, "adaptive.max_seeds: 5 leaves no second stage; give at least 6"),
+])
+def test_a_design_without_two_stages_is_refused_naming_the_key(seeds, max_seeds, message):
+    with pytest.raises(ConfigError, match=message):
+        ad.Design(stage_seeds=seeds, max_seeds=max_seeds, effect_pct=0.2, power=0.8)
+
+
+# --- error rates, power and runs in simulated studies -----------------------------------------------------
+
+
+@pytest.mark.parametrize("sd_reference", [SD, 2 * SD], ids=["equal spreads", "reference twice as noisy"])
+def test_false_positive_rate_stays_at_alpha_without_a_true_difference(sd_reference):
+    decision, seeds = simulate(EXAMPLE, diff=0.0, sd_reference=sd_reference, seed=1)
+    false_positive = np.isin(decision, [ad.BETTER, ad.WORSE]).mean()
+    assert false_positive <= 0.05 + three_se(0.05), false_positive
+    assert seeds.mean() < EXAMPLE.max_seeds  # stops for "negligible" or "futile" save seeds
+
+
+def test_looking_after_every_stage_without_the_boundaries_would_inflate_it():
+    """The same looks at the fixed-design level (|Z| >= 1.96 each time): what the spending prevents."""
+    rng = np.random.default_rng(2)
+    variant, reference = rng.normal(0, SD, (2, STUDIES, EXAMPLE.max_seeds))
+    called = np.zeros(STUDIES, dtype=bool)
+    for n in EXAMPLE.ends:
+        called |= np.abs(ad.welch_z(variant[:, :n], reference[:, :n])) >= 1.96
+    assert called.mean() > 0.05 + three_se(0.05)
+
+
+def test_power_at_effect_pct_with_fewer_runs_than_the_fixed_design_of_the_same_power():
+    decision, seeds = simulate(EXAMPLE, diff=EXAMPLE.effect_pct, seed=3)
+    power = (decision == ad.BETTER).mean()
+    assert power >= EXAMPLE.power - three_se(EXAMPLE.power), power
+    fixed = fixed_design_seeds(power)
+    assert seeds.mean() < fixed, (seeds.mean(), fixed)  # seeds per arm: runs are twice as many for both
+
+
+def test_a_clear_difference_stops_early_and_a_null_one_rarely_runs_to_the_end():
+    worse, seeds_worse = simulate(EXAMPLE, diff=-1.0, seed=4)
+    assert (worse == ad.WORSE).all() and (seeds_worse <= 6).all()
+    null, seeds_null = simulate(EXAMPLE, diff=0.0, seed=5)
+    assert np.isin(null, [ad.NEGLIGIBLE, ad.FUTILE]).mean() > 0.5
+    assert seeds_null.mean() < fixed_design_seeds(0.8)
+
+
+@pytest.mark.parametrize("diff", [0.2, -0.2])
+def test_negligible_is_rarely_claimed_for_a_difference_of_effect_pct(diff):
+    """'Shown smaller than effect_pct' is a pair of one-sided tests: wrong at most alpha/2 of the time."""
+    decision, _ = simulate(EXAMPLE, diff=diff, seed=6)
+    assert (decision == ad.NEGLIGIBLE).mean() <= 0.025 + three_se(0.025)
+
+
+# --- one study ---------------------------------------------------------------------------------------------
+
+
+def study_runs(means: dict[str, float], seeds: int = 12, seed: int = 0, diverged=()) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame([{"variant": v, "seed": s,
+                          "final_pct": math.nan if (v, s) in diverged else 95 + m + rng.normal(0, SD)}
+                         for v, m in means.items() for s in range(seeds)])
+
+
+def plan_of(runs: pd.DataFrame, design: ad.Design = EXAMPLE) -> pd.DataFrame:
+    return ad.study_plan(design, runs, list(runs["variant"].unique()), "baseline", [0, 1, 2])
+
+
+def test_the_plan_settles_each_comparison_and_the_reference_runs_as_long_as_one_is_open():
+    means = {"baseline": 0.0, "lr_x5": -1.0, "lr_x2": 0.2, "same": 0.0}
+    plan = plan_of(study_runs(means))
+    assert list(plan.columns) == ad.PLAN_COLUMNS
+    last = plan.groupby("variant").tail(1).set_index("variant")
+    assert last.loc["lr_x5", "decision"] == ad.WORSE and last.loc["lr_x5", "stage"] == 2
+    assert last.loc["lr_x2", "decision"] == ad.BETTER
+    assert last.loc["same", "decision"] == ad.NEGLIGIBLE
+    assert last.loc["baseline", "stage"] == max(last.loc[["lr_x5", "lr_x2", "same"], "stage"])
+    assert (plan.loc[plan["variant"] == "baseline", "decision"] == ad.REFERENCE).all()
+    assert ad.is_final(plan)
+    planned = ad.planned_seeds(EXAMPLE, plan, list(means), "baseline", [0, 1, 2])
+    assert planned["lr_x5"] == list(range(6)) and planned["baseline"] == list(range(last.loc["baseline", "stage"] * 3))
+    assert "shown worse" in last.loc["lr_x5", "reason"] and "inside \u00b10.2" in last.loc["same", "reason"]
+
+
+def test_the_plan_stops_at_the_first_stage_whose_runs_are_missing_and_asks_for_them():
+    runs = study_runs({"baseline": 0.0, "same": 0.0})
+    plan = plan_of(runs[runs["seed"] < 3])
+    assert plan["stage"].max() == 1 and not ad.is_final(plan)
+    assert plan.loc[plan["variant"] == "same", "decision"].item() == ad.OPEN
+    assert "3 more seeds (stage 2 of up to 4)" in plan.loc[plan["variant"] == "same", "reason"].item()
+    assert ad.planned_seeds(EXAMPLE, plan, ["baseline", "same"], "baseline", [0, 1, 2]) == {
+        "baseline": list(range(6)), "same": list(range(6))}
+    empty = pd.DataFrame(columns=ad.PLAN_COLUMNS)
+    assert ad.planned_seeds(EXAMPLE, empty, ["baseline", "same"], "baseline", [0, 1, 2])["same"] == [0, 1, 2]
+
+
+def test_too_many_diverged_runs_stop_the_comparison_without_a_verdict():
+    runs = study_runs({"baseline": 0.0, "lr_x5": 0.0}, diverged={("lr_x5", 0), ("lr_x5", 1)})
+    plan = plan_of(runs)
+    row = plan[plan["variant"] == "lr_x5"].iloc[-1]
+    assert (row["decision"], row["stage"]) == (ad.TOO_FEW, 1)
+    assert "lr_x5: 1, baseline: 3" in row["reason"]
+
+
+def test_the_simulation_walks_like_study_plan():
+    """The simulations above decide with `look` directly; study_plan must reach the same decisions."""
+    for seed, diff in enumerate([0.0, 0.2, -0.5, 0.1, 0.3]):
+        runs = study_runs({"baseline": 0.0, "v": diff}, seed=seed)
+        matrix = runs.pivot(index="variant", columns="seed", values="final_pct")
+        variant, reference = matrix.loc[["v"]].to_numpy(), matrix.loc[["baseline"]].to_numpy()
+        for k, n in enumerate(EXAMPLE.ends, start=1):
+            decision = str(ad.look(EXAMPLE, k, variant[:, :n], reference[:, :n])["decision"][0])
+            if decision != ad.OPEN:
+                break
+        last = plan_of(runs).query("variant == 'v'").iloc[-1]
+        assert (last["decision"], last["seeds"]) == (decision, n), (seed, diff)
+
+
+# --- the study's tables and report -------------------------------------------------------------------------
+
+
+def test_stats_take_the_designs_verdicts_stages_and_sequential_p(tmp_path):
+    means = {"baseline": 0.0, "lr_x5": -1.0, "same": 0.0}
+    runs = study_runs(means)
+    plan = plan_of(runs)
+    planned = ad.planned_seeds(EXAMPLE, plan, list(means), "baseline", [0, 1, 2])
+    final = runs.set_index(["variant", "seed"])["final_pct"] / 100
+    summary = pd.DataFrame([{"variant": v, "seed": s, "final_test_acc": final[(v, s)], "best_test_acc": final[(v, s)],
+                             "diverged": False, "train_seconds": 1.0} for v in means for s in planned[v]])
+    fixed = st.study_stats(summary, list(means)).set_index("variant")
+    assert (fixed["stages"] == 1).all() and fixed["sequential_p_value"].isna().all()
+    stats = ad.with_design(st.study_stats(summary, list(means)), ag.seed_plan(summary, list(means), EXAMPLE, [0, 1, 2]))
+    stats = stats.set_index("variant")
+    assert stats.loc["lr_x5", "verdict"] == st.WORSE and stats.loc["lr_x5", "stages"] == 2
+    assert stats.loc["same", "verdict"] == st.NEGLIGIBLE
+    assert stats.loc["lr_x5", "sequential_p_value"] < 0.05 < stats.loc["same", "sequential_p_value"]
+    assert stats.loc["baseline", "stages"] == plan.query("variant == 'baseline'")["stage"].max()
+    assert list(stats.reset_index().columns) == st.STATS_COLUMNS
+
+
+def test_a_fixed_study_keeps_its_verdicts_and_the_report_has_no_adaptive_section(tmp_path):
+    html = build_report(tmp_path, {"baseline": [0.95, 0.951, 0.949], "lr_x5": [0.96, 0.961, 0.959]}).read_text()
+    assert 'id="adaptive"' not in html and "lr_x5 is better than baseline" in html

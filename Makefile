@@ -42,5 +42,5 @@ clean-results:
 # so that `make study` and `make demo` work offline.  make local ARCHIVE=/data/cifar-10-python.tar.gz
 local:
 	@test -n "$(ARCHIVE)" || { echo "usage: make local ARCHIVE=/path/to/cifar-10-python.tar.gz"; exit 2; }
-	$(PY) -m lrstudy.local_settings "$(ARCHIVE)" > local.yaml.tmp && mv local.yaml.tmp local.yaml
+	$(PY) -m lrstudy.data.local_settings "$(ARCHIVE)" > local.yaml.tmp && mv local.yaml.tmp local.yaml
 	@cat local.yaml

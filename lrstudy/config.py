@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .schedule import default_milestones
+from lrstudy.train.schedule import default_milestones
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config.yaml"
 DEFAULT_STUDY = "default"

@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .atomic import NoSpaceError
+from lrstudy.atomic import NoSpaceError
 
 
 def to_file_and_screen(log_path: str | Path) -> None:

@@ -14,11 +14,14 @@ from pathlib import Path
 
 # The modules whose code decides a run's numbers: data decoding, augmentation, model, schedule, training.
 ENGINE_CODE = [
-    "lrstudy.dataset", "lrstudy.augment", "lrstudy.model", "lrstudy.schedule", "lrstudy.engine",
-    "lrstudy.checkpoint", "lrstudy.run", "lrstudy.config", "lrstudy.metrics",
+    "lrstudy.data.cifar10", "lrstudy.train.augment", "lrstudy.train.model", "lrstudy.train.schedule", "lrstudy.train.engine",
+    "lrstudy.train.checkpoint", "lrstudy.train.run", "lrstudy.config", "lrstudy.metrics",
 ]
 # The modules that turn runs into tables, figures and the report.
-ANALYSIS_CODE = ["lrstudy.aggregate", "lrstudy.stats", "lrstudy.figures", "lrstudy.report", "lrstudy.metrics"]
+ANALYSIS_CODE = [
+    "lrstudy.analysis.aggregate", "lrstudy.analysis.stats", "lrstudy.analysis.adaptive", "lrstudy.analysis.variants",
+    "lrstudy.analysis.figures", "lrstudy.analysis.report", "lrstudy.metrics",
+]
 
 
 def code_fingerprint(modules: list[str]) -> str:

@@ -17,8 +17,8 @@ from typing import Mapping
 
 import yaml
 
-from .atomic import atomic_write_text
-from .config import DEFAULT_STUDY, ConfigError, load_yaml, merge
+from lrstudy.atomic import atomic_write_text
+from lrstudy.config import DEFAULT_STUDY, ConfigError, load_yaml, merge
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lrstudy import synthetic
+from lrstudy.data import synthetic
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "workflow", "report", "profiles"]
@@ -87,6 +87,6 @@ def small_study(archive: Path, **keys) -> dict:
 
 
 def synthetic_md5(path: Path) -> str:
-    from lrstudy.dataset import md5sum
+    from lrstudy.data.cifar10 import md5sum
 
     return md5sum(path)

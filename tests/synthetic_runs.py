@@ -10,11 +10,11 @@ import json
 import math
 from pathlib import Path
 
-from lrstudy import aggregate as ag
-from lrstudy.figures import PLOTS, write_figures
-from lrstudy.report import write_report
+from lrstudy.analysis import aggregate as ag
+from lrstudy.analysis.figures import PLOTS, write_figures
+from lrstudy.analysis.report import write_report
 from lrstudy.config import defaults
-from lrstudy.schedule import lr_for_epoch
+from lrstudy.train.schedule import lr_for_epoch
 
 REPO = Path(__file__).resolve().parent.parent
 

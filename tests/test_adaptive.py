@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrstudy import adaptive as ad
-from lrstudy import aggregate as ag
-from lrstudy import stats as st
+from lrstudy.analysis import adaptive as ad
+from lrstudy.analysis import aggregate as ag
+from lrstudy.analysis import stats as st
 from lrstudy.config import ConfigError
 from synthetic_runs import build_report
 

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from lrstudy import aggregate as ag
-from lrstudy import stats as st
-from lrstudy.figures import PLOTS, write_figures
-from lrstudy.report import load_published, provenance
-from lrstudy.variants import DESCRIPTION_COLUMNS, labels
+from lrstudy.analysis import aggregate as ag
+from lrstudy.analysis import stats as st
+from lrstudy.analysis.figures import PLOTS, write_figures
+from lrstudy.analysis.report import load_published, provenance
+from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
 from synthetic_runs import KNOWN, REPO, WINDOWS, analyse, build_report, study_config, write_study
 
 SMALL = {k: v[:3] for k, v in KNOWN.items()}  # three seeds per variant, as in the default study
@@ -380,11 +380,11 @@ def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
         s["code"] = {"commit": "a" * 40, "dirty": False, "engine_fingerprint": "old0" if i == 0 else "new1"}
         path.write_text(json.dumps(s))
     ctx_runs = [json.loads(p.read_text()) for p in paths]
-    from lrstudy.report import mixed_code
+    from lrstudy.analysis.report import mixed_code
 
     groups = mixed_code(ctx_runs)
     assert [g["fingerprint"] for g in groups] == ["old0", "new1"] and len(groups[0]["runs"]) == 1
-    from lrstudy.report import write_report
+    from lrstudy.analysis.report import write_report
 
     write_report(stats_csv=tmp_path / "results/aggregate/stats.csv", summary_csv=tmp_path / "results/aggregate/summary.csv",
                  summary_jsons=paths, figures=sorted(tmp_path.glob("results/figures/*.png")),

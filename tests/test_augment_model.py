@@ -3,8 +3,8 @@ import torch
 import torchvision.transforms.functional as TF
 from torchvision import transforms
 
-from lrstudy.augment import MEAN, STD, Normalize, crop_flip, draw_epoch
-from lrstudy.model import ResNet18, parameter_count
+from lrstudy.train.augment import MEAN, STD, Normalize, crop_flip, draw_epoch
+from lrstudy.train.model import ResNet18, parameter_count
 
 
 def test_crop_flip_equals_torchvision_for_the_same_offsets():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lrstudy import benchmark
+from lrstudy.train import benchmark
 
 
 def test_flops_match_the_published_compute_per_epoch():

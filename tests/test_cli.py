@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lrstudy import cli
+from lrstudy.train import cli
 
 
 def test_cli_run_and_resume_flag(archive, tmp_path):
@@ -30,12 +30,12 @@ def test_make_local_writes_the_archive_and_its_own_md5(archive, tmp_path):
 
     import yaml
 
-    from lrstudy.dataset import md5sum
+    from lrstudy.data.cifar10 import md5sum
 
-    out = subprocess.run([sys.executable, "-m", "lrstudy.local_settings", str(archive)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "lrstudy.data.local_settings", str(archive)], capture_output=True,
                          text=True, check=True).stdout
     assert yaml.safe_load(out) == {"dataset": {"archive": str(archive.resolve()), "md5": md5sum(archive)}}
     assert "not the official archive's" in out
-    bad = subprocess.run([sys.executable, "-m", "lrstudy.local_settings", str(tmp_path / "none.tar.gz")],
+    bad = subprocess.run([sys.executable, "-m", "lrstudy.data.local_settings", str(tmp_path / "none.tar.gz")],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "none.tar.gz does not exist" in bad.stderr

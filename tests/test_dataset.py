@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lrstudy import dataset
-from lrstudy.dataset import DatasetError, balanced_subset, download, link_archive, md5sum, prepare, read_archive
+from lrstudy.data import cifar10 as dataset
+from lrstudy.data.cifar10 import DatasetError, balanced_subset, download, link_archive, md5sum, prepare, read_archive
 
 
 class ArchiveServer:

@@ -7,11 +7,11 @@ import pytest
 import torch
 import yaml
 
-from lrstudy import dataset
+from lrstudy.data import cifar10 as dataset
 from lrstudy.config import EXECUTION_KEYS, run_hash
-from lrstudy.engine import AUTO_CPU_LIMIT_S, DeviceData, DeviceError, Trainer, cpu_seconds, resolve_device
-from lrstudy.model import ResNet18
-from lrstudy.run import execute
+from lrstudy.train.engine import AUTO_CPU_LIMIT_S, DeviceData, DeviceError, Trainer, cpu_seconds, resolve_device
+from lrstudy.train.model import ResNet18
+from lrstudy.train.run import execute
 
 REPO = Path(__file__).resolve().parent.parent
 

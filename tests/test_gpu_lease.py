@@ -9,13 +9,13 @@ import sys
 import pytest
 import torch
 
-from lrstudy.gpu_lease import gpu_lease, visible_devices
+from lrstudy.train.gpu_lease import gpu_lease, visible_devices
 
 # Takes a lease (on the devices given, else on CUDA_VISIBLE_DEVICES), reports
 # "<device> <CUDA_VISIBLE_DEVICES>", and holds the lease until its stdin closes.
 HOLDER = """
 import os, sys
-from lrstudy.gpu_lease import gpu_lease
+from lrstudy.train.gpu_lease import gpu_lease
 slots = int(os.environ.get("TEST_RUNS_PER_GPU", "1"))
 with gpu_lease(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, poll_seconds=0.05, runs_per_gpu=slots) as device:
     print(device, os.environ["CUDA_VISIBLE_DEVICES"], flush=True)

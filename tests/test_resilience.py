@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from conftest import small_study
-from lrstudy import checkpoint
+from lrstudy.train import checkpoint
 from lrstudy.atomic import NoSpaceError, atomic_path, atomic_write_text
-from lrstudy.engine import DeviceError, Trainer
+from lrstudy.train.engine import DeviceError, Trainer
 from lrstudy.logs import run_logged
 from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
 

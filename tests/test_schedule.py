@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lrstudy.schedule import base_lr, lr_for_epoch, lr_table
+from lrstudy.train.schedule import base_lr, lr_for_epoch, lr_table
 
 BASE = {"lr": 0.1, "epochs": 200, "schedule": "cosine", "lr_windows": [], "step_milestones": None, "step_gamma": 0.1}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrstudy import stats as st
+from lrstudy.analysis import stats as st
 from synthetic_runs import KNOWN
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import small_study
-from lrstudy.run import RunBusyError
+from lrstudy.train.run import RunBusyError
 from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
 
 
@@ -86,7 +86,7 @@ def test_a_second_trainer_on_the_same_run_stops_with_a_message(cache, tmp_path):
 def test_the_thread_count_is_the_runs_own_and_survives_a_resume(cache, tmp_path, monkeypatch):  # noqa: F811
     import torch
 
-    from lrstudy.engine import Trainer
+    from lrstudy.train.engine import Trainer
 
     torch.set_num_threads(1)  # as a job started under --cores 1 would be
     straight = run(cache, tmp_path / "straight", cpu_threads=2)

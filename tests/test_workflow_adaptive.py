@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import Workflow, small_study
-from lrstudy import adaptive as ad
-from lrstudy import stats as st
+from lrstudy.analysis import adaptive as ad
+from lrstudy.analysis import stats as st
 
 VARIANTS = ["baseline", "lr_x1.2", "blowup"]
 CEILING = 4 * len(VARIANTS)  # max_seeds runs for every variant

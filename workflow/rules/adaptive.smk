@@ -1,4 +1,4 @@
-# The adaptive multi-seed design (config key `adaptive`; the statistics are lrstudy/adaptive.py).
+# The adaptive multi-seed design (config key `adaptive`; the statistics are lrstudy/analysis/adaptive.py).
 #
 # Stage 1 is the configured seeds. After each stage the checkpoint plan_stage looks at every comparison
 # still open and writes results/aggregate/seed_plan/stage{k}.csv; the input functions (adaptive_inputs.smk)

@@ -3,8 +3,8 @@
 
 import pandas as pd
 
-from lrstudy import adaptive
-from lrstudy.stats import reference_variant
+from lrstudy.analysis import adaptive
+from lrstudy.analysis.stats import reference_variant
 
 DESIGN = adaptive.design_from_config(config)
 

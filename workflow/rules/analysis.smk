@@ -2,28 +2,10 @@
 # Outputs flagged with report() also go into Snakemake's own report:
 #   snakemake --report results/snakemake-report.zip
 
-import os
-
-from snakemake.exceptions import WorkflowError
-
 FIGURES = ["accuracy", "loss", "lr", "final_accuracy"]
 CAPTIONS = "../../report/captions"  # report() captions are relative to this file
 
 
-def refuse_report_over_ours():
-    """Snakemake's own report must not replace the study's report.html, however its path is written
-    (--report, --report=..., an absolute or ../ path, --reporter html --report-html-path ...)."""
-    if CLI is None:
-        return
-    path = CLI.report or getattr(CLI, "report_html_path", None)
-    if isinstance(path, (str, os.PathLike)) and os.path.realpath(path) == os.path.realpath("report.html"):
-        raise WorkflowError(
-            f"`snakemake --report {path}` would write Snakemake's report over the study's own report.html: "
-            "give it another path, e.g. snakemake --report results/snakemake-report.zip"
-        )
-
-
-refuse_report_over_ours()
 
 
 rule aggregate:

@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from lrstudy.adaptive import possible_seeds
+from lrstudy.analysis.adaptive import possible_seeds
 from lrstudy.config import ConfigError, describe_schema_error, load_yaml, parse_study, prepare_config
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.studies import assemble, remember
@@ -53,6 +53,20 @@ PLAIN_RUN = (
 # the last silently) and name the file of any other problem.
 for _path in workflow.configfiles:
     load_yaml(_path)
+def refuse_report_over_ours():
+    """Snakemake's own report must not replace the study's report.html, however its path is written
+    (--report, --report=..., an absolute or ../ path, --reporter html --report-html-path ...)."""
+    if CLI is None:
+        return
+    path = CLI.report or getattr(CLI, "report_html_path", None)
+    if isinstance(path, (str, os.PathLike)) and os.path.realpath(path) == os.path.realpath("report.html"):
+        raise WorkflowError(
+            f"`snakemake --report {path}` would write Snakemake's report over the study's own report.html: "
+            "give it another path, e.g. snakemake --report results/snakemake-report.zip"
+        )
+
+
+
 _config, _to_remember = assemble(PROJECT, workflow.config_settings.overwrite_config)
 config.clear()
 config.update(_config)
@@ -74,6 +88,7 @@ if STUDY.outdir != ".":
 # The project's own files (templates, captions, GPU locks) as seen from the study's directory: relative,
 # so that moving the project folder changes no job's input or params.
 SRC = os.path.relpath(PROJECT, os.getcwd())
+refuse_report_over_ours()
 VARIANTS = STUDY.variants
 SEEDS = list(STUDY.seeds)
 if PLAIN_RUN:

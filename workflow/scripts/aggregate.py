@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from lrstudy.adaptive import design_from_config
-from lrstudy.aggregate import aggregate, write_csv
+from lrstudy.analysis.adaptive import design_from_config
+from lrstudy.analysis.aggregate import aggregate, write_csv
 from lrstudy.logs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lrstudy.dataset import DatasetError, download, link_archive
+from lrstudy.data.cifar10 import DatasetError, download, link_archive
 from lrstudy.logs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

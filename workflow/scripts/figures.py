@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from lrstudy.figures import write_figures
+from lrstudy.analysis.figures import write_figures
 from lrstudy.logs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

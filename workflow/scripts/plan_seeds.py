@@ -4,8 +4,8 @@ adaptive design up to this stage and what each open comparison gets next."""
 import logging
 from pathlib import Path
 
-from lrstudy import adaptive
-from lrstudy.aggregate import run_tables, seed_plan, write_csv
+from lrstudy.analysis import adaptive
+from lrstudy.analysis.aggregate import run_tables, seed_plan, write_csv
 from lrstudy.logs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

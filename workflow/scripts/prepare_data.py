@@ -4,7 +4,7 @@ import json
 import logging
 from pathlib import Path
 
-from lrstudy.dataset import DatasetError, prepare
+from lrstudy.data.cifar10 import DatasetError, prepare
 from lrstudy.logs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

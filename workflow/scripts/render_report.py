@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from lrstudy.logs import run_logged
-from lrstudy.report import write_report
+from lrstudy.analysis.report import write_report
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 

@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 from lrstudy.config import execution_of
-from lrstudy.dataset import DatasetError
-from lrstudy.engine import DeviceError
-from lrstudy.gpu_lease import gpu_lease
+from lrstudy.data.cifar10 import DatasetError
+from lrstudy.train.engine import DeviceError
+from lrstudy.train.gpu_lease import gpu_lease
 from lrstudy.logs import run_logged
-from lrstudy.run import RunBusyError, execute
+from lrstudy.train.run import RunBusyError, execute
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lrstudy.aggregate import run_tables, write_csv
+from lrstudy.analysis.aggregate import run_tables, write_csv
 from lrstudy.logs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

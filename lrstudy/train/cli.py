@@ -13,11 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, defaults, execution_of, recipe_of
-from .dataset import DatasetError, add_source_arguments, source_cache
-from .engine import DeviceError
-from .logs import run_logged
-from .run import execute
+from lrstudy.config import ConfigError, defaults, execution_of, recipe_of
+from lrstudy.data.cifar10 import DatasetError, add_source_arguments, source_cache
+from lrstudy.train.engine import DeviceError
+from lrstudy.logs import run_logged
+from lrstudy.train.run import execute
 
 def parse_window(text: str) -> dict:
     try:

@@ -50,8 +50,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from . import stats as st
-from .config import ConfigError
+from lrstudy.analysis import stats as st
+from lrstudy.config import ConfigError
 
 P_FLOOR = 1e-12  # the smallest repeated p-value reported
 GRID = 401  # points per look of the numerical integration (Simpson's rule): boundaries to ~1e-8
@@ -405,7 +405,7 @@ VERDICTS = {BETTER: st.BETTER, WORSE: st.WORSE, NEGLIGIBLE: st.NEGLIGIBLE, FUTIL
 
 
 def with_design(table: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
-    """The per-variant stats table (lrstudy.stats.study_stats) with the design's verdicts: the stages
+    """The per-variant stats table (lrstudy.analysis.stats.study_stats) with the design's verdicts: the stages
     each variant ran, the repeated p-value of its last look and the verdict that look reached."""
     table = table.copy()
     last = plan.groupby("variant", sort=False).tail(1).set_index("variant")

@@ -1,4 +1,4 @@
-"""`python -m lrstudy.local_settings ARCHIVE`: the local.yaml that points every command at a local copy
+"""`python -m lrstudy.data.local_settings ARCHIVE`: the local.yaml that points every command at a local copy
 of cifar-10-python.tar.gz, with the copy's md5 (computed here, so it is the file's own)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import defaults
-from .dataset import md5sum
+from lrstudy.config import defaults
+from lrstudy.data.cifar10 import md5sum
 
 OFFICIAL_MD5 = defaults()["dataset"]["md5"]
 
@@ -28,5 +28,5 @@ def local_yaml(archive: Path) -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m lrstudy.local_settings /path/to/cifar-10-python.tar.gz")
+        raise SystemExit("usage: python -m lrstudy.data.local_settings /path/to/cifar-10-python.tar.gz")
     sys.stdout.write(local_yaml(Path(sys.argv[1])))

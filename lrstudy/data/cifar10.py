@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .atomic import atomic_path, atomic_write_json
+from lrstudy.atomic import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
-from .atomic import atomic_write_json, atomic_write_text
-from .augment import MEAN, STD
-from .config import defaults, run_hash
-from .dataset import add_source_arguments, load_cache, load_meta, source_cache
-from .engine import DeviceData, Trainer, resolve_device
-from .model import ResNet18
-from .run import device_name, versions
+from lrstudy.atomic import atomic_write_json, atomic_write_text
+from lrstudy.train.augment import MEAN, STD
+from lrstudy.config import defaults, run_hash
+from lrstudy.data.cifar10 import add_source_arguments, load_cache, load_meta, source_cache
+from lrstudy.train.engine import DeviceData, Trainer, resolve_device
+from lrstudy.train.model import ResNet18
+from lrstudy.train.run import device_name, versions
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by a substring of the name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100": 756.0,

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint
-from .augment import Normalize, crop_flip, draw_epoch
-from .metrics import METRIC_COLUMNS
-from .model import ResNet18
-from .schedule import lr_for_epoch
+from lrstudy.train import checkpoint
+from lrstudy.train.augment import Normalize, crop_flip, draw_epoch
+from lrstudy.metrics import METRIC_COLUMNS
+from lrstudy.train.model import ResNet18
+from lrstudy.train.schedule import lr_for_epoch
 
 log = logging.getLogger(__name__)
 

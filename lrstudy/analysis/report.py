@@ -22,12 +22,12 @@ import jinja2
 import pandas as pd
 import yaml
 
-from . import adaptive as ad
-from . import stats as st
-from .atomic import atomic_write_text
-from .config import json_hash
-from .figures import DPI as FIGURE_DPI
-from .variants import DATA_KEYS, RECIPE_KEYS, labels
+from lrstudy.analysis import adaptive as ad
+from lrstudy.analysis import stats as st
+from lrstudy.atomic import atomic_write_text
+from lrstudy.config import json_hash
+from lrstudy.analysis.figures import DPI as FIGURE_DPI
+from lrstudy.analysis.variants import DATA_KEYS, RECIPE_KEYS, labels
 
 ANALYSIS_PACKAGES = ["snakemake", "pandas", "numpy", "scipy", "matplotlib", "jinja2"]
 VERDICT_CLASS = {st.BETTER: "better", st.WORSE: "worse", st.NO_DIFFERENCE: "same", st.TOO_FEW: "few",

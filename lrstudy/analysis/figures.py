@@ -1,7 +1,7 @@
 """The study's figures, from the aggregate tables. Each is written as PNG (for report.html) and SVG.
 
 Every variant keeps one colour in all figures, fixed by its place in the config, and is named with
-what sets it apart (lrstudy.variants.labels). Curves are the mean over the finished seeds with a +/-1 s.d.
+what sets it apart (lrstudy.analysis.variants.labels). Curves are the mean over the finished seeds with a +/-1 s.d.
 band; a diverged run is drawn dashed up to where it stopped and is left out of the mean.
 """
 
@@ -23,8 +23,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from .atomic import atomic_path  # noqa: E402
-from .variants import labels  # noqa: E402
+from lrstudy.atomic import atomic_path  # noqa: E402
+from lrstudy.analysis.variants import labels  # noqa: E402
 
 # Same input, same bytes: no timestamps, fixed SVG ids.
 matplotlib.rcParams.update({"svg.hashsalt": "lrstudy", "font.size": 10.5, "axes.grid": True, "grid.alpha": 0.3})

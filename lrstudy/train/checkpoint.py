@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
+from lrstudy.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-# What a checkpoint holds (lrstudy.engine.Trainer.state), besides the CUDA RNG state of a CUDA run.
+# What a checkpoint holds (lrstudy.train.engine.Trainer.state), besides the CUDA RNG state of a CUDA run.
 KEYS = {"config_hash", "epoch", "metrics", "train_seconds", "model", "optimizer", "generator", "torch_rng"}
 
 

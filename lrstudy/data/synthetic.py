@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import MEMBER_DIR, NUM_CLASSES
+from lrstudy.data.cifar10 import MEMBER_DIR, NUM_CLASSES
 
 
 def _images(rng: np.random.Generator, palette: np.ndarray, n: int) -> tuple[np.ndarray, list[int]]:

@@ -2,9 +2,9 @@
 
 - epochs:  every epoch of every run, long form (a diverged run keeps its partial curve);
 - summary: one row per run;
-- stats:   one row per variant (lrstudy.stats.study_stats).
+- stats:   one row per variant (lrstudy.analysis.stats.study_stats).
 
-summary and stats describe each variant in the columns of lrstudy.variants.DESCRIPTION_COLUMNS (its lr
+summary and stats describe each variant in the columns of lrstudy.analysis.variants.DESCRIPTION_COLUMNS (its lr
 windows, epochs, lr, batch size, schedule, width and dataset sizes), so that they can be filtered and
 plotted without a join.
 """
@@ -18,12 +18,12 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import adaptive
-from .atomic import atomic_path
-from .metrics import METRIC_COLUMNS
-from .stats import STATS_COLUMNS as VARIANT_STATS_COLUMNS
-from .stats import reference_variant, study_stats
-from .variants import DESCRIPTION_COLUMNS, description, per_variant
+from lrstudy.analysis import adaptive
+from lrstudy.atomic import atomic_path
+from lrstudy.metrics import METRIC_COLUMNS
+from lrstudy.analysis.stats import STATS_COLUMNS as VARIANT_STATS_COLUMNS
+from lrstudy.analysis.stats import reference_variant, study_stats
+from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, description, per_variant
 
 EPOCH_COLUMNS = ["variant", "seed", *METRIC_COLUMNS, "diverged"]
 SUMMARY_COLUMNS = [

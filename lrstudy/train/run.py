@@ -16,13 +16,13 @@ from typing import Iterator
 
 import torch
 
-from . import checkpoint
-from .atomic import atomic_write_json, atomic_write_text
-from .config import RECIPE_KEYS, run_hash
-from .dataset import load_cache, load_meta, verify_cache
-from .engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
-from .metrics import metrics_csv
-from .provenance import code_record
+from lrstudy.train import checkpoint
+from lrstudy.atomic import atomic_write_json, atomic_write_text
+from lrstudy.config import RECIPE_KEYS, run_hash
+from lrstudy.data.cifar10 import load_cache, load_meta, verify_cache
+from lrstudy.train.engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
+from lrstudy.metrics import metrics_csv
+from lrstudy.provenance import code_record
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def run_lock(checkpoint_path: Path) -> Iterator[None]:
             fh.truncate()
 
 
-_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def versions() -> dict:
@@ -131,7 +131,7 @@ def _execute(recipe, execution, seed, variant, data_npz, data_meta, metrics_out,
         "train_seconds": result.train_seconds, "diverged": result.diverged, "diverged_epoch": result.diverged_epoch,
         "resumed_from_epoch": result.resumed_from_epoch, "device": device.type, "device_name": device_name(device),
         "versions": versions(), "config": recipe, "config_hash": config_hash, "dataset": dataset,
-        "execution": {**execution, "cpu_threads_used": result.cpu_threads}, "code": code_record(project or _PACKAGE_ROOT),
+        "execution": {**execution, "cpu_threads_used": result.cpu_threads}, "code": code_record(project or _PROJECT_ROOT),
     }
     checkpoint.save(model_out, result.model.state_dict())
     atomic_write_text(metrics_out, metrics_csv(result.metrics))

@@ -2,6 +2,7 @@
 #   make study   the whole study:  snakemake --cores 1 --resources gpu=1
 #   make demo    the CPU demo:     snakemake --cores 2 --configfile config/smoke.yaml
 #   make test    the test suite (what CI runs)
+#   make lint    the declared style and Snakemake's lint (CI runs it too); make format applies the style
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 CORES ?= 1
 GPUS ?= 1
 
-.PHONY: venv study demo test lint lock local clean-results
+.PHONY: venv study demo test lint format lock local clean-results
 
 venv: $(VENV)/.installed
 
@@ -29,11 +30,22 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q
 
+# The declared style (pyproject.toml): ruff for Python, snakefmt for the Snakefiles, Snakemake's own lint.
 lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check .
 	$(SNAKEMAKE) --lint
 
+# Apply the declared style to the whole tree.
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/snakefmt .
+
 lock: venv
-	$(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.txt
+	$(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.txt.new
+	mv requirements.txt.new requirements.txt
 
 clean-results:
 	rm -rf results logs benchmarks report.html

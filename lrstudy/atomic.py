@@ -11,8 +11,8 @@ import errno
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def _current_umask() -> int:
@@ -47,8 +47,10 @@ def _naming_a_full_disk(target: Path) -> Iterator[None]:
         yield
     except BaseException as exc:
         if full := _disk_full(exc):
-            raise NoSpaceError(f"no space left on {target} ({full.strerror}): it was not written, and no partial "
-                               "file is left. Free some space on that filesystem and run the job again.") from exc
+            raise NoSpaceError(
+                f"no space left on {target} ({full.strerror}): it was not written, and no partial "
+                "file is left. Free some space on that filesystem and run the job again."
+            ) from exc
         raise
 
 

@@ -19,9 +19,10 @@ import copy
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -92,8 +93,11 @@ class Dataset:
 
     def identity(self) -> dict:
         """What the decoded data depends on: the archive's checksum and the subsets, never a path."""
-        return {"md5": self.md5.lower() if self.md5 else None, "train_limit": self.train_limit,
-                "test_limit": self.test_limit}
+        return {
+            "md5": self.md5.lower() if self.md5 else None,
+            "train_limit": self.train_limit,
+            "test_limit": self.test_limit,
+        }
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,9 @@ def load_yaml(path: str | Path) -> dict:
     if data is None:
         raise ConfigError(f"{path}: the config file is empty; give it the keys to change (see config.yaml)")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must be a mapping of keys (see config.yaml), "
-                          f"this one holds a {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: a config file must be a mapping of keys (see config.yaml), this one holds a {type(data).__name__}"
+        )
     return data
 
 
@@ -168,8 +173,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise ConfigError(f"{node.start_mark.name}, line {key_node.start_mark.line + 1}: "
-                                  f"key {key!r} appears twice")
+                raise ConfigError(
+                    f"{node.start_mark.name}, line {key_node.start_mark.line + 1}: key {key!r} appears twice"
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -186,16 +192,20 @@ def check_names_and_numbers(config: Mapping) -> None:
             if not isinstance(name, str):
                 raise ConfigError(
                     f"variants: the name {name!r} is read by YAML as a {type(name).__name__}, not a name; "
-                    f"quote it (e.g. '{name}': ...) or choose a name that starts with a letter")
+                    f"quote it (e.g. '{name}': ...) or choose a name that starts with a letter"
+                )
     for key, value in _leaves(config):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"invalid config: {key}: {value} is not a finite number")
     for where, section in [("train", config.get("train"))] + [
-            (f"variants.{v}", s) for v, s in (variants or {}).items() if isinstance(variants, Mapping)]:
+        (f"variants.{v}", s) for v, s in (variants or {}).items() if isinstance(variants, Mapping)
+    ]:
         for key in EXECUTION_KEYS:
             if isinstance(section, Mapping) and key in section:
-                raise ConfigError(f"{where}.{key} is an execution setting, not part of the recipe: "
-                                  f"move it under `execution:` (it applies to every run)")
+                raise ConfigError(
+                    f"{where}.{key} is an execution setting, not part of the recipe: "
+                    f"move it under `execution:` (it applies to every run)"
+                )
 
 
 def _leaves(obj, prefix=""):
@@ -240,10 +250,14 @@ def expand_grid(config: dict) -> None:
             for factor in entry["factors"]:
                 name = pattern.format(start=w["start"], end=w["end"], factor=_short(factor))
                 if name in variants:
-                    raise ConfigError(f"grid[{i}]: variant {name!r} is already defined; give the grid another "
-                                      "`name` pattern (fields {start}, {end}, {factor})")
-                variants[name] = {**entry.get("recipe", {}),
-                                  "lr_windows": [{"start": w["start"], "end": w["end"], "factor": factor}]}
+                    raise ConfigError(
+                        f"grid[{i}]: variant {name!r} is already defined; give the grid another "
+                        "`name` pattern (fields {start}, {end}, {factor})"
+                    )
+                variants[name] = {
+                    **entry.get("recipe", {}),
+                    "lr_windows": [{"start": w["start"], "end": w["end"], "factor": factor}],
+                }
 
 
 def _short(x: float) -> str:
@@ -256,13 +270,18 @@ def _short(x: float) -> str:
 def recipe_of(train: Mapping, where: str) -> Recipe:
     """A checked Recipe from a complete train mapping; errors name `where`."""
     recipe = Recipe(
-        epochs=int(train["epochs"]), batch_size=int(train["batch_size"]), lr=float(train["lr"]),
-        momentum=float(train["momentum"]), nesterov=bool(train["nesterov"]),
-        weight_decay=float(train["weight_decay"]), schedule=str(train["schedule"]),
+        epochs=int(train["epochs"]),
+        batch_size=int(train["batch_size"]),
+        lr=float(train["lr"]),
+        momentum=float(train["momentum"]),
+        nesterov=bool(train["nesterov"]),
+        weight_decay=float(train["weight_decay"]),
+        schedule=str(train["schedule"]),
         step_milestones=None if train.get("step_milestones") is None else tuple(map(int, train["step_milestones"])),
         step_gamma=float(train["step_gamma"]),
         lr_windows=tuple((int(w["start"]), int(w["end"]), float(w["factor"])) for w in train["lr_windows"] or []),
-        width=int(train["width"]), precision=str(train["precision"]),
+        width=int(train["width"]),
+        precision=str(train["precision"]),
     )
     check_recipe(recipe, where)
     return recipe
@@ -279,15 +298,17 @@ def check_recipe(r: Recipe, where: str) -> None:
                 f"(end is the first epoch after the window, at most {r.epochs + 1})"
             )
     spans = sorted((s, e, i) for i, (s, e, _) in enumerate(r.lr_windows))
-    for (s1, e1, i1), (s2, _, i2) in zip(spans, spans[1:]):
+    for (_s1, e1, i1), (s2, _, i2) in zip(spans, spans[1:], strict=False):
         if s2 < e1:
             raise ConfigError(f"{where}.lr_windows[{i1}] and [{i2}] overlap; give one window per epoch range")
     if r.schedule == "step":
         milestones = r.step_milestones or default_milestones(r.epochs)
         bad = [m for m in milestones if not 1 < m <= r.epochs]
         if bad:
-            raise ConfigError(f"{where}.step_milestones: {bad} not inside the run of {r.epochs} epochs "
-                              f"(a milestone is the first epoch at the lower lr, 2..{r.epochs})")
+            raise ConfigError(
+                f"{where}.step_milestones: {bad} not inside the run of {r.epochs} epochs "
+                f"(a milestone is the first epoch at the lower lr, 2..{r.epochs})"
+            )
 
 
 def execution_of(execution: Mapping) -> Execution:

@@ -14,13 +14,25 @@ from pathlib import Path
 
 # The modules whose code decides a run's numbers: data decoding, augmentation, model, schedule, training.
 ENGINE_CODE = [
-    "lrstudy.data.cifar10", "lrstudy.train.augment", "lrstudy.train.model", "lrstudy.train.schedule", "lrstudy.train.engine",
-    "lrstudy.train.checkpoint", "lrstudy.train.run", "lrstudy.config", "lrstudy.metrics",
+    "lrstudy.data.cifar10",
+    "lrstudy.train.augment",
+    "lrstudy.train.model",
+    "lrstudy.train.schedule",
+    "lrstudy.train.engine",
+    "lrstudy.train.checkpoint",
+    "lrstudy.train.run",
+    "lrstudy.config",
+    "lrstudy.metrics",
 ]
 # The modules that turn runs into tables, figures and the report.
 ANALYSIS_CODE = [
-    "lrstudy.analysis.aggregate", "lrstudy.analysis.stats", "lrstudy.analysis.adaptive", "lrstudy.analysis.variants",
-    "lrstudy.analysis.figures", "lrstudy.analysis.report", "lrstudy.metrics",
+    "lrstudy.analysis.aggregate",
+    "lrstudy.analysis.stats",
+    "lrstudy.analysis.adaptive",
+    "lrstudy.analysis.variants",
+    "lrstudy.analysis.figures",
+    "lrstudy.analysis.report",
+    "lrstudy.metrics",
 ]
 
 
@@ -37,9 +49,11 @@ def code_fingerprint(modules: list[str]) -> str:
 
 def git_state(repo: str | Path) -> dict:
     """{'commit': HEAD or None, 'dirty': uncommitted changes to tracked files (None outside git)}."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
-                              timeout=30).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")

@@ -12,8 +12,8 @@ under studies/demo/. A later command on a named study needs only `--config study
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import yaml
 
@@ -51,8 +51,10 @@ def assemble(project: Path, command_line: Mapping) -> tuple[dict, dict | None]:
         elif path.exists():
             own = {k: v for k, v in load_yaml(path).items() if k != "study"}
         else:
-            raise ConfigError(f"study {name!r} has no remembered config ({path} does not exist): start it once "
-                              f"with --configfile FILE, a file that says `study: {name}`")
+            raise ConfigError(
+                f"study {name!r} has no remembered config ({path} does not exist): start it once "
+                f"with --configfile FILE, a file that says `study: {name}`"
+            )
     if own.get("grid") and "variants" not in own:
         own = {**own, "variants": {}}  # a grid-only study does not inherit the default variants
     config = merge(config, own)
@@ -64,16 +66,20 @@ def _machine_local(path: Path) -> dict:
     data = load_yaml(path)
     unknown = set(data) - {"dataset", "execution"}
     if unknown:
-        raise ConfigError(f"{path}: only machine-local settings belong here (dataset, execution); "
-                          f"put {sorted(unknown)} in a study config")
+        raise ConfigError(
+            f"{path}: only machine-local settings belong here (dataset, execution); "
+            f"put {sorted(unknown)} in a study config"
+        )
     return data
 
 
 def remember(project: Path, overrides: dict) -> Path:
     """Write what a named study was started with, so later commands need only its name."""
     path = remembered_path(project, overrides["study"])
-    text = ("# Remembered by the workflow: the config this study was last started with (over config.yaml and\n"
-            "# local.yaml). Later commands need only --config study=NAME; a new --configfile replaces this.\n")
+    text = (
+        "# Remembered by the workflow: the config this study was last started with (over config.yaml and\n"
+        "# local.yaml). Later commands need only --config study=NAME; a new --configfile replaces this.\n"
+    )
     text += yaml.safe_dump(overrides, sort_keys=False)
     if not path.exists() or path.read_text() != text:
         atomic_write_text(path, text)

@@ -32,8 +32,11 @@ def runs_in_aggregate() -> list[tuple[str, int]]:
 def missing_runs(variants: list[str]) -> list[str]:
     """Runs of configured variants that the tables list but whose files are gone. (A run the config asks
     for that was never made is Snakemake's business: the tables' set of inputs changed.)"""
-    return sorted(f"{v}/seed{s}" for v, s in set(runs_in_aggregate())
-                  if v in variants and not Path(f"results/runs/{v}/seed{s}/summary.json").exists())
+    return sorted(
+        f"{v}/seed{s}"
+        for v, s in set(runs_in_aggregate())
+        if v in variants and not Path(f"results/runs/{v}/seed{s}/summary.json").exists()
+    )
 
 
 def drop_stale_aggregate(variants: list[str]) -> list[str]:
@@ -42,8 +45,11 @@ def drop_stale_aggregate(variants: list[str]) -> list[str]:
     workflow then retrains the run and rebuilds them. Returns the missing runs."""
     missing = missing_runs(variants)
     if missing:
-        log.warning("runs deleted since the tables were made: %s; they are trained again and the tables, "
-                    "figures and report rebuilt", ", ".join(missing))
+        log.warning(
+            "runs deleted since the tables were made: %s; they are trained again and the tables, "
+            "figures and report rebuilt",
+            ", ".join(missing),
+        )
         stale = [AGGREGATE / name for name in AGGREGATE_TABLES] + [Path("report.html")]
         stale += [Path(f"results/runs/{run.split('/')[0]}/summary.csv") for run in missing]
         for path in stale:
@@ -62,6 +68,12 @@ def warn_if_cache_damaged(npz: str | Path, meta: str | Path) -> bool:
         expected = None
     if expected is None or npz.stat().st_size == expected:
         return False
-    log.warning("%s is damaged (%d bytes, %d recorded when it was made). Finished runs are kept; rebuild it with: "
-                "snakemake --forcerun prepare_data -- %s", npz, npz.stat().st_size, expected, npz)
+    log.warning(
+        "%s is damaged (%d bytes, %d recorded when it was made). Finished runs are kept; rebuild it with: "
+        "snakemake --forcerun prepare_data -- %s",
+        npz,
+        npz.stat().st_size,
+        expected,
+        npz,
+    )
     return True

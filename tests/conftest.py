@@ -19,8 +19,9 @@ WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "workflow", "report", "p
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory) -> Path:
     """A learnable 1000-train / 300-test archive in the official format."""
-    return synthetic.write_archive(tmp_path_factory.mktemp("data") / "cifar-10-python.tar.gz",
-                                   train_per_batch=200, test=300, seed=1)
+    return synthetic.write_archive(
+        tmp_path_factory.mktemp("data") / "cifar-10-python.tar.gz", train_per_batch=200, test=300, seed=1
+    )
 
 
 class Workflow:
@@ -41,8 +42,9 @@ class Workflow:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def snakemake(self, *args: str, check: bool = True, timeout: int = 900, cores: bool = True,
-                  cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def snakemake(
+        self, *args: str, check: bool = True, timeout: int = 900, cores: bool = True, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess:
         """`snakemake --cores 2 ARGS` in the workflow copy (`cores=False`: exactly ARGS, as a user types)."""
         cmd = [sys.executable, "-m", "snakemake", *(["--cores", "2"] if cores else []), *args]
         proc = subprocess.run(cmd, cwd=cwd or self.root, capture_output=True, text=True, timeout=timeout)

@@ -22,8 +22,14 @@ TRAIN = {**defaults()["train"], "epochs": 12}  # the full recipe, as summary.jso
 WINDOWS = {"lr_x5": [{"start": 4, "end": 8, "factor": 5.0}], "lr_x0.5": [{"start": 4, "end": 8, "factor": 0.5}]}
 
 
-def write_run(root: Path, variant: str, seed: int, final_acc: float, epochs: int = TRAIN["epochs"],
-              diverged_epoch: int | None = None) -> Path:
+def write_run(
+    root: Path,
+    variant: str,
+    seed: int,
+    final_acc: float,
+    epochs: int = TRAIN["epochs"],
+    diverged_epoch: int | None = None,
+) -> Path:
     """One run whose test accuracy climbs to `final_acc`; with `diverged_epoch` it stops there with nan
     losses, as a diverged run does."""
     train = {**TRAIN, "epochs": epochs, "lr_windows": WINDOWS.get(variant, [])}
@@ -35,11 +41,17 @@ def write_run(root: Path, variant: str, seed: int, final_acc: float, epochs: int
         progress = (1 - math.exp(-4 * e / epochs)) / (1 - math.exp(-4))  # 1.0 at the last planned epoch
         acc = 0.1 + (final_acc - 0.1) * progress
         bad = e == diverged_epoch
-        rows.append({"epoch": e, "lr": lr_for_epoch(e, train),
-                     "train_loss": math.nan if bad else 2.3 * (1 - progress) + 0.01,
-                     "train_acc": 0.1 if bad else min(1.0, acc + 0.04),
-                     "test_loss": math.inf if bad else 2.3 * (1 - progress) + 0.2,
-                     "test_acc": 0.1 if bad else acc, "epoch_seconds": 1.5})
+        rows.append(
+            {
+                "epoch": e,
+                "lr": lr_for_epoch(e, train),
+                "train_loss": math.nan if bad else 2.3 * (1 - progress) + 0.01,
+                "train_acc": 0.1 if bad else min(1.0, acc + 0.04),
+                "test_loss": math.inf if bad else 2.3 * (1 - progress) + 0.2,
+                "test_acc": 0.1 if bad else acc,
+                "epoch_seconds": 1.5,
+            }
+        )
     with open(run / "metrics.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -47,32 +59,54 @@ def write_run(root: Path, variant: str, seed: int, final_acc: float, epochs: int
     finite = [r for r in rows if r["epoch"] != diverged_epoch]
     best = max(finite, key=lambda r: r["test_acc"], default=None)
     summary = {
-        "variant": variant, "seed": seed, "epochs": epochs, "epochs_completed": last,
+        "variant": variant,
+        "seed": seed,
+        "epochs": epochs,
+        "epochs_completed": last,
         "final_test_acc": None if diverged_epoch else rows[-1]["test_acc"],
-        "best_test_acc": best["test_acc"] if best else None, "best_epoch": best["epoch"] if best else None,
-        "train_seconds": 1.5 * last, "diverged": diverged_epoch is not None, "diverged_epoch": diverged_epoch,
-        "device": "cpu", "device_name": "Synthetic CPU <model>",
+        "best_test_acc": best["test_acc"] if best else None,
+        "best_epoch": best["epoch"] if best else None,
+        "train_seconds": 1.5 * last,
+        "diverged": diverged_epoch is not None,
+        "diverged_epoch": diverged_epoch,
+        "device": "cpu",
+        "device_name": "Synthetic CPU <model>",
         "versions": {"python": "3.11.2", "torch": "2.14.1", "torchvision": "0.29.1", "cuda": None, "cudnn": None},
-        "config": train, "config_hash": hashlib.sha256(f"{variant}/{seed}".encode()).hexdigest()[:16],
-        "dataset": {"md5": "c58f30108f718f92721af3b95e74349a", "sha256": "ab" * 32,
-                    "train_size": 50000, "test_size": 10000},
+        "config": train,
+        "config_hash": hashlib.sha256(f"{variant}/{seed}".encode()).hexdigest()[:16],
+        "dataset": {
+            "md5": "c58f30108f718f92721af3b95e74349a",
+            "sha256": "ab" * 32,
+            "train_size": 50000,
+            "test_size": 10000,
+        },
     }
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     return run
 
 
-def write_study(root: Path, finals: dict[str, list[float]], diverged: dict[tuple[str, int], int] | None = None,
-                epochs: int = TRAIN["epochs"]) -> list[Path]:
+def write_study(
+    root: Path,
+    finals: dict[str, list[float]],
+    diverged: dict[tuple[str, int], int] | None = None,
+    epochs: int = TRAIN["epochs"],
+) -> list[Path]:
     """Runs of every variant (seeds 0, 1, ...) with these final accuracies; (variant, seed) in
     `diverged` diverges at the given epoch instead. Returns the run directories in order."""
-    return [write_run(root, v, s, acc, epochs, (diverged or {}).get((v, s))) for v, accs in finals.items()
-            for s, acc in enumerate(accs)]
+    return [
+        write_run(root, v, s, acc, epochs, (diverged or {}).get((v, s)))
+        for v, accs in finals.items()
+        for s, acc in enumerate(accs)
+    ]
 
 
 def study_config(finals: dict[str, list[float]], epochs: int = TRAIN["epochs"]) -> dict:
     """The config a study with these variants and seeds would have had."""
-    return {"train": {**TRAIN, "epochs": epochs}, "variants": {v: {"lr_windows": WINDOWS.get(v, [])} for v in finals},
-            "seeds": list(range(max(map(len, finals.values()))))}
+    return {
+        "train": {**TRAIN, "epochs": epochs},
+        "variants": {v: {"lr_windows": WINDOWS.get(v, [])} for v in finals},
+        "seeds": list(range(max(map(len, finals.values())))),
+    }
 
 
 # Final accuracies with a spread like ResNet18's (0.1-0.2 points): lr_x5 clearly better, lr_x2 the
@@ -94,17 +128,24 @@ def analyse(root: Path, finals: dict[str, list[float]], diverged=None) -> tuple[
     return run_dirs, tables
 
 
-def build_report(root: Path, finals: dict[str, list[float]], diverged=None, published: Path | None = None,
-                 config: dict | None = None) -> Path:
+def build_report(
+    root: Path, finals: dict[str, list[float]], diverged=None, published: Path | None = None, config: dict | None = None
+) -> Path:
     """Synthetic runs -> the aggregate CSVs -> figures -> report.html, as the three rules do it."""
     variants = list(finals)
     run_dirs, tables = analyse(root, finals, diverged)
     pngs = [root / f"results/figures/{name}.png" for name in PLOTS]
     write_figures(tables, variants, pngs + [p.with_suffix(".svg") for p in pngs])
     out = root / "report.html"
-    write_report(stats_csv=root / "results/aggregate/stats.csv", summary_csv=root / "results/aggregate/summary.csv",
-                 summary_jsons=[d / "summary.json" for d in run_dirs], figures=pngs,
-                 captions_dir=REPO / "report/captions", published=published or REPO / "report/published_run.yaml",
-                 template=REPO / "report/templates/report.html.j2", config=config or study_config(finals),
-                 out=out)
+    write_report(
+        stats_csv=root / "results/aggregate/stats.csv",
+        summary_csv=root / "results/aggregate/summary.csv",
+        summary_jsons=[d / "summary.json" for d in run_dirs],
+        figures=pngs,
+        captions_dir=REPO / "report/captions",
+        published=published or REPO / "report/published_run.yaml",
+        template=REPO / "report/templates/report.html.j2",
+        config=config or study_config(finals),
+        out=out,
+    )
     return out

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_runs import build_report
 
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis import stats as st
 from lrstudy.config import ConfigError
-from synthetic_runs import build_report
 
 # The issue's example: three seeds a stage, at most 12, a 0.2-point difference worth detecting at 80%
 # power; spread between seeds like ResNet18 on CIFAR-10 (0.15 points).
@@ -22,8 +22,9 @@ SD = 0.15
 STUDIES = 4000
 
 
-def simulate(design: ad.Design, diff: float, sd: float = SD, sd_reference: float = SD, seed: int = 0,
-             studies: int = STUDIES) -> tuple[np.ndarray, np.ndarray]:
+def simulate(
+    design: ad.Design, diff: float, sd: float = SD, sd_reference: float = SD, seed: int = 0, studies: int = STUDIES
+) -> tuple[np.ndarray, np.ndarray]:
     """Each study's decision and seeds per arm, stage by stage with the design's own `look`, as
     study_plan walks one comparison (test_the_simulation_walks_like_study_plan checks that)."""
     rng = np.random.default_rng(seed)
@@ -80,10 +81,13 @@ def test_stages_are_as_large_as_the_configured_seeds_and_numbered_after_them():
     assert ad.design_from_config({"seeds": [0, 1], "adaptive": None}) is None
 
 
-@pytest.mark.parametrize("seeds, max_seeds, message", [
-    (1, 6, "the first stage needs at least 2"),
-    (3, 5, "adaptive.max_seeds: 5 leaves no second stage; give at least 6"),
-])
+@pytest.mark.parametrize(
+    "seeds, max_seeds, message",
+    [
+        (1, 6, "the first stage needs at least 2"),
+        (3, 5, "adaptive.max_seeds: 5 leaves no second stage; give at least 6"),
+    ],
+)
 def test_a_design_without_two_stages_is_refused_naming_the_key(seeds, max_seeds, message):
     with pytest.raises(ConfigError, match=message):
         ad.Design(stage_seeds=seeds, max_seeds=max_seeds, effect_pct=0.2, power=0.8)
@@ -138,9 +142,13 @@ def test_negligible_is_rarely_claimed_for_a_difference_of_effect_pct(diff):
 
 def study_runs(means: dict[str, float], seeds: int = 12, seed: int = 0, diverged=()) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame([{"variant": v, "seed": s,
-                          "final_pct": math.nan if (v, s) in diverged else 95 + m + rng.normal(0, SD)}
-                         for v, m in means.items() for s in range(seeds)])
+    return pd.DataFrame(
+        [
+            {"variant": v, "seed": s, "final_pct": math.nan if (v, s) in diverged else 95 + m + rng.normal(0, SD)}
+            for v, m in means.items()
+            for s in range(seeds)
+        ]
+    )
 
 
 def plan_of(runs: pd.DataFrame, design: ad.Design = EXAMPLE) -> pd.DataFrame:
@@ -170,7 +178,9 @@ def test_the_plan_stops_at_the_first_stage_whose_runs_are_missing_and_asks_for_t
     assert plan.loc[plan["variant"] == "same", "decision"].item() == ad.OPEN
     assert "3 more seeds (stage 2 of up to 4)" in plan.loc[plan["variant"] == "same", "reason"].item()
     assert ad.planned_seeds(EXAMPLE, plan, ["baseline", "same"], "baseline", [0, 1, 2]) == {
-        "baseline": list(range(6)), "same": list(range(6))}
+        "baseline": list(range(6)),
+        "same": list(range(6)),
+    }
     empty = pd.DataFrame(columns=ad.PLAN_COLUMNS)
     assert ad.planned_seeds(EXAMPLE, empty, ["baseline", "same"], "baseline", [0, 1, 2])["same"] == [0, 1, 2]
 
@@ -206,8 +216,20 @@ def test_stats_take_the_designs_verdicts_stages_and_sequential_p(tmp_path):
     plan = plan_of(runs)
     planned = ad.planned_seeds(EXAMPLE, plan, list(means), "baseline", [0, 1, 2])
     final = runs.set_index(["variant", "seed"])["final_pct"] / 100
-    summary = pd.DataFrame([{"variant": v, "seed": s, "final_test_acc": final[(v, s)], "best_test_acc": final[(v, s)],
-                             "diverged": False, "train_seconds": 1.0} for v in means for s in planned[v]])
+    summary = pd.DataFrame(
+        [
+            {
+                "variant": v,
+                "seed": s,
+                "final_test_acc": final[(v, s)],
+                "best_test_acc": final[(v, s)],
+                "diverged": False,
+                "train_seconds": 1.0,
+            }
+            for v in means
+            for s in planned[v]
+        ]
+    )
     fixed = st.study_stats(summary, list(means)).set_index("variant")
     assert (fixed["stages"] == 1).all() and fixed["sequential_p_value"].isna().all()
     stats = ad.with_design(st.study_stats(summary, list(means)), ag.seed_plan(summary, list(means), EXAMPLE, [0, 1, 2]))

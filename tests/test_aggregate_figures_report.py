@@ -13,13 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from synthetic_runs import KNOWN, REPO, WINDOWS, analyse, build_report, study_config, write_study
 
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis import stats as st
 from lrstudy.analysis.figures import PLOTS, write_figures
 from lrstudy.analysis.report import load_published, provenance
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
-from synthetic_runs import KNOWN, REPO, WINDOWS, analyse, build_report, study_config, write_study
 
 SMALL = {k: v[:3] for k, v in KNOWN.items()}  # three seeds per variant, as in the default study
 
@@ -43,8 +43,12 @@ def test_tables_have_the_documented_columns_and_one_row_per_epoch_run_variant(tm
 def test_verdicts_of_known_effects_survive_the_round_trip(tmp_path):
     analyse(tmp_path, SMALL)
     stats = read_back(tmp_path)["stats"].set_index("variant")
-    assert stats["verdict"].to_dict() == {"baseline": st.REFERENCE, "lr_x5": st.BETTER,
-                                          "lr_x2": st.NO_DIFFERENCE, "lr_x0.5": st.WORSE}
+    assert stats["verdict"].to_dict() == {
+        "baseline": st.REFERENCE,
+        "lr_x5": st.BETTER,
+        "lr_x2": st.NO_DIFFERENCE,
+        "lr_x0.5": st.WORSE,
+    }
     assert stats.loc["lr_x5", "diff_pct"] == pytest.approx(100 * (sum(SMALL["lr_x5"]) - sum(SMALL["baseline"])) / 3)
 
 
@@ -127,14 +131,27 @@ def analysed(tmp_path_factory):
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
     finals = {"baseline": SMALL["baseline"][:2], "lr_x5": SMALL["lr_x5"][:2]}
     write_study(root, finals, diverged={("lr_x5", 1): 5})
-    (root / "study.yaml").write_text(yaml.safe_dump(
-        {"train": {"epochs": 12}, "execution": {"device": "cpu"}, "variants": {"baseline": {}, "lr_x5": {}}, "seeds": [0, 1]}))
+    (root / "study.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "train": {"epochs": 12},
+                "execution": {"device": "cpu"},
+                "variants": {"baseline": {}, "lr_x5": {}},
+                "seeds": [0, 1],
+            }
+        )
+    )
     return root
 
 
 def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "study.yaml", *args],
-                          cwd=root, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "study.yaml", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -153,15 +170,25 @@ def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analys
 
 def test_snakemakes_report_without_a_path_is_refused(analysed):
     before = (analysed / "report.html").read_bytes()
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "study.yaml",
-                           "--report"], cwd=analysed, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "study.yaml", "--report"],
+        cwd=analysed,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode != 0 and "results/snakemake-report.zip" in proc.stdout + proc.stderr
     assert (analysed / "report.html").read_bytes() == before
 
 
 def test_lint_has_nothing_to_say_about_the_analysis_rules(analysed):
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--configfile", "study.yaml"],
-                          cwd=analysed, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--configfile", "study.yaml"],
+        cwd=analysed,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = proc.stdout + proc.stderr
     for rule in ("aggregate", "figures", "report"):
         assert f"rule {rule} (line" not in out, out
@@ -184,13 +211,16 @@ def test_hand_edited_metrics_or_summaries_are_named(tmp_path):
     rows, original_summary = metrics.read_text().splitlines(keepends=True), summary.read_text()
 
     metrics.write_text("".join(rows[:-1]) + rows[-1].replace(",0.9575,", ",0.99,"))
-    with pytest.raises(ValueError, match=f"{summary} and {metrics} disagree: final_test_acc is 0.9575 in summary.json "
-                                         "but 0.99 by metrics.csv"):
+    with pytest.raises(
+        ValueError,
+        match=f"{summary} and {metrics} disagree: final_test_acc is 0.9575 in summary.json but 0.99 by metrics.csv",
+    ):
         ag.aggregate(runs, list(SMALL))
 
     metrics.write_text("".join(rows[:-1]))  # the last epoch deleted
-    with pytest.raises(ValueError, match=f"{summary} and {metrics} disagree: epochs_completed is 12 in summary.json "
-                                         "but 11"):
+    with pytest.raises(
+        ValueError, match=f"{summary} and {metrics} disagree: epochs_completed is 12 in summary.json but 11"
+    ):
         ag.aggregate(runs, list(SMALL))
 
     metrics.write_text("".join(rows))
@@ -215,6 +245,7 @@ def test_a_non_number_in_metrics_names_the_file_row_and_column(tmp_path, cell, c
 
 # --- what each variant is: description columns, labels, scale -------------------------------------------------
 
+
 def test_summary_and_stats_carry_each_variants_description(tmp_path):
     analyse(tmp_path, SMALL)
     t = read_back(tmp_path)
@@ -224,8 +255,9 @@ def test_summary_and_stats_carry_each_variants_description(tmp_path):
     assert stats.loc["lr_x5", ["window_start", "window_end", "window_factor"]].tolist() == [4, 8, 5]
     assert stats.loc["lr_x0.5", "window_factor"] == 0.5
     assert stats.loc["baseline", ["window_start", "window_end", "window_factor"]].isna().all()
-    assert stats.loc["lr_x5", ["epochs", "lr", "batch_size", "schedule", "width", "train_size", "test_size"]].tolist() \
-        == [12, 0.1, 256, "cosine", 64, 50000, 10000]
+    assert stats.loc[
+        "lr_x5", ["epochs", "lr", "batch_size", "schedule", "width", "train_size", "test_size"]
+    ].tolist() == [12, 0.1, 256, "cosine", 64, 50000, 10000]
     assert (summary.loc[summary["variant"] == "lr_x5", "window_start"] == 4).all()
 
 
@@ -257,15 +289,27 @@ def test_a_summary_without_the_description_keys_names_the_file(tmp_path):
 
 
 def test_labels_say_the_windows_and_what_differs_from_the_reference():
-    table = pd.DataFrame({
-        "window_start": [None, "50", "2;120", None], "window_end": [None, "100", "3;150", None],
-        "window_factor": [None, "5", "5;0.5", None], "epochs": [200] * 4, "lr": [0.1, 0.1, 0.1, 0.2],
-        "batch_size": [256] * 4, "schedule": ["cosine"] * 4, "width": [64, 64, 64, 16],
-        "train_size": [50000] * 4, "test_size": [10000] * 4,
-    }, index=["baseline", "lr_x5", "two", "small"])
-    assert labels(table, "baseline") == {"baseline": "base recipe", "lr_x5": "x5 for epochs 50\u201399",
-                                         "two": "x5 for epoch 2, x0.5 for epochs 120\u2013149",
-                                         "small": "lr 0.2, width 16"}
+    table = pd.DataFrame(
+        {
+            "window_start": [None, "50", "2;120", None],
+            "window_end": [None, "100", "3;150", None],
+            "window_factor": [None, "5", "5;0.5", None],
+            "epochs": [200] * 4,
+            "lr": [0.1, 0.1, 0.1, 0.2],
+            "batch_size": [256] * 4,
+            "schedule": ["cosine"] * 4,
+            "width": [64, 64, 64, 16],
+            "train_size": [50000] * 4,
+            "test_size": [10000] * 4,
+        },
+        index=["baseline", "lr_x5", "two", "small"],
+    )
+    assert labels(table, "baseline") == {
+        "baseline": "base recipe",
+        "lr_x5": "x5 for epochs 50\u201399",
+        "two": "x5 for epoch 2, x0.5 for epochs 120\u2013149",
+        "small": "lr 0.2, width 16",
+    }
 
 
 def test_figure_legends_and_ticks_name_each_variants_window(tmp_path):
@@ -324,29 +368,37 @@ def published_file(tmp_path: Path, **changes) -> Path:
 
 def test_report_says_its_scale_and_that_it_is_not_the_published_runs(tmp_path):
     html = build_report(tmp_path, SMALL).read_text()
-    assert ("Scale: 12 epochs, 50,000 training images and 10,000 test images, ResNet18 at width 64, batch 256; "
-            "4 variants &times; 3 seeds (0, 1, 2) = 12 runs, on Synthetic CPU &lt;model&gt; (cpu).") in html
-    note = ("This study is not at the published run's scale: 12 epochs instead of 200. "
-            "Its accuracies are not comparable with the published ones.")
+    assert (
+        "Scale: 12 epochs, 50,000 training images and 10,000 test images, ResNet18 at width 64, batch 256; "
+        "4 variants &times; 3 seeds (0, 1, 2) = 12 runs, on Synthetic CPU &lt;model&gt; (cpu)."
+    ) in html
+    note = (
+        "This study is not at the published run's scale: 12 epochs instead of 200. "
+        "Its accuracies are not comparable with the published ones."
+    )
     assert note in html
     assert html.index(note) < html.index("published run (reported)")  # beside the table
-    assert "<th>lr_x5<br><span class=\"what\">x5 for epochs 4\u20137</span></th>" in html
-    assert "<th>baseline<br><span class=\"what\">base recipe</span></th>" in html
+    assert '<th>lr_x5<br><span class="what">x5 for epochs 4\u20137</span></th>' in html
+    assert '<th>baseline<br><span class="what">base recipe</span></th>' in html
 
 
 def test_report_at_the_published_runs_scale_says_so(tmp_path):
     scale = {"epochs": 12, "train_size": 50000, "test_size": 10000, "width": 64, "batch_size": 256}
     html = build_report(tmp_path, SMALL, published=published_file(tmp_path, scale=scale)).read_text()
     assert "not at the published run's scale" not in html and "Not the published run's scale" not in html
-    assert ("This study runs at the published run's scale: 12 epochs, 50,000 training images, 10,000 test images, "
-            "width 64, batch 256.") in html
+    assert (
+        "This study runs at the published run's scale: 12 epochs, 50,000 training images, 10,000 test images, "
+        "width 64, batch 256."
+    ) in html
 
 
 def test_every_scale_difference_is_named(tmp_path):
     scale = {"epochs": 200, "train_size": 5000, "test_size": 10000, "width": 8, "batch_size": 256}
     html = build_report(tmp_path, SMALL, published=published_file(tmp_path, scale=scale)).read_text()
-    assert ("not at the published run's scale: 12 epochs instead of 200, 50,000 training images instead of 5,000, "
-            "width 64 instead of 8.") in html
+    assert (
+        "not at the published run's scale: 12 epochs instead of 200, 50,000 training images instead of 5,000, "
+        "width 64 instead of 8."
+    ) in html
 
 
 def test_a_published_file_without_a_key_is_named(tmp_path):
@@ -386,10 +438,16 @@ def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
     assert [g["fingerprint"] for g in groups] == ["old0", "new1"] and len(groups[0]["runs"]) == 1
     from lrstudy.analysis.report import write_report
 
-    write_report(stats_csv=tmp_path / "results/aggregate/stats.csv", summary_csv=tmp_path / "results/aggregate/summary.csv",
-                 summary_jsons=paths, figures=sorted(tmp_path.glob("results/figures/*.png")),
-                 captions_dir=REPO / "report/captions", published=REPO / "report/published_run.yaml",
-                 template=REPO / "report/templates/report.html.j2", config=study_config(SMALL),
-                 out=tmp_path / "mixed.html")
+    write_report(
+        stats_csv=tmp_path / "results/aggregate/stats.csv",
+        summary_csv=tmp_path / "results/aggregate/summary.csv",
+        summary_jsons=paths,
+        figures=sorted(tmp_path.glob("results/figures/*.png")),
+        captions_dir=REPO / "report/captions",
+        published=REPO / "report/published_run.yaml",
+        template=REPO / "report/templates/report.html.j2",
+        config=study_config(SMALL),
+        out=tmp_path / "mixed.html",
+    )
     html = (tmp_path / "mixed.html").read_text()
     assert "Mixed code" in html and "engine old0: baseline/seed0" in html

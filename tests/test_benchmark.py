@@ -19,9 +19,28 @@ def test_peak_lookup():
 
 
 def test_benchmark_smoke_on_cpu(archive, tmp_path):
-    benchmark.main(["--archive", str(archive), "--device", "cpu", "--width", "4", "--train-limit", "200",
-                    "--test-limit", "100", "--epochs", "2", "--batch-size", "64", "--workers", "1",
-                    "--out", str(tmp_path)])
+    benchmark.main(
+        [
+            "--archive",
+            str(archive),
+            "--device",
+            "cpu",
+            "--width",
+            "4",
+            "--train-limit",
+            "200",
+            "--test-limit",
+            "100",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     result = json.loads((tmp_path / "benchmark.json").read_text())
     assert [p["pipeline"].split(" ")[0] for p in result["pipelines"]] == ["published-style", "lrstudy"]
     for p in result["pipelines"]:

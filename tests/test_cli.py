@@ -8,11 +8,31 @@ from lrstudy.train import cli
 
 
 def test_cli_run_and_resume_flag(archive, tmp_path):
-    args = ["--archive", str(archive), "--epochs", "2", "--lr", "0.05", "--batch-size", "64", "--width", "4",
-            "--device", "cpu", "--train-limit", "200", "--lr-window", "2:3:2", "--out", str(tmp_path)]
+    args = [
+        "--archive",
+        str(archive),
+        "--epochs",
+        "2",
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "64",
+        "--width",
+        "4",
+        "--device",
+        "cpu",
+        "--train-limit",
+        "200",
+        "--lr-window",
+        "2:3:2",
+        "--out",
+        str(tmp_path),
+    ]
     cli.main(args)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["epochs_completed"] == 2 and summary["config"]["lr_windows"] == [{"start": 2, "end": 3, "factor": 2.0}]
+    assert summary["epochs_completed"] == 2 and summary["config"]["lr_windows"] == [
+        {"start": 2, "end": 3, "factor": 2.0}
+    ]
     assert (tmp_path / "metrics.csv").read_text().splitlines()[2].split(",")[1] == repr(0.05 * 0.5 * 2)
     assert "epoch    2/2" in (tmp_path / "train.log").read_text()
     cli.main(args + ["--resume"])  # no checkpoint left after a finished run: trains again from epoch 1
@@ -32,10 +52,14 @@ def test_make_local_writes_the_archive_and_its_own_md5(archive, tmp_path):
 
     from lrstudy.data.cifar10 import md5sum
 
-    out = subprocess.run([sys.executable, "-m", "lrstudy.data.local_settings", str(archive)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "lrstudy.data.local_settings", str(archive)], capture_output=True, text=True, check=True
+    ).stdout
     assert yaml.safe_load(out) == {"dataset": {"archive": str(archive.resolve()), "md5": md5sum(archive)}}
     assert "not the official archive's" in out
-    bad = subprocess.run([sys.executable, "-m", "lrstudy.data.local_settings", str(tmp_path / "none.tar.gz")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "lrstudy.data.local_settings", str(tmp_path / "none.tar.gz")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "none.tar.gz does not exist" in bad.stderr

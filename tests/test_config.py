@@ -1,7 +1,6 @@
 """Bad configuration is rejected before any job runs, with the key named, and nothing is written."""
 
 import pytest
-
 from conftest import small_study
 
 BAD = [
@@ -13,28 +12,43 @@ BAD = [
     ({"variants": {"a b": {}}}, "variants: 'a b' does not match"),
     ({"variants": {"a/b": {}}}, "variants: 'a/b' does not match"),
     ({"variants": {"x": {"lr": 0}}}, "variants.x.lr: 0 is less than or equal to the minimum of 0"),
-    ({"variants": {"x": {"lr_windows": [{"start": 3, "end": 9, "factor": 2}]}}},
-     "variants.x.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4"),
-    ({"variants": {"x": {"lr_windows": [{"start": 3, "end": 3, "factor": 2}]}}},
-     "variants.x.lr_windows[0]: end (3) must be greater than start (3)"),
-    ({"variants": {"x": {"lr_windows": [{"start": 1, "end": 3, "factor": 2}, {"start": 2, "end": 4, "factor": 2}]}}},
-     "variants.x.lr_windows[0] and [1] overlap"),
+    (
+        {"variants": {"x": {"lr_windows": [{"start": 3, "end": 9, "factor": 2}]}}},
+        "variants.x.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4",
+    ),
+    (
+        {"variants": {"x": {"lr_windows": [{"start": 3, "end": 3, "factor": 2}]}}},
+        "variants.x.lr_windows[0]: end (3) must be greater than start (3)",
+    ),
+    (
+        {"variants": {"x": {"lr_windows": [{"start": 1, "end": 3, "factor": 2}, {"start": 2, "end": 4, "factor": 2}]}}},
+        "variants.x.lr_windows[0] and [1] overlap",
+    ),
     ({"variants": {"x": {"schedul": "step"}}}, "variants.x: Additional properties are not allowed ('schedul'"),
     ({"seeds": [0, -1]}, "seeds.1: -1 is less than the minimum of 0"),
     ({"seeds": [1, 1]}, "seeds: [1, 1] has non-unique elements"),
     ({"dataset": {"url": "ftp://x/y.tgz"}}, "dataset.url: 'ftp://x/y.tgz' does not match"),
     ({"dataset": {"md5": "xyz"}}, "dataset.md5: 'xyz' does not match"),
     ({"train": {"lr": float("nan")}}, "invalid config: train.lr: nan is not a finite number"),
-    ({"variants": {"x": {"weight_decay": float("inf")}}}, "invalid config: variants.x.weight_decay: inf is not a finite"),
-    ({"variants": {"x": {"lr_windows": [{"start": 2, "end": 3, "factor": float("-inf")}]}}},
-     "variants.x.lr_windows[0].factor: -inf is not a finite number"),
+    (
+        {"variants": {"x": {"weight_decay": float("inf")}}},
+        "invalid config: variants.x.weight_decay: inf is not a finite",
+    ),
+    (
+        {"variants": {"x": {"lr_windows": [{"start": 2, "end": 3, "factor": float("-inf")}]}}},
+        "variants.x.lr_windows[0].factor: -inf is not a finite number",
+    ),
     ({"train": {"device": "cpu"}}, "train.device is an execution setting, not part of the recipe: move it under"),
     ({"variants": {"x": {"compile": True}}}, "variants.x.compile is an execution setting"),
     ({"execution": {"cpu_threads": 0}}, "execution.cpu_threads: 0 is less than the minimum of 1"),
-    ({"grid": [{"windows": [{"start": 2, "end": 3}], "factors": [5], "name": "lr_x5"}]},
-     "grid[0]: variant 'lr_x5' is already defined"),
-    ({"grid": [{"windows": [{"start": 3, "end": 9}], "factors": [2]}]},
-     "variants.lr_x2_e3-9.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4"),
+    (
+        {"grid": [{"windows": [{"start": 2, "end": 3}], "factors": [5], "name": "lr_x5"}]},
+        "grid[0]: variant 'lr_x5' is already defined",
+    ),
+    (
+        {"grid": [{"windows": [{"start": 3, "end": 9}], "factors": [2]}]},
+        "variants.lr_x2_e3-9.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4",
+    ),
 ]
 
 
@@ -59,8 +73,10 @@ def test_bad_config_names_the_key(workflow, archive, bad, message):
 
 def test_target_outside_the_study(workflow, archive):
     cfg = workflow.write_config(small_study(archive))
-    for target, message in [("results/runs/lr_x9/seed0/metrics.csv", "results/runs/lr_x9/seed0: no such run"),
-                            ("results/runs/baseline/seed7/summary.json", "results/runs/baseline/seed7: no such run")]:
+    for target, message in [
+        ("results/runs/lr_x9/seed0/metrics.csv", "results/runs/lr_x9/seed0: no such run"),
+        ("results/runs/baseline/seed7/summary.json", "results/runs/baseline/seed7: no such run"),
+    ]:
         proc = workflow.snakemake("-n", "--configfile", str(cfg), "--", target, check=False)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr
         assert "variants: baseline, lr_x5; seeds: 0, 1" in proc.stdout + proc.stderr
@@ -92,7 +108,9 @@ def test_duplicate_variant_names_are_rejected(workflow, archive):
     cfg.write_text(text)
     proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
     assert proc.returncode != 0
-    assert "study.yaml, line" in proc.stderr + proc.stdout and "key 'baseline' appears twice" in proc.stderr + proc.stdout
+    assert (
+        "study.yaml, line" in proc.stderr + proc.stdout and "key 'baseline' appears twice" in proc.stderr + proc.stdout
+    )
 
 
 @pytest.mark.parametrize("name, kind", [("1", "int"), ("on", "bool"), ("null", "NoneType"), ("1.5", "float")])

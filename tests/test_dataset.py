@@ -177,8 +177,11 @@ def _archive_with(tmp_path: Path, add) -> Path:
 @pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink", "device"])
 def test_unsafe_members_are_refused(tmp_path, kind):
     def add(tar):
-        info = tarfile.TarInfo({"absolute": "/etc/evil", "dotdot": "cifar-10-batches-py/../../evil"}.get(
-            kind, "cifar-10-batches-py/data_batch_1"))
+        info = tarfile.TarInfo(
+            {"absolute": "/etc/evil", "dotdot": "cifar-10-batches-py/../../evil"}.get(
+                kind, "cifar-10-batches-py/data_batch_1"
+            )
+        )
         if kind == "symlink":
             info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
         elif kind == "device":
@@ -217,6 +220,9 @@ def test_a_member_larger_than_any_cifar_batch_is_refused_before_it_is_read(tmp_p
         huge.size = 2 * 2**30
         gz.write(huge.tobuf() + bytes(4096))
     assert path.stat().st_size < 10_000
-    with pytest.raises(DatasetError, match=r"huge.tar.gz: member 'cifar-10-batches-py/data_batch_1' declares "
-                                           r"2,147,483,648 bytes, more than any CIFAR-10 batch"):
+    with pytest.raises(
+        DatasetError,
+        match=r"huge.tar.gz: member 'cifar-10-batches-py/data_batch_1' declares "
+        r"2,147,483,648 bytes, more than any CIFAR-10 batch",
+    ):
         read_archive(path)

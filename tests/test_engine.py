@@ -7,8 +7,8 @@ import pytest
 import torch
 import yaml
 
-from lrstudy.data import cifar10 as dataset
 from lrstudy.config import EXECUTION_KEYS, run_hash
+from lrstudy.data import cifar10 as dataset
 from lrstudy.train.engine import AUTO_CPU_LIMIT_S, DeviceData, DeviceError, Trainer, cpu_seconds, resolve_device
 from lrstudy.train.model import ResNet18
 from lrstudy.train.run import execute
@@ -33,9 +33,18 @@ def train_cfg(**over):
 def run(cache, out: Path, seed=0, checkpoint=None, **over):
     npz, meta = cache
     cfg = train_cfg(**over)
-    return execute(recipe=cfg, execution={k: cfg[k] for k in EXECUTION_KEYS}, seed=seed, variant="v", data_npz=npz, data_meta=meta,
-                   metrics_out=out / "metrics.csv", summary_out=out / "summary.json", model_out=out / "model.pt",
-                   checkpoint_path=checkpoint)
+    return execute(
+        recipe=cfg,
+        execution={k: cfg[k] for k in EXECUTION_KEYS},
+        seed=seed,
+        variant="v",
+        data_npz=npz,
+        data_meta=meta,
+        metrics_out=out / "metrics.csv",
+        summary_out=out / "summary.json",
+        model_out=out / "model.pt",
+        checkpoint_path=checkpoint,
+    )
 
 
 def metrics_without_timing(path: Path) -> list[str]:
@@ -72,7 +81,8 @@ def test_resumed_run_equals_uninterrupted(cache, tmp_path):
     summary = run(cache, tmp_path / "resumed", seed=1, checkpoint=ckpt)
     assert summary["resumed_from_epoch"] == 2
     assert metrics_without_timing(tmp_path / "resumed" / "metrics.csv") == metrics_without_timing(
-        tmp_path / "full" / "metrics.csv")
+        tmp_path / "full" / "metrics.csv"
+    )
     assert not ckpt.exists(), "a finished run removes its checkpoint, so that a forced rerun trains again"
 
 
@@ -107,16 +117,20 @@ def test_auto_without_cuda_refuses_a_run_too_long_for_the_cpu(monkeypatch):
     estimate = cpu_seconds(study, 50_000, 10_000, threads=2)
     assert estimate == pytest.approx(200 * (50_000 / 30 + 10_000 / 170))  # the README's 30 min per epoch
     assert cpu_seconds(dict(study, width=8), 50_000, 10_000, threads=4) == pytest.approx(estimate / 64 / 2)
-    with pytest.raises(DeviceError, match=r"(?s)'auto' but PyTorch sees no CUDA device \(torch .*build\).*"
-                                          r"about 95.9 h on the CPU .*nvidia-smi.*CUDA_VISIBLE_DEVICES.*"
-                                          r"CUDA build.*execution.device: cpu .* anyway"):
+    with pytest.raises(
+        DeviceError,
+        match=r"(?s)'auto' but PyTorch sees no CUDA device \(torch .*build\).*"
+        r"about 95.9 h on the CPU .*nvidia-smi.*CUDA_VISIBLE_DEVICES.*"
+        r"CUDA build.*execution.device: cpu .* anyway",
+    ):
         resolve_device("auto", estimate)
     assert resolve_device("auto", AUTO_CPU_LIMIT_S / 2).type == "cpu"
     assert resolve_device("cpu", estimate).type == "cpu"  # asked for explicitly: never refused
 
 
-def test_auto_without_cuda_trains_a_short_run_on_the_cpu_and_refuses_a_long_one_first(cache, tmp_path, monkeypatch,
-                                                                                       caplog):
+def test_auto_without_cuda_trains_a_short_run_on_the_cpu_and_refuses_a_long_one_first(
+    cache, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert run(cache, tmp_path / "short", epochs=1, device="auto")["device"] == "cpu"
     assert "training on the CPU (estimated about 1 min)" in caplog.text
@@ -138,8 +152,17 @@ def one_epoch_state(cache) -> dict:
     trainer = Trainer(train, 0, data, torch.device("cpu"), hash_of(cache, train, 0))
     loss, acc = trainer.train_epoch(train["lr"])
     trainer.epoch = 1
-    trainer.metrics = [{"epoch": 1, "lr": train["lr"], "train_loss": loss, "train_acc": acc, "test_loss": 1.0,
-                        "test_acc": 0.5, "epoch_seconds": 1.0}]
+    trainer.metrics = [
+        {
+            "epoch": 1,
+            "lr": train["lr"],
+            "train_loss": loss,
+            "train_acc": acc,
+            "test_loss": 1.0,
+            "test_acc": 0.5,
+            "epoch_seconds": 1.0,
+        }
+    ]
     return trainer.state(1.0)
 
 
@@ -160,19 +183,26 @@ BROKEN_CHECKPOINTS = {
     "a bare tensor": (lambda good: torch.zeros(3), "holds a Tensor, not a checkpoint's dict"),
     "a list": (lambda good: [good], "holds a list, not a checkpoint's dict"),
     "no model": (lambda good: {k: v for k, v in good.items() if k != "model"}, "lacks model"),
-    "a model of another width": (lambda good: {**good, "model": ResNet18(width=8).state_dict()},
-                                 "does not fit this run \\(RuntimeError: Error\\(s\\) in loading state_dict"),
+    "a model of another width": (
+        lambda good: {**good, "model": ResNet18(width=8).state_dict()},
+        "does not fit this run \\(RuntimeError: Error\\(s\\) in loading state_dict",
+    ),
     # Restored after the weights and the optimizer: those must be undone for the fresh start.
-    "a generator state that does not fit": (lambda good: {**good, "generator": torch.zeros(3, dtype=torch.uint8)},
-                                            "does not fit this run \\(RuntimeError"),
-    "metrics that are not rows": (lambda good: {**good, "metrics": ["0.5"]},
-                                  "does not fit this run \\(ValueError: its metrics row 1 is not epoch 1"),
+    "a generator state that does not fit": (
+        lambda good: {**good, "generator": torch.zeros(3, dtype=torch.uint8)},
+        "does not fit this run \\(RuntimeError",
+    ),
+    "metrics that are not rows": (
+        lambda good: {**good, "metrics": ["0.5"]},
+        "does not fit this run \\(ValueError: its metrics row 1 is not epoch 1",
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", BROKEN_CHECKPOINTS)
-def test_a_checkpoint_of_the_wrong_structure_is_a_fresh_start(cache, tmp_path, caplog, one_epoch_state,
-                                                              fresh_two_epochs, kind):
+def test_a_checkpoint_of_the_wrong_structure_is_a_fresh_start(
+    cache, tmp_path, caplog, one_epoch_state, fresh_two_epochs, kind
+):
     make, reason = BROKEN_CHECKPOINTS[kind]
     ckpt = tmp_path / "ckpt.pt"
     torch.save(make(one_epoch_state), ckpt)

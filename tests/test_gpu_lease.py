@@ -17,7 +17,8 @@ HOLDER = """
 import os, sys
 from lrstudy.train.gpu_lease import gpu_lease
 slots = int(os.environ.get("TEST_RUNS_PER_GPU", "1"))
-with gpu_lease(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, poll_seconds=0.05, runs_per_gpu=slots) as device:
+wanted = sys.argv[2] if len(sys.argv) > 2 else None
+with gpu_lease(sys.argv[1], wanted, poll_seconds=0.05, runs_per_gpu=slots) as device:
     print(device, os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
     sys.stdin.read()
 """
@@ -31,8 +32,9 @@ def holders(tmp_path):
     def start(visible=None, env=()):
         env = {**{k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}, **dict(env)}
         args = [str(tmp_path / "locks")] + ([visible] if visible is not None else [])
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, *args], env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, *args], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         procs.append(proc)
         return proc
 

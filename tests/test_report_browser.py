@@ -17,15 +17,23 @@ import time
 from pathlib import Path
 
 import pytest
-
 from synthetic_runs import KNOWN, build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1280,900", "--remote-debugging-pipe"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+    "--remote-debugging-pipe",
+]
 
 IMAGES_DECODE = """Promise.all([...document.images].map(img => img.decode().then(
     () => ({src: img.src.slice(0, 40), complete: img.complete, width: img.naturalWidth}),
@@ -41,10 +49,20 @@ class Browser:
         self._res_r, res_w = os.pipe()
         # Chromium reads commands on fd 3 and answers on fd 4; bash puts the pipe ends there.
         self.proc = subprocess.Popen(
-            ["bash", "-c", f'exec "$0" "$@" 3<&{cmd_r} 4>&{res_w}', CHROMIUM, *FLAGS,
-             f"--user-data-dir={profile}", "about:blank"],
-            pass_fds=(cmd_r, res_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                "bash",
+                "-c",
+                f'exec "$0" "$@" 3<&{cmd_r} 4>&{res_w}',
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            pass_fds=(cmd_r, res_w),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(cmd_r)
         os.close(res_w)
         self.session = None
@@ -90,17 +108,21 @@ class Browser:
         self.wait_event("Page.loadEventFired")
 
     def evaluate(self, expression: str):
-        result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                "returnByValue": True})
+        result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True})
         if "exceptionDetails" in result:
             raise RuntimeError(result["exceptionDetails"])
         return result["result"]["value"]
 
     def screenshot(self, path: Path) -> None:
         size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-        shot = self.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+        shot = self.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            },
+        )
         path.write_bytes(base64.b64decode(shot["data"]))
 
     def problems(self) -> list[str]:
@@ -159,9 +181,11 @@ def test_report_loads_offline_with_every_image_and_a_clean_console(tmp_path):
 def test_the_check_catches_a_broken_image_and_a_console_error(tmp_path):
     """The browser check itself can fail: a truncated image and a script error are both reported."""
     page = tmp_path / "broken.html"
-    page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"><title>x</title></head><body>'
-                    '<img src="data:image/png;base64,iVBORw0KGgo="><script>console.error("boom")</script>'
-                    "</body></html>")
+    page.write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>x</title></head><body>'
+        '<img src="data:image/png;base64,iVBORw0KGgo="><script>console.error("boom")</script>'
+        "</body></html>"
+    )
     images, problems = check_in_browser(page, tmp_path / "broken.png", tmp_path / "profile")
     assert images and not images[0]["width"]
     assert any("boom" in p for p in problems), problems

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import small_study
-from lrstudy.train import checkpoint
-from lrstudy.atomic import NoSpaceError, atomic_path, atomic_write_text
-from lrstudy.train.engine import DeviceError, Trainer
-from lrstudy.logs import run_logged
 from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
+
+from lrstudy.atomic import NoSpaceError, atomic_path, atomic_write_text
+from lrstudy.logs import run_logged
+from lrstudy.train import checkpoint
+from lrstudy.train.engine import DeviceError, Trainer
 
 
 def checkpoint_epoch(path) -> int:
@@ -43,8 +43,13 @@ def test_sigkilled_workflow_resumes_to_the_uninterrupted_result(tmp_path, archiv
     wf = Workflow(tmp_path / "killed")
     cfg = wf.write_config(study)
     ckpt = wf.root / "results/checkpoints/baseline/seed0.pt"
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(cfg), "--", target],
-                            cwd=wf.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(cfg), "--", target],
+        cwd=wf.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while checkpoint_epoch(ckpt) < 3:
@@ -93,8 +98,9 @@ def full_disk(tmp_path):
     """A 64 KiB filesystem of its own (needs the right to mount: root in the test container)."""
     root = tmp_path / "small_fs"
     root.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a 64 KiB tmpfs to fill ({proc.stderr.strip()}); the /dev/full tests still run")
     yield root
@@ -109,11 +115,15 @@ def save_npz(path):
         np.savez(tmp, x=np.zeros(100_000))
 
 
-@pytest.mark.parametrize("name, write", [
-    ("seed0.pt", lambda path: checkpoint.save(path, BIG)),
-    ("metrics.csv", lambda path: atomic_write_text(path, "0.95," * 50_000)),
-    ("cifar10.npz", save_npz),
-], ids=["torch.save", "text", "numpy"])
+@pytest.mark.parametrize(
+    "name, write",
+    [
+        ("seed0.pt", lambda path: checkpoint.save(path, BIG)),
+        ("metrics.csv", lambda path: atomic_write_text(path, "0.95," * 50_000)),
+        ("cifar10.npz", save_npz),
+    ],
+    ids=["torch.save", "text", "numpy"],
+)
 def test_a_full_disk_is_named_and_keeps_the_old_file(full_disk, name, write):
     target = full_disk / name
     target.write_text("the previous complete file")
@@ -130,8 +140,9 @@ def test_a_run_on_a_full_disk_ends_with_the_file_named_and_nothing_half_written(
     assert "Traceback" not in (tmp_path / "train.log").read_text()
 
 
-@pytest.mark.parametrize("write", [lambda fh: torch.save(BIG, fh), lambda fh: fh.write(b"0" * 100_000)],
-                         ids=["torch.save", "plain"])
+@pytest.mark.parametrize(
+    "write", [lambda fh: torch.save(BIG, fh), lambda fh: fh.write(b"0" * 100_000)], ids=["torch.save", "plain"]
+)
 def test_a_write_failing_for_lack_of_space_is_named_without_mounting(tmp_path, write):
     """/dev/full fails every write with ENOSPC, as a full disk does; torch wraps it in its RuntimeError."""
     target = tmp_path / "out.pt"

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, Workflow, small_study
 
 TOOLS = REPO / "tools/slurm"
@@ -27,16 +26,18 @@ def slurm_env(tmp_path_factory):
     try:
         start = subprocess.run([TOOLS / "start.sh", cluster], capture_output=True, text=True, timeout=120)
         assert start.returncode == 0, f"tools/slurm/start.sh failed:\n{start.stdout}\n{start.stderr}"
-        yield {**os.environ, "SLURM_CONF": str(cluster / "etc/slurm.conf"),
-               "PATH": f"{cluster / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+        yield {
+            **os.environ,
+            "SLURM_CONF": str(cluster / "etc/slurm.conf"),
+            "PATH": f"{cluster / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        }
     finally:
         subprocess.run([TOOLS / "stop.sh", cluster], timeout=60)
 
 
 def slurm_jobs(env) -> list[dict]:
     """Every job the controller knows (finished ones for MinJobAge, an hour here), as key -> value."""
-    out = subprocess.run(["scontrol", "-o", "show", "job"], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(["scontrol", "-o", "show", "job"], env=env, capture_output=True, text=True, check=True).stdout
     return [dict(f.split("=", 1) for f in line.split() if "=" in f) for line in out.splitlines() if line.strip()]
 
 
@@ -44,9 +45,20 @@ def test_study_runs_through_sbatch(slurm_env, archive, tmp_path):
     wf = Workflow(tmp_path / "wf")
     # device auto makes train request a GPU: the --gpus=1 path, on the node's placeholder GPU.
     study = wf.write_config(small_study(archive, device="auto"))
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--configfile", str(study),
-           # no slurmdbd here, so no sacct: squeue sees jobs for MinJobAge after they end
-           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/slurm",
+        "--configfile",
+        str(study),
+        # no slurmdbd here, so no sacct: squeue sees jobs for MinJobAge after they end
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+    ]
     proc = subprocess.run(cmd, cwd=wf.root, env=slurm_env, capture_output=True, text=True, timeout=1200)
     if proc.returncode != 0:
         job_logs = "".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(wf.root.glob("logs/slurm/**/*.log")))

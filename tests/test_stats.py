@@ -7,28 +7,41 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_runs import KNOWN
 
 from lrstudy.analysis import stats as st
-from synthetic_runs import KNOWN
 
 
 def runs(finals: dict[str, list[float]], diverged: set[tuple[str, int]] = frozenset()) -> pd.DataFrame:
     """One row per run, as summary.csv has them."""
-    return pd.DataFrame([
-        {"variant": v, "seed": s, "final_test_acc": math.nan if (v, s) in diverged else acc,
-         "best_test_acc": math.nan if (v, s) in diverged else acc + 0.001, "diverged": (v, s) in diverged,
-         "train_seconds": 100.0}
-        for v, accs in finals.items() for s, acc in enumerate(accs)])
+    return pd.DataFrame(
+        [
+            {
+                "variant": v,
+                "seed": s,
+                "final_test_acc": math.nan if (v, s) in diverged else acc,
+                "best_test_acc": math.nan if (v, s) in diverged else acc + 0.001,
+                "diverged": (v, s) in diverged,
+                "train_seconds": 100.0,
+            }
+            for v, accs in finals.items()
+            for s, acc in enumerate(accs)
+        ]
+    )
 
 
 def verdicts(finals, diverged=frozenset()) -> dict[str, str]:
     table = st.study_stats(runs(finals, diverged), list(finals))
-    return dict(zip(table["variant"], table["verdict"]))
+    return dict(zip(table["variant"], table["verdict"], strict=False))
 
 
 def test_known_better_worse_and_same():
-    assert verdicts(KNOWN) == {"baseline": st.REFERENCE, "lr_x5": st.BETTER, "lr_x2": st.NO_DIFFERENCE,
-                               "lr_x0.5": st.WORSE}
+    assert verdicts(KNOWN) == {
+        "baseline": st.REFERENCE,
+        "lr_x5": st.BETTER,
+        "lr_x2": st.NO_DIFFERENCE,
+        "lr_x0.5": st.WORSE,
+    }
 
 
 def test_identical_variants_are_never_called_different():
@@ -91,7 +104,7 @@ def test_the_power_estimate_is_honest_by_simulation():
     n = st.seeds_needed(diff, sd, sd)
     a = rng.normal(95 + diff, sd, size=(1000, n))
     b = rng.normal(95, sd, size=(1000, n))
-    found = np.mean([st.welch(x, y)["p_value"] < st.ALPHA for x, y in zip(a, b)])
+    found = np.mean([st.welch(x, y)["p_value"] < st.ALPHA for x, y in zip(a, b, strict=False)])
     assert 0.75 <= found <= 0.87
 
 

@@ -6,17 +6,16 @@ import json
 
 import pytest
 import yaml
-
 from conftest import small_study
-from lrstudy.train.run import RunBusyError
 from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
+
+from lrstudy.train.run import RunBusyError
 
 
 def local_yaml(wf, archive):
     """The machine-local file: where the archive is, once for every command."""
     study = small_study(archive)
-    (wf.root / "local.yaml").write_text(yaml.safe_dump({"dataset": study["dataset"],
-                                                        "execution": {"device": "cpu"}}))
+    (wf.root / "local.yaml").write_text(yaml.safe_dump({"dataset": study["dataset"], "execution": {"device": "cpu"}}))
 
 
 def tiny_defaults(wf):
@@ -52,7 +51,9 @@ def test_a_named_study_lives_apart_and_remembers_its_config(workflow, archive):
     assert yaml.safe_load((home / "study.yaml").read_text())["train"]["epochs"] == 2
     # Later commands name the study only; its files and config are found again.
     assert workflow.planned_jobs("--config", "study=demo") == {}
-    jobs = workflow.planned_jobs("--config", "study=demo", "--forcerun", "train", "--", "results/runs/lr_x5/summary.csv")
+    jobs = workflow.planned_jobs(
+        "--config", "study=demo", "--forcerun", "train", "--", "results/runs/lr_x5/summary.csv"
+    )
     assert jobs == {"train": 1, "variant_summary": 1}
     # The default study is another study: it plans its own (full-size) runs, leaving the demo alone.
     assert workflow.planned_jobs()["train"] == 12
@@ -99,6 +100,7 @@ def test_the_thread_count_is_the_runs_own_and_survives_a_resume(cache, tmp_path,
         def hook(rows, epochs):
             if len(rows) == 2:
                 raise KeyboardInterrupt
+
         return real_run(self, checkpoint_path, on_epoch=hook)
 
     monkeypatch.setattr(Trainer, "run", stop_after_two)

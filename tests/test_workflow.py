@@ -8,7 +8,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import small_study
 
 RUNS = [(v, s) for v in ("baseline", "lr_x5") for s in (0, 1)]
@@ -47,13 +46,25 @@ def test_every_output_is_there(finished):
 def test_tables_and_report_say_what_each_variant_ran(finished):
     wf, _ = finished
     stats = pd.read_csv(wf.root / "results/aggregate/stats.csv").set_index("variant")
-    described = ["window_start", "window_end", "window_factor", "epochs", "lr", "batch_size", "schedule", "width",
-                 "train_size", "test_size"]
+    described = [
+        "window_start",
+        "window_end",
+        "window_factor",
+        "epochs",
+        "lr",
+        "batch_size",
+        "schedule",
+        "width",
+        "train_size",
+        "test_size",
+    ]
     assert stats.loc["lr_x5", described].tolist() == [2, 3, 5, 4, 0.05, 50, "cosine", 4, 1000, 300]
     html = (wf.root / "report.html").read_text()
     assert "Scale: 4 epochs, 1,000 training images and 300 test images, ResNet18 at width 4, batch 50" in html
-    assert ("not at the published run's scale: 4 epochs instead of 200, 1,000 training images instead of 50,000, "
-            "300 test images instead of 10,000, width 4 instead of 64, batch 50 instead of 256.") in html
+    assert (
+        "not at the published run's scale: 4 epochs instead of 200, 1,000 training images instead of 50,000, "
+        "300 test images instead of 10,000, width 4 instead of 64, batch 50 instead of 256."
+    ) in html
     assert "lr_x5 (x5 for epoch 2)" in html and "cuda (training)" not in html
 
 
@@ -146,8 +157,13 @@ def test_moving_the_project_reruns_nothing(finished, tmp_path):
     wf, cfg = finished
     moved = tmp_path / "moved" / "wf"
     shutil.copytree(wf.root, moved, symlinks=True)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--configfile",
-                           str(moved / cfg.name)], cwd=moved, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--configfile", str(moved / cfg.name)],
+        cwd=moved,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -155,10 +171,12 @@ def test_moving_the_project_reruns_nothing(finished, tmp_path):
 def test_snakemakes_report_never_replaces_the_studys(finished, how):
     wf, cfg = finished
     before = (wf.root / "report.html").read_bytes()
-    args = {"absolute": ["--report", str(wf.root / "report.html")],
-            "dotdot": ["--report", f"../{wf.root.name}/report.html"],
-            "equals": ["--report=./report.html"],
-            "plugin": ["--reporter", "html", "--report-html-path", "report.html"]}[how]
+    args = {
+        "absolute": ["--report", str(wf.root / "report.html")],
+        "dotdot": ["--report", f"../{wf.root.name}/report.html"],
+        "equals": ["--report=./report.html"],
+        "plugin": ["--reporter", "html", "--report-html-path", "report.html"],
+    }[how]
     proc = wf.snakemake("--configfile", str(cfg), *args, check=False)
     assert proc.returncode != 0 and "over the study's own report.html" in proc.stdout + proc.stderr
     assert (wf.root / "report.html").read_bytes() == before

@@ -7,8 +7,8 @@ import re
 
 import pandas as pd
 import pytest
-
 from conftest import Workflow, small_study
+
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import stats as st
 
@@ -62,8 +62,9 @@ def test_plan_runs_stats_and_report_agree(study):
     assert runs_on_disk(wf.root) == {"baseline": [0, 1, 2, 3], "blowup": [0, 1], "lr_x1.2": [0, 1, 2, 3]}
 
     summary = pd.read_csv(wf.root / "results/aggregate/summary.csv")
-    assert sorted(zip(summary["variant"], summary["seed"])) == sorted(
-        (v, s) for v, seeds in runs_on_disk(wf.root).items() for s in seeds)
+    assert sorted(zip(summary["variant"], summary["seed"], strict=False)) == sorted(
+        (v, s) for v, seeds in runs_on_disk(wf.root).items() for s in seeds
+    )
     stats = pd.read_csv(wf.root / "results/aggregate/stats.csv").set_index("variant")
     assert stats["stages"].to_dict() == {"baseline": 2, "lr_x1.2": 2, "blowup": 1}
     assert stats.loc["lr_x1.2", "verdict"] == ad.VERDICTS[last.loc["lr_x1.2", "decision"]]
@@ -71,7 +72,7 @@ def test_plan_runs_stats_and_report_agree(study):
     assert stats.loc["blowup", "verdict"] == st.ALL_DIVERGED
 
     html = (wf.root / "report.html").read_text()
-    section = html[html.index('id="adaptive"'):html.index('id="figures"')]
+    section = html[html.index('id="adaptive"') : html.index('id="figures"')]
     assert f"ran <strong>{len(summary)} runs</strong>" in section and f"would have taken {CEILING}" in section
     assert f"{CEILING - len(summary)} runs saved" in section
     assert "Lan &amp; DeMets 1983" in section
@@ -102,12 +103,19 @@ def test_raising_max_seeds_trains_only_the_missing_runs(study, archive):
     assert len(pd.read_csv(wf.root / "results/aggregate/summary.csv")) == sum(map(len, planned.values()))
 
 
-@pytest.mark.parametrize("seeds, adaptive, message", [
-    ([0, 1], {"max_seeds": 3, "effect_pct": 0.2, "power": 0.8}, "adaptive.max_seeds: 3 is less than the minimum of 4"),
-    ([0, 1, 2], {"max_seeds": 5, "effect_pct": 0.2, "power": 0.8}, "adaptive.max_seeds: 5 leaves no second stage"),
-    ([0], {"max_seeds": 4, "effect_pct": 0.2, "power": 0.8}, "the first stage needs at least 2"),
-    ([0, 1], {"max_seeds": 4, "effect": 0.2}, "adaptive: Additional properties are not allowed ('effect'"),
-])
+@pytest.mark.parametrize(
+    "seeds, adaptive, message",
+    [
+        (
+            [0, 1],
+            {"max_seeds": 3, "effect_pct": 0.2, "power": 0.8},
+            "adaptive.max_seeds: 3 is less than the minimum of 4",
+        ),
+        ([0, 1, 2], {"max_seeds": 5, "effect_pct": 0.2, "power": 0.8}, "adaptive.max_seeds: 5 leaves no second stage"),
+        ([0], {"max_seeds": 4, "effect_pct": 0.2, "power": 0.8}, "the first stage needs at least 2"),
+        ([0, 1], {"max_seeds": 4, "effect": 0.2}, "adaptive: Additional properties are not allowed ('effect'"),
+    ],
+)
 def test_a_bad_adaptive_config_names_the_key(workflow, archive, seeds, adaptive, message):
     cfg = workflow.write_config({**small_study(archive), "seeds": seeds, "adaptive": adaptive})
     proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)

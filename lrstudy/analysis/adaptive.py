@@ -43,8 +43,8 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,8 +56,10 @@ from lrstudy.config import ConfigError
 P_FLOOR = 1e-12  # the smallest repeated p-value reported
 GRID = 401  # points per look of the numerical integration (Simpson's rule): boundaries to ~1e-8
 
-METHOD = ("group-sequential Welch t-test, O'Brien-Fleming-type alpha spending (Lan & DeMets 1983, "
-          "Biometrika 70:659-663; t-tests as in Jennison & Turnbull 2000, sec. 11.5)")
+METHOD = (
+    "group-sequential Welch t-test, O'Brien-Fleming-type alpha spending (Lan & DeMets 1983, "
+    "Biometrika 70:659-663; t-tests as in Jennison & Turnbull 2000, sec. 11.5)"
+)
 
 # Decisions of one comparison at one look.
 BETTER = "better"
@@ -69,8 +71,21 @@ MAXED = "max seeds"
 TOO_FEW = "too few finished runs"
 REFERENCE = "reference"
 
-PLAN_COLUMNS = ["variant", "stage", "seeds", "decision", "reason", "diff_pct", "z", "boundary",
-                "rci_low_pct", "rci_high_pct", "sequential_p_value", "conditional_power", "sd_pct"]
+PLAN_COLUMNS = [
+    "variant",
+    "stage",
+    "seeds",
+    "decision",
+    "reason",
+    "diff_pct",
+    "z",
+    "boundary",
+    "rci_low_pct",
+    "rci_high_pct",
+    "sequential_p_value",
+    "conditional_power",
+    "sd_pct",
+]
 
 
 @dataclass(frozen=True)
@@ -86,11 +101,14 @@ class Design:
 
     def __post_init__(self):
         if self.stage_seeds < 2:
-            raise ConfigError(f"adaptive: seeds lists {self.stage_seeds} seed(s); the first stage needs at "
-                              "least 2 for a test")
+            raise ConfigError(
+                f"adaptive: seeds lists {self.stage_seeds} seed(s); the first stage needs at least 2 for a test"
+            )
         if self.max_seeds < 2 * self.stage_seeds:
-            raise ConfigError(f"adaptive.max_seeds: {self.max_seeds} leaves no second stage; give at least "
-                              f"{2 * self.stage_seeds} (stages are as large as `seeds`, {self.stage_seeds})")
+            raise ConfigError(
+                f"adaptive.max_seeds: {self.max_seeds} leaves no second stage; give at least "
+                f"{2 * self.stage_seeds} (stages are as large as `seeds`, {self.stage_seeds})"
+            )
         full, rest = divmod(self.max_seeds, self.stage_seeds)
         sizes = [self.stage_seeds] * full
         if rest >= 2:
@@ -128,8 +146,12 @@ def design_from_config(config: Mapping) -> Design | None:
     adaptive = config.get("adaptive")
     if not adaptive:
         return None
-    return Design(stage_seeds=len(config["seeds"]), max_seeds=int(adaptive["max_seeds"]),
-                  effect_pct=float(adaptive["effect_pct"]), power=float(adaptive["power"]))
+    return Design(
+        stage_seeds=len(config["seeds"]),
+        max_seeds=int(adaptive["max_seeds"]),
+        effect_pct=float(adaptive["effect_pct"]),
+        power=float(adaptive["power"]),
+    )
 
 
 def seeds_by_stage(design: Design, seeds: Sequence[int]) -> list[list[int]]:
@@ -203,7 +225,12 @@ def _spending_bounds(info: tuple[float, ...], alpha: float) -> np.ndarray:
     bounds, running, spent = [], None, 0.0
     for t in info:
         target = float(obrien_fleming_spending(t, alpha)) - spent  # this look's share, half on each side
-        c = optimize.brentq(lambda c: 2 * _beyond(running, t, c) - target, 0.0, 40.0, xtol=1e-12)
+        c = optimize.brentq(
+            lambda c, running=running, t=t, target=target: 2 * _beyond(running, t, c) - target,
+            0.0,
+            40.0,
+            xtol=1e-12,
+        )
         running = _continue(running, t, c)
         spent += target
         bounds.append(c)
@@ -280,12 +307,15 @@ def look(design: Design, k: int, variant, reference) -> dict:
     with np.errstate(invalid="ignore"):
         shown = np.abs(z) >= c
         small = (welch_z(variant, reference, design.effect_pct) <= -c) & (
-            welch_z(variant, reference, -design.effect_pct) >= c)
+            welch_z(variant, reference, -design.effect_pct) >= c
+        )
     last = k == design.stages
     cp = np.where(shown | small | np.isnan(z) | last, np.nan, conditional_power(design, k, z, sd))
     decision = np.select(
         [np.isnan(z), shown & (z > 0), shown, small, np.full(np.shape(z), last), cp < design.futility_cp],
-        [TOO_FEW, BETTER, WORSE, NEGLIGIBLE, MAXED, FUTILE], default=OPEN)
+        [TOO_FEW, BETTER, WORSE, NEGLIGIBLE, MAXED, FUTILE],
+        default=OPEN,
+    )
     return {"decision": decision, "z": z, "conditional_power": cp, "sd": sd}
 
 
@@ -304,8 +334,9 @@ def repeated_ci(design: Design, k: int, variant, reference) -> tuple[float, floa
 # A study: every variant against the reference, look by look.
 
 
-def study_plan(design: Design, runs: pd.DataFrame, variants: Sequence[str], reference: str,
-               seeds: Sequence[int]) -> pd.DataFrame:
+def study_plan(
+    design: Design, runs: pd.DataFrame, variants: Sequence[str], reference: str, seeds: Sequence[int]
+) -> pd.DataFrame:
     """Every look so far of every comparison, and the reference's stages: PLAN_COLUMNS, one row per
     variant and stage it ran. `runs` has one row per run: variant, seed, final_pct (NaN if diverged).
     A comparison is looked at once all its runs of that stage are in `runs`; the walk stops at the
@@ -330,23 +361,40 @@ def study_plan(design: Design, runs: pd.DataFrame, variants: Sequence[str], refe
 
 
 def _reference_row(design: Design, k: int, reference: str, open_: Sequence[str]) -> dict:
-    why = ("the first stage" if k == 1 else f"stage {k} of up to {design.stages}, for the comparisons still "
-           f"open: {', '.join(open_)}")
-    return {"variant": reference, "stage": k, "seeds": design.ends[k - 1], "decision": REFERENCE,
-            "reason": f"the reference: {why}"}
+    why = (
+        "the first stage"
+        if k == 1
+        else f"stage {k} of up to {design.stages}, for the comparisons still open: {', '.join(open_)}"
+    )
+    return {
+        "variant": reference,
+        "stage": k,
+        "seeds": design.ends[k - 1],
+        "decision": REFERENCE,
+        "reason": f"the reference: {why}",
+    }
 
 
 def _look_row(design: Design, k: int, variant: str, var: np.ndarray, ref: np.ndarray, reference: str) -> dict:
     out = look(design, k, var, ref)
     decision = str(out.pop("decision"))
     out = {key: float(value) for key, value in out.items()}
-    row = {"variant": variant, "stage": k, "seeds": design.ends[k - 1], "decision": decision,
-           "boundary": float(design.bounds[k - 1]), "z": out["z"], "sd_pct": out["sd"],
-           "conditional_power": out["conditional_power"]}
+    row = {
+        "variant": variant,
+        "stage": k,
+        "seeds": design.ends[k - 1],
+        "decision": decision,
+        "boundary": float(design.bounds[k - 1]),
+        "z": out["z"],
+        "sd_pct": out["sd"],
+        "conditional_power": out["conditional_power"],
+    }
     if decision == TOO_FEW:
         n_var, n_ref = int(np.sum(~np.isnan(var))), int(np.sum(~np.isnan(ref)))
-        row["reason"] = (f"fewer than 2 finished runs after {design.ends[k - 1]} seeds ({variant}: {n_var}, "
-                         f"{reference}: {n_ref}): no test, no more seeds")
+        row["reason"] = (
+            f"fewer than 2 finished runs after {design.ends[k - 1]} seeds ({variant}: {n_var}, "
+            f"{reference}: {n_ref}): no test, no more seeds"
+        )
         return row
     row["diff_pct"] = float(np.nanmean(var) - np.nanmean(ref))
     row["rci_low_pct"], row["rci_high_pct"] = repeated_ci(design, k, var, ref)
@@ -357,24 +405,30 @@ def _look_row(design: Design, k: int, variant: str, var: np.ndarray, ref: np.nda
 
 def _reason(design: Design, k: int, row: dict) -> str:
     n, stages, d = design.ends[k - 1], design.stages, design.effect_pct
-    seen = (f"after {n} seeds: difference {row['diff_pct']:+.2f} points, Z = {row['z']:+.2f} against the "
-            f"boundary \u00b1{row['boundary']:.2f}")
-    cp = (f"conditional power to show a difference of {d:g} points by {design.max_seeds} seeds: "
-          f"{row['conditional_power']:.2f}")
+    seen = (
+        f"after {n} seeds: difference {row['diff_pct']:+.2f} points, Z = {row['z']:+.2f} against the "
+        f"boundary \u00b1{row['boundary']:.2f}"
+    )
+    cp = (
+        f"conditional power to show a difference of {d:g} points by {design.max_seeds} seeds: "
+        f"{row['conditional_power']:.2f}"
+    )
     return {
         BETTER: f"{seen}: shown better (sequential p = {row['sequential_p_value']:.2g})",
         WORSE: f"{seen}: shown worse (sequential p = {row['sequential_p_value']:.2g})",
-        NEGLIGIBLE: (f"{seen}; repeated 95% CI {row['rci_low_pct']:+.2f} to {row['rci_high_pct']:+.2f} lies "
-                     f"inside \u00b1{d:g}: the difference is shown smaller than {d:g} points"),
+        NEGLIGIBLE: (
+            f"{seen}; repeated 95% CI {row['rci_low_pct']:+.2f} to {row['rci_high_pct']:+.2f} lies "
+            f"inside \u00b1{d:g}: the difference is shown smaller than {d:g} points"
+        ),
         FUTILE: f"{seen}; {cp}, below 1 - power = {design.futility_cp:.2f}: stopped, no more seeds",
         MAXED: f"{seen}: no difference shown with max_seeds = {design.max_seeds} seeds",
-        OPEN: (f"{seen}; {cp}: {design.sizes[k] if k < stages else 0} more seeds "
-               f"(stage {k + 1} of up to {stages})"),
+        OPEN: (f"{seen}; {cp}: {design.sizes[k] if k < stages else 0} more seeds (stage {k + 1} of up to {stages})"),
     }[row["decision"]]
 
 
-def planned_seeds(design: Design, plan: pd.DataFrame, variants: Sequence[str], reference: str,
-                  seeds: Sequence[int]) -> dict[str, list[int]]:
+def planned_seeds(
+    design: Design, plan: pd.DataFrame, variants: Sequence[str], reference: str, seeds: Sequence[int]
+) -> dict[str, list[int]]:
     """The seeds each variant runs according to `plan`: the stages it was looked at, plus the next one
     if it is open. Before any look (an empty plan), the first stage."""
     stage_seeds = seeds_by_stage(design, seeds)
@@ -394,14 +448,24 @@ def is_final(plan: pd.DataFrame) -> bool:
 def final_points(runs: pd.DataFrame) -> pd.DataFrame:
     """variant, seed, final_pct (NaN for a diverged run) from one row per run as summary.csv has them."""
     diverged = runs["diverged"].astype(bool)
-    return pd.DataFrame({"variant": runs["variant"], "seed": runs["seed"].astype(int),
-                         "final_pct": (100 * runs["final_test_acc"].astype(float)).where(~diverged)})
+    return pd.DataFrame(
+        {
+            "variant": runs["variant"],
+            "seed": runs["seed"].astype(int),
+            "final_pct": (100 * runs["final_test_acc"].astype(float)).where(~diverged),
+        }
+    )
 
 
 # The study verdict of each decision; "too few finished runs" keeps the fixed analysis's own verdict
 # (not enough seeds, or all runs diverged).
-VERDICTS = {BETTER: st.BETTER, WORSE: st.WORSE, NEGLIGIBLE: st.NEGLIGIBLE, FUTILE: st.NO_DIFFERENCE,
-            MAXED: st.NO_DIFFERENCE}
+VERDICTS = {
+    BETTER: st.BETTER,
+    WORSE: st.WORSE,
+    NEGLIGIBLE: st.NEGLIGIBLE,
+    FUTILE: st.NO_DIFFERENCE,
+    MAXED: st.NO_DIFFERENCE,
+}
 
 
 def with_design(table: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:

@@ -12,24 +12,36 @@ plotted without a join.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from lrstudy.analysis import adaptive
-from lrstudy.atomic import atomic_path
-from lrstudy.metrics import METRIC_COLUMNS
 from lrstudy.analysis.stats import STATS_COLUMNS as VARIANT_STATS_COLUMNS
 from lrstudy.analysis.stats import reference_variant, study_stats
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, description, per_variant
+from lrstudy.atomic import atomic_path
+from lrstudy.metrics import METRIC_COLUMNS
 
 EPOCH_COLUMNS = ["variant", "seed", *METRIC_COLUMNS, "diverged"]
 SUMMARY_COLUMNS = [
-    "variant", "seed", *DESCRIPTION_COLUMNS, "final_test_acc", "best_test_acc", "best_epoch", "epochs_completed",
-    "diverged", "diverged_epoch", "train_seconds", "seconds_per_epoch", "device", "device_name",
-    "config_hash", "dataset_md5",
+    "variant",
+    "seed",
+    *DESCRIPTION_COLUMNS,
+    "final_test_acc",
+    "best_test_acc",
+    "best_epoch",
+    "epochs_completed",
+    "diverged",
+    "diverged_epoch",
+    "train_seconds",
+    "seconds_per_epoch",
+    "device",
+    "device_name",
+    "config_hash",
+    "dataset_md5",
 ]
 STATS_COLUMNS = [*VARIANT_STATS_COLUMNS[:2], *DESCRIPTION_COLUMNS, *VARIANT_STATS_COLUMNS[2:]]
 
@@ -45,12 +57,14 @@ def run_tables(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> tuple
         m = m.replace([np.inf, -np.inf], np.nan)
         m["epoch"] = m["epoch"].astype(int)
         epochs.append(m.assign(variant=s["variant"], seed=int(s["seed"]), diverged=bool(s["diverged"])))
-        runs.append({
-            **{k: s.get(k) for k in SUMMARY_COLUMNS},
-            **description(s, str(run_dir / "summary.json")),
-            "seconds_per_epoch": s["train_seconds"] / max(s["epochs_completed"], 1),
-            "dataset_md5": s["dataset"]["md5"],
-        })
+        runs.append(
+            {
+                **{k: s.get(k) for k in SUMMARY_COLUMNS},
+                **description(s, str(run_dir / "summary.json")),
+                "seconds_per_epoch": s["train_seconds"] / max(s["epochs_completed"], 1),
+                "dataset_md5": s["dataset"]["md5"],
+            }
+        )
     epochs_df = _in_config_order(pd.concat(epochs, ignore_index=True)[EPOCH_COLUMNS], variants, ["epoch"])
     summary_df = _in_config_order(pd.DataFrame(runs, columns=SUMMARY_COLUMNS), variants, [])
     for col in ("final_test_acc", "best_test_acc"):
@@ -77,8 +91,9 @@ def _read_metrics(path: Path) -> pd.DataFrame:
         bad = m[col].isna() & (text[col].str.strip().str.lower() != "nan")
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{path}: row {row + 1} (line {row + 2}), column {col}: {text[col].iloc[row]!r} is "
-                             "not a number")
+            raise ValueError(
+                f"{path}: row {row + 1} (line {row + 2}), column {col}: {text[col].iloc[row]!r} is not a number"
+            )
     if m.empty or m["epoch"].tolist() != list(range(1, len(m) + 1)):
         raise ValueError(f"{path}: the epochs are {m['epoch'].tolist()}, not 1, 2, ..., one row per epoch")
     return m
@@ -102,7 +117,8 @@ def _check_agreement(run_dir: Path, summary: dict, metrics: pd.DataFrame) -> Non
             raise ValueError(
                 f"{run_dir / 'summary.json'} and {run_dir / 'metrics.csv'} disagree: {key} is {got!r} in "
                 f"summary.json but {want!r} by metrics.csv. One of them was edited or comes from another run: "
-                f"restore both, or delete {run_dir} and train the run again.")
+                f"restore both, or delete {run_dir} and train the run again."
+            )
 
 
 def _agree(got, want) -> bool:
@@ -120,8 +136,9 @@ def _in_config_order(df: pd.DataFrame, variants: Sequence[str], then: list[str])
     return df.assign(_order=order).sort_values(["_order", "seed", *then]).drop(columns="_order").reset_index(drop=True)
 
 
-def variant_table(summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design | None = None,
-                  seeds: Sequence[int] = ()) -> pd.DataFrame:
+def variant_table(
+    summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design | None = None, seeds: Sequence[int] = ()
+) -> pd.DataFrame:
     """One row per variant: its statistics (with an adaptive `design`, the design's verdicts), and the
     description columns after its name and reference."""
     stats = study_stats(summary, variants)
@@ -131,16 +148,21 @@ def variant_table(summary: pd.DataFrame, variants: Sequence[str], design: adapti
     return stats.merge(described, on="variant", how="left")[STATS_COLUMNS]
 
 
-def aggregate(run_dirs: Iterable[str | Path], variants: Sequence[str], design: adaptive.Design | None = None,
-              seeds: Sequence[int] = ()) -> dict[str, pd.DataFrame]:
+def aggregate(
+    run_dirs: Iterable[str | Path],
+    variants: Sequence[str],
+    design: adaptive.Design | None = None,
+    seeds: Sequence[int] = (),
+) -> dict[str, pd.DataFrame]:
     """The three tables; with an adaptive `design` (and the configured `seeds`, its first stage) the
     verdicts are the design's."""
     epochs, summary = run_tables(run_dirs, variants)
     return {"epochs": epochs, "summary": summary, "stats": variant_table(summary, variants, design, seeds)}
 
 
-def seed_plan(summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design,
-              seeds: Sequence[int]) -> pd.DataFrame:
+def seed_plan(
+    summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design, seeds: Sequence[int]
+) -> pd.DataFrame:
     """The adaptive design's looks at these runs (one row per run, as summary.csv has them)."""
     return adaptive.study_plan(design, adaptive.final_points(summary), variants, reference_variant(variants), seeds)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import matplotlib
 
@@ -23,8 +23,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from lrstudy.atomic import atomic_path  # noqa: E402
 from lrstudy.analysis.variants import labels  # noqa: E402
+from lrstudy.atomic import atomic_path  # noqa: E402
 
 # Same input, same bytes: no timestamps, fixed SVG ids.
 matplotlib.rcParams.update({"svg.hashsalt": "lrstudy", "font.size": 10.5, "axes.grid": True, "grid.alpha": 0.3})
@@ -132,8 +132,11 @@ def plot_accuracy(tables: Tables, variants: Sequence[str]) -> Figure:
     _curves(ax_train, epochs, variants, "train_acc", 100)
     tail, start = _last_quarter(epochs)
     _curves(ax_zoom, tail, variants, "test_acc", 100)
-    for ax, title in ((ax_test, "Test accuracy"), (ax_train, "Train accuracy"),
-                      (ax_zoom, f"Test accuracy, epochs {start}\u2013{epochs['epoch'].max()} (zoom)")):
+    for ax, title in (
+        (ax_test, "Test accuracy"),
+        (ax_train, "Train accuracy"),
+        (ax_zoom, f"Test accuracy, epochs {start}\u2013{epochs['epoch'].max()} (zoom)"),
+    ):
         ax.set(title=title, xlabel="epoch", ylabel="accuracy (%)")
     _legend(fig, tables, variants)
     return fig
@@ -142,7 +145,9 @@ def plot_accuracy(tables: Tables, variants: Sequence[str]) -> Figure:
 def plot_loss(tables: Tables, variants: Sequence[str]) -> Figure:
     epochs = tables["epochs"]
     fig = Figure(figsize=(11.5, 4.2), layout="constrained")
-    for ax, column, title in zip(fig.subplots(1, 2), ("train_loss", "test_loss"), ("Train loss", "Test loss")):
+    for ax, column, title in zip(
+        fig.subplots(1, 2), ("train_loss", "test_loss"), ("Train loss", "Test loss"), strict=True
+    ):
         _curves(ax, epochs, variants, column)
         ax.set(title=title, xlabel="epoch", ylabel="cross-entropy loss (nats, log scale)", yscale="log")
         _plain_log_axis(ax.yaxis)
@@ -175,27 +180,45 @@ def plot_final(tables: Tables, variants: Sequence[str]) -> Figure:
     ax.axhline(stats.loc[reference, "final_mean_pct"], color="0.5", ls=":", lw=1)
     finished = summary[~summary["diverged"]]
     bars = stats[stats["n"] >= 2]
-    ax.set_ylim(*_zoomed([*(100 * finished["final_test_acc"]), *stats["final_mean_pct"]],
-                         [*bars["final_ci_low_pct"], *bars["final_ci_high_pct"]]))
+    ax.set_ylim(
+        *_zoomed(
+            [*(100 * finished["final_test_acc"]), *stats["final_mean_pct"]],
+            [*bars["final_ci_low_pct"], *bars["final_ci_high_pct"]],
+        )
+    )
     for i, v in enumerate(variants):
         runs = finished[finished["variant"] == v]
         offsets = np.linspace(-0.15, 0.15, len(runs)) if len(runs) > 1 else np.zeros(len(runs))
         ax.scatter(i - 0.1 + offsets, 100 * runs["final_test_acc"], color=colours[v], s=22, alpha=0.8, zorder=3)
         row = stats.loc[v]
         ci = [[row["final_mean_pct"] - row["final_ci_low_pct"]], [row["final_ci_high_pct"] - row["final_mean_pct"]]]
-        ax.errorbar(i + 0.25, row["final_mean_pct"], yerr=ci if row["n"] >= 2 else None, fmt="D", ms=6,
-                    color=colours[v], mec="black", capsize=4, zorder=4)
+        ax.errorbar(
+            i + 0.25,
+            row["final_mean_pct"],
+            yerr=ci if row["n"] >= 2 else None,
+            fmt="D",
+            ms=6,
+            color=colours[v],
+            mec="black",
+            capsize=4,
+            zorder=4,
+        )
         if row["n"] >= 2:
             _mark_clipped_ci(ax, i + 0.25, row["final_ci_low_pct"], row["final_ci_high_pct"], colours[v])
     ax.set_xticks(range(len(variants)), [_final_tick(v, texts[v], stats.loc[v]) for v in variants])
     ax.set_xlim(-0.6, len(variants) - 0.4)
     ax.set(title="Final test accuracy per seed; mean and 95% CI", ylabel="final test accuracy (%)")
     ax.grid(axis="x", visible=False)
-    fig.legend(handles=[
-        Line2D([], [], ls="", marker="o", color="0.4", label="one seed"),
-        Line2D([], [], ls="", marker="D", color="0.4", mec="black", label="mean, 95% CI bar"),
-        Line2D([], [], color="0.5", ls=":", label=f"{reference} (reference) mean"),
-    ], loc="outside lower center", ncols=3, frameon=False)
+    fig.legend(
+        handles=[
+            Line2D([], [], ls="", marker="o", color="0.4", label="one seed"),
+            Line2D([], [], ls="", marker="D", color="0.4", mec="black", label="mean, 95% CI bar"),
+            Line2D([], [], color="0.5", ls=":", label=f"{reference} (reference) mean"),
+        ],
+        loc="outside lower center",
+        ncols=3,
+        frameon=False,
+    )
     return fig
 
 
@@ -220,8 +243,17 @@ def _mark_clipped_ci(ax, x: float, low: float, high: float, colour) -> None:
     ends = ((high > top, f"\u2191 {high:.1f}", 1, "top"), (low < bottom, f"\u2193 {low:.1f}", 0, "bottom"))
     for beyond, text, y, va in ends:
         if beyond:
-            ax.annotate(text, (x, y), xycoords=("data", "axes fraction"), xytext=(3, 2 - 4 * y),
-                        textcoords="offset points", ha="left", va=va, fontsize=8, color=colour)
+            ax.annotate(
+                text,
+                (x, y),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, 2 - 4 * y),
+                textcoords="offset points",
+                ha="left",
+                va=va,
+                fontsize=8,
+                color=colour,
+            )
 
 
 def _final_tick(variant: str, text: str, row: pd.Series) -> str:
@@ -232,7 +264,10 @@ def _final_tick(variant: str, text: str, row: pd.Series) -> str:
 
 
 PLOTS: dict[str, Callable[[Tables, Sequence[str]], Figure]] = {
-    "accuracy": plot_accuracy, "loss": plot_loss, "lr": plot_lr, "final_accuracy": plot_final,
+    "accuracy": plot_accuracy,
+    "loss": plot_loss,
+    "lr": plot_lr,
+    "final_accuracy": plot_final,
 }
 
 

@@ -15,8 +15,8 @@ import importlib.metadata
 import json
 import platform
 import struct
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import jinja2
 import pandas as pd
@@ -24,17 +24,31 @@ import yaml
 
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import stats as st
-from lrstudy.atomic import atomic_write_text
-from lrstudy.config import json_hash
 from lrstudy.analysis.figures import DPI as FIGURE_DPI
 from lrstudy.analysis.variants import DATA_KEYS, RECIPE_KEYS, labels
+from lrstudy.atomic import atomic_write_text
+from lrstudy.config import json_hash
 
 ANALYSIS_PACKAGES = ["snakemake", "pandas", "numpy", "scipy", "matplotlib", "jinja2"]
-VERDICT_CLASS = {st.BETTER: "better", st.WORSE: "worse", st.NO_DIFFERENCE: "same", st.TOO_FEW: "few",
-                 st.ALL_DIVERGED: "worse", st.REFERENCE: "ref", st.NEGLIGIBLE: "same"}
+VERDICT_CLASS = {
+    st.BETTER: "better",
+    st.WORSE: "worse",
+    st.NO_DIFFERENCE: "same",
+    st.TOO_FEW: "few",
+    st.ALL_DIVERGED: "worse",
+    st.REFERENCE: "ref",
+    st.NEGLIGIBLE: "same",
+}
 # The verdict words by name, so that the template compares with these and never repeats them.
-VERDICTS = {"reference": st.REFERENCE, "better": st.BETTER, "worse": st.WORSE, "no_difference": st.NO_DIFFERENCE,
-            "too_few": st.TOO_FEW, "all_diverged": st.ALL_DIVERGED, "negligible": st.NEGLIGIBLE}
+VERDICTS = {
+    "reference": st.REFERENCE,
+    "better": st.BETTER,
+    "worse": st.WORSE,
+    "no_difference": st.NO_DIFFERENCE,
+    "too_few": st.TOO_FEW,
+    "all_diverged": st.ALL_DIVERGED,
+    "negligible": st.NEGLIGIBLE,
+}
 
 
 def num(x, digits: int = 2, signed: bool = False) -> str:
@@ -81,8 +95,10 @@ def study_scale(stats: pd.DataFrame, runs: pd.DataFrame, seeds: Sequence) -> dic
     """What this study ran: each description key's values over the variants, and its runs and devices."""
     return {
         **{k: distinct_values(stats[k]) for k in SCALE_KEYS},
-        "variants": len(stats), "seeds": list(seeds), "runs": len(runs),
-        "devices": distinct_values(zip(runs["device"], runs["device_name"])),
+        "variants": len(stats),
+        "seeds": list(seeds),
+        "runs": len(runs),
+        "devices": distinct_values(zip(runs["device"], runs["device_name"], strict=False)),
     }
 
 
@@ -101,9 +117,15 @@ def published_vs_ours(published: dict, stats: pd.DataFrame, runs: pd.DataFrame) 
         "best": others.loc[others["final_mean_pct"].idxmax()].to_dict() if len(others) else None,
         "published_gain_pct": published["best_variant_final_acc_pct"] - published["baseline_final_acc_pct"],
         "published_seconds_per_epoch": published["train_seconds"] / published["scale"]["epochs"],
-        "time": {"seconds": done["train_seconds"].mean(), "epochs": int(done["epochs_completed"].max()),
-                 "seconds_per_epoch": done["seconds_per_epoch"].mean(), "runs": len(done),
-                 "devices": distinct_values(done["device_name"])} if len(done) else None,
+        "time": {
+            "seconds": done["train_seconds"].mean(),
+            "epochs": int(done["epochs_completed"].max()),
+            "seconds_per_epoch": done["seconds_per_epoch"].mean(),
+            "runs": len(done),
+            "devices": distinct_values(done["device_name"]),
+        }
+        if len(done)
+        else None,
     }
 
 
@@ -111,11 +133,13 @@ def figure(path: str | Path, captions_dir: str | Path) -> dict:
     """A PNG as a data URI, with its name (the template titles it), caption and display width."""
     path, data = Path(path), Path(path).read_bytes()
     width_px = struct.unpack(">I", data[16:20])[0]  # from the PNG header (IHDR)
-    return {"name": path.stem,
-            "caption": (Path(captions_dir) / f"{path.stem}.rst").read_text().strip(),
-            "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
-            # Figures are saved at FIGURE_DPI; shown at 96 px per inch, all figures get the same font size.
-            "width": round(width_px * 96 / FIGURE_DPI)}
+    return {
+        "name": path.stem,
+        "caption": (Path(captions_dir) / f"{path.stem}.rst").read_text().strip(),
+        "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
+        # Figures are saved at FIGURE_DPI; shown at 96 px per inch, all figures get the same font size.
+        "width": round(width_px * 96 / FIGURE_DPI),
+    }
 
 
 def distinct(values: Iterable) -> str:
@@ -147,19 +171,31 @@ def provenance(summaries: list[dict]) -> dict:
     return {
         "commits": [{"sha": sha, "dirty": dirty} for sha, dirty in sorted(commits, key=str)],
         "engine": [code_of(s)["engine_fingerprint"] for s in summaries],
-        "runs": [{"run": f"{s['variant']}/seed{s['seed']}", **code_of(s), "execution": s.get("execution") or {}}
-                 for s in summaries],
+        "runs": [
+            {"run": f"{s['variant']}/seed{s['seed']}", **code_of(s), "execution": s.get("execution") or {}}
+            for s in summaries
+        ],
         "devices": [f"{s['device']}: {s['device_name']}" for s in summaries],
         "training": {key: [s["versions"].get(key) for s in summaries] for key in training},
         "analysis_python": platform.python_version(),
         "packages": [(pkg, importlib.metadata.version(pkg)) for pkg in ANALYSIS_PACKAGES],
-        "dataset": {key: [s["dataset"][key] for s in summaries]
-                    for key in ("md5", "sha256", "train_size", "test_size")},
+        "dataset": {
+            key: [s["dataset"][key] for s in summaries] for key in ("md5", "sha256", "train_size", "test_size")
+        },
     }
 
 
-def context(*, stats: pd.DataFrame, runs: pd.DataFrame, summaries: list[dict], figures: Sequence[str | Path],
-            captions_dir: str | Path, published: dict, config: dict, seed_plan: pd.DataFrame | None = None) -> dict:
+def context(
+    *,
+    stats: pd.DataFrame,
+    runs: pd.DataFrame,
+    summaries: list[dict],
+    figures: Sequence[str | Path],
+    captions_dir: str | Path,
+    published: dict,
+    config: dict,
+    seed_plan: pd.DataFrame | None = None,
+) -> dict:
     """Every value the template words: numbers, flags and names, no sentences."""
     config = json.loads(json.dumps(config))  # plain dicts and lists, whatever Snakemake handed over
     config_yaml = yaml.safe_dump(config, sort_keys=False)
@@ -196,34 +232,66 @@ def adaptive_section(plan: pd.DataFrame, stats: pd.DataFrame, runs: pd.DataFrame
     rows = []
     for _, r in stats.iterrows():
         decided = last.loc[r["variant"]] if r["variant"] in last.index else None
-        rows.append({"variant": r["variant"], "seeds": int(r["n_runs"]), "stages": int(r["stages"]),
-                     "decision": "\u2013" if decided is None else decided["decision"],
-                     "reason": "no look: it is the only variant" if decided is None else decided["reason"],
-                     "p": r["sequential_p_value"]})
+        rows.append(
+            {
+                "variant": r["variant"],
+                "seeds": int(r["n_runs"]),
+                "stages": int(r["stages"]),
+                "decision": "\u2013" if decided is None else decided["decision"],
+                "reason": "no look: it is the only variant" if decided is None else decided["reason"],
+                "p": r["sequential_p_value"],
+            }
+        )
     ceiling = design.max_seeds * len(stats)
     return {
-        "rows": rows, "method": ad.METHOD, "max_seeds": design.max_seeds, "effect_pct": design.effect_pct,
-        "power": design.power, "stage_sizes": ", ".join(map(str, design.sizes)),
-        "boundaries": ", ".join(f"{c:.2f}" for c in design.bounds), "runs": len(runs), "ceiling": ceiling,
-        "saved": ceiling - len(runs), "saved_pct": 100 * (ceiling - len(runs)) / ceiling,
+        "rows": rows,
+        "method": ad.METHOD,
+        "max_seeds": design.max_seeds,
+        "effect_pct": design.effect_pct,
+        "power": design.power,
+        "stage_sizes": ", ".join(map(str, design.sizes)),
+        "boundaries": ", ".join(f"{c:.2f}" for c in design.bounds),
+        "runs": len(runs),
+        "ceiling": ceiling,
+        "saved": ceiling - len(runs),
+        "saved_pct": 100 * (ceiling - len(runs)) / ceiling,
     }
 
 
 def render(template: str | Path, ctx: dict) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(template).parent), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(template).parent),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(num=num, pvalue=pvalue, count=count, distinct=distinct)
     env.tests["missing"] = pd.isna
     return env.get_template(Path(template).name).render(**ctx)
 
 
-def write_report(*, stats_csv: str | Path, summary_csv: str | Path, summary_jsons: Iterable[str | Path],
-                 figures: Sequence[str | Path], captions_dir: str | Path, published: str | Path,
-                 template: str | Path, config: dict, out: str | Path, seed_plan_csv: str | Path | None = None) -> None:
+def write_report(
+    *,
+    stats_csv: str | Path,
+    summary_csv: str | Path,
+    summary_jsons: Iterable[str | Path],
+    figures: Sequence[str | Path],
+    captions_dir: str | Path,
+    published: str | Path,
+    template: str | Path,
+    config: dict,
+    out: str | Path,
+    seed_plan_csv: str | Path | None = None,
+) -> None:
     ctx = context(
-        stats=pd.read_csv(stats_csv, dtype={"seeds_needed": "Int64"}), runs=pd.read_csv(summary_csv),
-        summaries=[json.loads(Path(p).read_text()) for p in summary_jsons], figures=figures,
-        captions_dir=captions_dir, published=load_published(published), config=config,
+        stats=pd.read_csv(stats_csv, dtype={"seeds_needed": "Int64"}),
+        runs=pd.read_csv(summary_csv),
+        summaries=[json.loads(Path(p).read_text()) for p in summary_jsons],
+        figures=figures,
+        captions_dir=captions_dir,
+        published=load_published(published),
+        config=config,
         seed_plan=None if seed_plan_csv is None else pd.read_csv(seed_plan_csv),
     )
     atomic_write_text(out, render(template, ctx))

@@ -10,7 +10,7 @@ over epochs on the test set itself, so it is biased upwards and is not used for 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,12 +35,29 @@ TOO_FEW = "not enough seeds"
 ALL_DIVERGED = "all runs diverged"
 
 STATS_COLUMNS = [
-    "variant", "reference", "n_runs", "n", "n_diverged",
-    "final_mean_pct", "final_std_pct", "final_ci_low_pct", "final_ci_high_pct",
-    "best_mean_pct", "best_std_pct", "best_ci_low_pct", "best_ci_high_pct",
-    "diff_pct", "diff_ci_low_pct", "diff_ci_high_pct", "p_value", "verdict",
-    "seeds_needed", "detectable_diff_pct", "train_seconds_mean",
-    "stages", "sequential_p_value",  # a fixed design has one stage; its verdict comes from p_value
+    "variant",
+    "reference",
+    "n_runs",
+    "n",
+    "n_diverged",
+    "final_mean_pct",
+    "final_std_pct",
+    "final_ci_low_pct",
+    "final_ci_high_pct",
+    "best_mean_pct",
+    "best_std_pct",
+    "best_ci_low_pct",
+    "best_ci_high_pct",
+    "diff_pct",
+    "diff_ci_low_pct",
+    "diff_ci_high_pct",
+    "p_value",
+    "verdict",
+    "seeds_needed",
+    "detectable_diff_pct",
+    "train_seconds_mean",
+    "stages",
+    "sequential_p_value",  # a fixed design has one stage; its verdict comes from p_value
 ]
 
 
@@ -55,8 +72,7 @@ def describe(values: Sequence[float]) -> dict:
     """n, mean, sample std and the t-based 95% CI of the mean; std and CI are NaN below two values."""
     x = np.asarray(values, dtype=float)
     n = len(x)
-    out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan,
-           "ci_low": math.nan, "ci_high": math.nan}
+    out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     if n >= 2:
         out["std"] = _spread(x)
         half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * out["std"] / math.sqrt(n)
@@ -145,9 +161,11 @@ def _check_finished_runs_have_accuracies(finished: pd.DataFrame) -> None:
         bad = finished[~np.isfinite(finished[col].to_numpy(float))]
         if len(bad):
             row = bad.iloc[0]
-            raise ValueError(f"run {row['variant']} seed {row['seed']}: {col} is {row[col]} but the run is not "
-                             "marked diverged; its summary.json is damaged or edited: delete the run's directory "
-                             "and train it again")
+            raise ValueError(
+                f"run {row['variant']} seed {row['seed']}: {col} is {row[col]} but the run is not "
+                "marked diverged; its summary.json is damaged or edited: delete the run's directory "
+                "and train it again"
+            )
 
 
 def study_stats(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
@@ -173,18 +191,31 @@ def study_stats(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
             if f["n"] >= 2 and len(ref) >= 2:
                 cmp = welch(final[v], ref)
                 sd_ref = float(np.std(ref, ddof=1))
-                sized = {"seeds_needed": seeds_needed(cmp["diff"], f["std"], sd_ref),
-                         "detectable_diff_pct": detectable_diff(f["std"], sd_ref, f["n"], len(ref))}
+                sized = {
+                    "seeds_needed": seeds_needed(cmp["diff"], f["std"], sd_ref),
+                    "detectable_diff_pct": detectable_diff(f["std"], sd_ref, f["n"], len(ref)),
+                }
             word = verdict(f["n"], len(ref), n_diverged, cmp["diff"], cmp["p_value"])
-        rows.append({
-            "variant": v, "reference": reference, "n_runs": n_runs, "n": f["n"], "n_diverged": n_diverged,
-            **{f"final_{k}_pct": f[k] for k in ("mean", "std", "ci_low", "ci_high")},
-            **{f"best_{k}_pct": b[k] for k in ("mean", "std", "ci_low", "ci_high")},
-            "diff_pct": cmp["diff"], "diff_ci_low_pct": cmp["ci_low"], "diff_ci_high_pct": cmp["ci_high"],
-            "p_value": cmp["p_value"], "verdict": word, **sized,
-            "train_seconds_mean": float(runs.loc[runs["variant"] == v, "train_seconds"].mean()),
-            "stages": 1, "sequential_p_value": math.nan,
-        })
+        rows.append(
+            {
+                "variant": v,
+                "reference": reference,
+                "n_runs": n_runs,
+                "n": f["n"],
+                "n_diverged": n_diverged,
+                **{f"final_{k}_pct": f[k] for k in ("mean", "std", "ci_low", "ci_high")},
+                **{f"best_{k}_pct": b[k] for k in ("mean", "std", "ci_low", "ci_high")},
+                "diff_pct": cmp["diff"],
+                "diff_ci_low_pct": cmp["ci_low"],
+                "diff_ci_high_pct": cmp["ci_high"],
+                "p_value": cmp["p_value"],
+                "verdict": word,
+                **sized,
+                "train_seconds_mean": float(runs.loc[runs["variant"] == v, "train_seconds"].mean()),
+                "stages": 1,
+                "sequential_p_value": math.nan,
+            }
+        )
     table = pd.DataFrame(rows, columns=STATS_COLUMNS)
     table["seeds_needed"] = table["seeds_needed"].astype("Int64")
     return table

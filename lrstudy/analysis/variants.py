@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -23,21 +23,34 @@ DESCRIPTION_COLUMNS = [*WINDOW_COLUMNS, *RECIPE_KEYS, *DATA_KEYS]
 SEPARATOR = ";"
 
 # How a recipe key reads in a label, where a variant differs from the reference in it.
-_DIFFERENCE = {"epochs": "{} epochs", "lr": "lr {}", "batch_size": "batch {}", "schedule": "{} schedule",
-               "width": "width {}", "train_size": "{} train images", "test_size": "{} test images"}
+_DIFFERENCE = {
+    "epochs": "{} epochs",
+    "lr": "lr {}",
+    "batch_size": "batch {}",
+    "schedule": "{} schedule",
+    "width": "width {}",
+    "train_size": "{} train images",
+    "test_size": "{} test images",
+}
 
 
 def description(summary: dict, where: str) -> dict:
     """The description columns of one run from its summary.json (`where` names the file in errors)."""
     train, dataset = summary.get("config") or {}, summary.get("dataset") or {}
-    missing = [f"config.{k}" for k in RECIPE_KEYS if k not in train] + [f"dataset.{k}" for k in DATA_KEYS
-                                                                         if k not in dataset]
+    missing = [f"config.{k}" for k in RECIPE_KEYS if k not in train] + [
+        f"dataset.{k}" for k in DATA_KEYS if k not in dataset
+    ]
     if missing:
-        raise ValueError(f"{where}: no {', '.join(missing)}; this file was not written by this version's "
-                         "train rule: rerun the run (snakemake --forcerun train)")
+        raise ValueError(
+            f"{where}: no {', '.join(missing)}; this file was not written by this version's "
+            "train rule: rerun the run (snakemake --forcerun train)"
+        )
     windows = sorted(train.get("lr_windows") or [], key=lambda w: w["start"])
-    return {**{col: _joined([w[col.removeprefix("window_")] for w in windows]) for col in WINDOW_COLUMNS},
-            **{k: train[k] for k in RECIPE_KEYS}, **{k: dataset[k] for k in DATA_KEYS}}
+    return {
+        **{col: _joined([w[col.removeprefix("window_")] for w in windows]) for col in WINDOW_COLUMNS},
+        **{k: train[k] for k in RECIPE_KEYS},
+        **{k: dataset[k] for k in DATA_KEYS},
+    }
 
 
 def _joined(values: list) -> str | None:
@@ -53,8 +66,10 @@ def per_variant(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
         for col in DESCRIPTION_COLUMNS:
             values = mine[col].dropna().astype(str).unique()
             if len(values) > 1:
-                raise ValueError(f"the runs of variant {v} disagree on {col} ({', '.join(values)}): some ran "
-                                 "with an older config; rerun them (snakemake --forcerun train)")
+                raise ValueError(
+                    f"the runs of variant {v} disagree on {col} ({', '.join(values)}): some ran "
+                    "with an older config; rerun them (snakemake --forcerun train)"
+                )
         rows[v] = mine.iloc[0] if len(mine) else pd.Series(index=DESCRIPTION_COLUMNS, dtype=object)
     return pd.DataFrame.from_dict(rows, orient="index", columns=DESCRIPTION_COLUMNS)
 
@@ -62,7 +77,7 @@ def per_variant(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
 def windows(row: pd.Series) -> list[tuple[int, int, float]]:
     """(start, end, factor) of each lr window in a row of description columns, as written or read back."""
     parts = [_split(row[col]) for col in WINDOW_COLUMNS]
-    return [(int(s), int(e), f) for s, e, f in zip(*parts)]
+    return [(int(s), int(e), f) for s, e, f in zip(*parts, strict=False)]
 
 
 def _split(value) -> list[float]:
@@ -89,8 +104,11 @@ def labels(table: pd.DataFrame, reference: str) -> dict[str, str]:
     out = {}
     for v, row in table.iterrows():
         parts = [window_text(*w) for w in windows(row)]
-        parts += [_DIFFERENCE[k].format(_number(_plain(row[k]))) for k in [*RECIPE_KEYS, *DATA_KEYS]
-                  if v != reference and not _same(row[k], ref[k])]
+        parts += [
+            _DIFFERENCE[k].format(_number(_plain(row[k])))
+            for k in [*RECIPE_KEYS, *DATA_KEYS]
+            if v != reference and not _same(row[k], ref[k])
+        ]
         out[v] = ", ".join(parts) or "base recipe"
     return out
 

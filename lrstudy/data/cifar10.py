@@ -87,8 +87,16 @@ def link_archive(archive: str, md5: str | None, out: Path) -> None:
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 
-def download(url: str, md5: str | None, out: Path, *, retries: int = 5, backoff: float = 2.0,
-             timeout: float = 60.0, progress_every: float = 2.0) -> None:
+def download(
+    url: str,
+    md5: str | None,
+    out: Path,
+    *,
+    retries: int = 5,
+    backoff: float = 2.0,
+    timeout: float = 60.0,
+    progress_every: float = 2.0,
+) -> None:
     """Download `url` to `out`: resumable into `out.part`, retried with exponential backoff on transient
     errors, md5-checked before it is renamed into place. A failure leaves no `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +114,15 @@ def download(url: str, md5: str | None, out: Path, *, retries: int = 5, backoff:
                     "(or run: make local ARCHIVE=/path/to/cifar-10-python.tar.gz); README, 'No internet'"
                 ) from exc
             wait = backoff * 2**attempt
-            log.warning("download of %s failed (%s); retry %d/%d in %.0f s, resuming from %d bytes",
-                        url, exc, attempt + 1, retries, wait, part.stat().st_size if part.exists() else 0)
+            log.warning(
+                "download of %s failed (%s); retry %d/%d in %.0f s, resuming from %d bytes",
+                url,
+                exc,
+                attempt + 1,
+                retries,
+                wait,
+                part.stat().st_size if part.exists() else 0,
+            )
             time.sleep(wait)
     try:
         check_md5(part, md5, f"dataset.url ({url})")
@@ -163,8 +178,14 @@ def _fetch(url: str, part: Path, *, timeout: float, progress_every: float) -> No
 def _report_progress(url: str, done: int, total: int | None, seconds: float) -> None:
     rate = done / max(seconds, 1e-9) / 1e6
     if total:
-        log.info("downloading %s: %5.1f%% (%.1f / %.1f MB, %.1f MB/s)", url, 100 * done / total, done / 1e6,
-                 total / 1e6, rate)
+        log.info(
+            "downloading %s: %5.1f%% (%.1f / %.1f MB, %.1f MB/s)",
+            url,
+            100 * done / total,
+            done / 1e6,
+            total / 1e6,
+            rate,
+        )
     else:
         log.info("downloading %s: %.1f MB (%.1f MB/s)", url, done / 1e6, rate)
 
@@ -176,9 +197,13 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Builds dicts, lists, bytes and numpy arrays; refuses every other global (no code execution)."""
 
     _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
     }
 
     def find_class(self, module, name):
@@ -196,8 +221,10 @@ def _check_member(archive: Path, m: tarfile.TarInfo) -> None:
     if not (m.isfile() or m.isdir()):
         raise DatasetError(f"{archive}: member {m.name!r} is a link or device, refusing to read the archive")
     if m.size > MAX_MEMBER_BYTES:
-        raise DatasetError(f"{archive}: member {m.name!r} declares {m.size:,} bytes, more than any CIFAR-10 batch "
-                           f"(about 31 MB, limit {MAX_MEMBER_BYTES:,}); refusing to read the archive")
+        raise DatasetError(
+            f"{archive}: member {m.name!r} declares {m.size:,} bytes, more than any CIFAR-10 batch "
+            f"(about 31 MB, limit {MAX_MEMBER_BYTES:,}); refusing to read the archive"
+        )
 
 
 def _read_batch(archive: Path, tar: tarfile.TarFile, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -230,11 +257,15 @@ def read_archive(archive: Path) -> dict[str, np.ndarray]:
             train = [_read_batch(archive, tar, n) for n in TRAIN_MEMBERS]
             x_test, y_test = _read_batch(archive, tar, TEST_MEMBER)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise DatasetError(f"{archive}: not a readable gzip tar archive ({type(exc).__name__}: {exc}); "
-                           "a truncated or corrupt download? Delete it and run again.") from exc
+        raise DatasetError(
+            f"{archive}: not a readable gzip tar archive ({type(exc).__name__}: {exc}); "
+            "a truncated or corrupt download? Delete it and run again."
+        ) from exc
     return {
-        "x_train": np.concatenate([x for x, _ in train]), "y_train": np.concatenate([y for _, y in train]),
-        "x_test": x_test, "y_test": y_test,
+        "x_train": np.concatenate([x for x, _ in train]),
+        "y_train": np.concatenate([y for _, y in train]),
+        "x_test": x_test,
+        "y_test": y_test,
     }
 
 
@@ -244,8 +275,9 @@ def balanced_subset(labels: np.ndarray, limit: int | None, key: str) -> np.ndarr
         return np.arange(labels.size)
     if limit >= labels.size:
         if limit > labels.size:
-            log.warning("%s=%d is larger than the %d images there are: all %d are used", key, limit, labels.size,
-                        labels.size)
+            log.warning(
+                "%s=%d is larger than the %d images there are: all %d are used", key, limit, labels.size, labels.size
+            )
         return np.arange(labels.size)
     per_class = [limit // NUM_CLASSES + (1 if c < limit % NUM_CLASSES else 0) for c in range(NUM_CLASSES)]
     picks = []
@@ -264,13 +296,18 @@ def prepare(archive: Path, out_npz: Path, out_meta: Path, *, train_limit: int | 
     keep_train = balanced_subset(arrays["y_train"], train_limit, "dataset.train_limit")
     keep_test = balanced_subset(arrays["y_test"], test_limit, "dataset.test_limit")
     arrays = {
-        "x_train": arrays["x_train"][keep_train], "y_train": arrays["y_train"][keep_train],
-        "x_test": arrays["x_test"][keep_test], "y_test": arrays["y_test"][keep_test],
+        "x_train": arrays["x_train"][keep_train],
+        "y_train": arrays["y_train"][keep_train],
+        "x_test": arrays["x_test"][keep_test],
+        "y_test": arrays["y_test"][keep_test],
     }
     md5, sha256 = _digests(archive, "md5", "sha256")
     meta = {
-        "archive": str(archive), "md5": md5, "sha256": sha256,
-        "train_size": int(arrays["y_train"].size), "test_size": int(arrays["y_test"].size),
+        "archive": str(archive),
+        "md5": md5,
+        "sha256": sha256,
+        "train_size": int(arrays["y_train"].size),
+        "test_size": int(arrays["y_test"].size),
         "train_class_counts": np.bincount(arrays["y_train"], minlength=NUM_CLASSES).tolist(),
         "test_class_counts": np.bincount(arrays["y_test"], minlength=NUM_CLASSES).tolist(),
     }
@@ -286,15 +323,19 @@ def verify_cache(npz: Path, meta: dict) -> None:
     """The cache is what prepare() wrote: same size and sha256 as recorded then."""
     if "npz_sha256" not in meta:
         return  # a cache made before checksums were recorded
-    how_to_fix = (f"Rebuild it with: snakemake --forcerun prepare_data -- {npz} "
-                  "(finished runs are kept: they depend on the dataset's checksums, not on this file)")
+    how_to_fix = (
+        f"Rebuild it with: snakemake --forcerun prepare_data -- {npz} "
+        "(finished runs are kept: they depend on the dataset's checksums, not on this file)"
+    )
     try:
         size = Path(npz).stat().st_size
     except OSError as exc:
         raise DatasetError(f"{npz}: cannot read the dataset cache ({exc.strerror}). {how_to_fix}") from None
     if size != meta["npz_size"] or _digests(npz, "sha256")[0] != meta["npz_sha256"]:
-        raise DatasetError(f"{npz} is damaged: its size or sha256 differs from the one recorded when it was made "
-                           f"({size} bytes, {meta['npz_size']} recorded). {how_to_fix}")
+        raise DatasetError(
+            f"{npz} is damaged: its size or sha256 differs from the one recorded when it was made "
+            f"({size} bytes, {meta['npz_size']} recorded). {how_to_fix}"
+        )
 
 
 def load_cache(npz: Path) -> dict[str, np.ndarray]:

@@ -21,8 +21,10 @@ def local_yaml(archive: Path) -> str:
     md5 = md5sum(archive)
     header = "# Machine-local settings, read by every snakemake command here (git-ignored).\n"
     if md5 != OFFICIAL_MD5:
-        header += (f"# This copy's md5 is not the official archive's ({OFFICIAL_MD5}): it is the data's identity\n"
-                   "# for the runs made from it, and the file is checked against it before every use.\n")
+        header += (
+            f"# This copy's md5 is not the official archive's ({OFFICIAL_MD5}): it is the data's identity\n"
+            "# for the runs made from it, and the file is checked against it before every use.\n"
+        )
     return header + yaml.safe_dump({"dataset": {"archive": str(archive), "md5": md5}}, sort_keys=False)
 
 

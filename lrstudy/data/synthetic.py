@@ -20,7 +20,7 @@ def _images(rng: np.random.Generator, palette: np.ndarray, n: int) -> tuple[np.n
     x = palette[labels][:, :, None, None] + rng.normal(0, 40, size=(n, 3, 32, 32))
     for i in range(n):  # a bright square somewhere: clutter the crop moves around
         r, c = rng.integers(0, 24, size=2)
-        x[i, :, r:r + 8, c:c + 8] = 255
+        x[i, :, r : r + 8, c : c + 8] = 255
     return np.clip(x, 0, 255).astype(np.uint8).reshape(n, 3072), labels.tolist()
 
 
@@ -30,6 +30,7 @@ def write_archive(path: str | Path, *, train_per_batch: int = 100, test: int = 1
     palette = rng.integers(30, 225, size=(NUM_CLASSES, 3))
     path = Path(path)
     with tarfile.open(path, "w:gz") as tar:
+
         def add(name: str, payload: bytes) -> None:
             info = tarfile.TarInfo(f"{MEMBER_DIR}/{name}")
             info.size = len(payload)
@@ -38,8 +39,12 @@ def write_archive(path: str | Path, *, train_per_batch: int = 100, test: int = 1
         batches = [(f"data_batch_{i}", train_per_batch) for i in range(1, 6)] + [("test_batch", test)]
         for name, n in batches:
             data, labels = _images(rng, palette, n)
-            batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                     b"filenames": [f"{name}_{i}.png".encode() for i in range(n)]}
+            batch = {
+                b"batch_label": name.encode(),
+                b"labels": labels,
+                b"data": data,
+                b"filenames": [f"{name}_{i}.png".encode() for i in range(n)],
+            }
             add(name, pickle.dumps(batch, protocol=2))
         add("batches.meta", pickle.dumps({b"label_names": [f"class{c}".encode() for c in range(NUM_CLASSES)]}))
     return path

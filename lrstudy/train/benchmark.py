@@ -14,7 +14,6 @@ apart from the steady-state mean.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -28,16 +27,26 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
 from lrstudy.atomic import atomic_write_json, atomic_write_text
-from lrstudy.train.augment import MEAN, STD
 from lrstudy.config import defaults, run_hash
 from lrstudy.data.cifar10 import add_source_arguments, load_cache, load_meta, source_cache
+from lrstudy.train.augment import MEAN, STD
 from lrstudy.train.engine import DeviceData, Trainer, resolve_device
 from lrstudy.train.model import ResNet18
 from lrstudy.train.run import device_name, versions
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by a substring of the name.
-BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100": 756.0,
-                    "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0, "RTX 4090": 165.0}
+BF16_PEAK_TFLOPS = {
+    "H200": 989.0,
+    "H100 SXM": 989.0,
+    "H100 80GB HBM3": 989.0,
+    "H100 PCIe": 756.0,
+    "H100": 756.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10": 125.0,
+    "RTX 4090": 165.0,
+}
 
 
 def bf16_peak(name: str) -> float | None:
@@ -71,14 +80,25 @@ class PublishedStyleCIFAR(Dataset):
 def published_style_epochs(arrays, train: dict, device: torch.device, epochs: int, workers: int) -> list[float]:
     torch.manual_seed(0)
     model = ResNet18(width=train["width"]).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=train["lr"], momentum=train["momentum"],
-                          weight_decay=train["weight_decay"])
+    opt = torch.optim.SGD(
+        model.parameters(), lr=train["lr"], momentum=train["momentum"], weight_decay=train["weight_decay"]
+    )
     pin = device.type == "cuda"
-    train_loader = DataLoader(PublishedStyleCIFAR(arrays["x_train"], arrays["y_train"], True),
-                              batch_size=train["batch_size"], shuffle=True, num_workers=workers, pin_memory=pin,
-                              persistent_workers=workers > 0)
-    test_loader = DataLoader(PublishedStyleCIFAR(arrays["x_test"], arrays["y_test"], False), batch_size=100,
-                             num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+    train_loader = DataLoader(
+        PublishedStyleCIFAR(arrays["x_train"], arrays["y_train"], True),
+        batch_size=train["batch_size"],
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+    )
+    test_loader = DataLoader(
+        PublishedStyleCIFAR(arrays["x_test"], arrays["y_test"], False),
+        batch_size=100,
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+    )
     times = []
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -114,29 +134,41 @@ def _sync(device: torch.device) -> None:
 def summarise(name: str, times: list[float], n_train: int, flops_per_epoch: float, peak: float | None) -> dict:
     steady = times[1:] or times
     s = statistics.mean(steady)
-    return {"pipeline": name, "epochs": len(times), "first_epoch_s": times[0], "s_per_epoch": s,
-            "train_images_per_s": n_train / s, "tflops": flops_per_epoch / s / 1e12,
-            "share_of_bf16_peak": (flops_per_epoch / s / 1e12) / peak if peak else None}
+    return {
+        "pipeline": name,
+        "epochs": len(times),
+        "first_epoch_s": times[0],
+        "s_per_epoch": s,
+        "train_images_per_s": n_train / s,
+        "tflops": flops_per_epoch / s / 1e12,
+        "share_of_bf16_peak": (flops_per_epoch / s / 1e12) / peak if peak else None,
+    }
 
 
 def table(result: dict) -> str:
-    lines = [f"Device: {result['device_name']} ({result['device']}); torch {result['versions']['torch']}; "
-             f"ResNet18 width {result['width']}, batch {result['batch_size']}, {result['train_size']} train / "
-             f"{result['test_size']} test images; bf16 peak {result['bf16_peak_tflops'] or 'unknown'} TFLOP/s",
-             "", "| pipeline | s/epoch (steady) | first epoch s | train images/s | TFLOP/s | share of bf16 peak |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Device: {result['device_name']} ({result['device']}); torch {result['versions']['torch']}; "
+        f"ResNet18 width {result['width']}, batch {result['batch_size']}, {result['train_size']} train / "
+        f"{result['test_size']} test images; bf16 peak {result['bf16_peak_tflops'] or 'unknown'} TFLOP/s",
+        "",
+        "| pipeline | s/epoch (steady) | first epoch s | train images/s | TFLOP/s | share of bf16 peak |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in result["pipelines"]:
         share = f"{100 * r['share_of_bf16_peak']:.1f}%" if r["share_of_bf16_peak"] is not None else "n/a"
-        lines.append(f"| {r['pipeline']} | {r['s_per_epoch']:.3f} | {r['first_epoch_s']:.3f} | "
-                     f"{r['train_images_per_s']:.0f} | {r['tflops']:.2f} | {share} |")
+        lines.append(
+            f"| {r['pipeline']} | {r['s_per_epoch']:.3f} | {r['first_epoch_s']:.3f} | "
+            f"{r['train_images_per_s']:.0f} | {r['tflops']:.2f} | {share} |"
+        )
     if len(result["pipelines"]) == 2:
         lines += ["", f"Speed-up: {result['pipelines'][0]['s_per_epoch'] / result['pipelines'][1]['s_per_epoch']:.2f}x"]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="lrstudy-bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="lrstudy-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_source_arguments(ap)
     ap.add_argument("--out", type=Path, required=True, help="directory for benchmark.json and benchmark.md")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per pipeline (the first is warm-up)")
@@ -153,8 +185,16 @@ def main(argv: list[str] | None = None) -> None:
     arrays, meta = load_cache(npz), load_meta(meta_path)
     device = resolve_device(args.device)
     config = defaults()  # the study's recipe and execution settings, with this command's options over them
-    train = {**config["train"], **config["execution"], "epochs": args.epochs, "batch_size": args.batch_size,
-             "width": args.width, "precision": args.precision, "device": args.device, "compile": args.compile}
+    train = {
+        **config["train"],
+        **config["execution"],
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "width": args.width,
+        "precision": args.precision,
+        "device": args.device,
+        "compile": args.compile,
+    }
     n_train, n_test = len(arrays["y_train"]), len(arrays["y_test"])
     flops = train_flops_per_image(args.width) * n_train + train_flops_per_image(args.width) / 3 * n_test
     name = device_name(device)
@@ -163,16 +203,26 @@ def main(argv: list[str] | None = None) -> None:
     pipelines = []
     if not args.skip_published_style:
         times = published_style_epochs(arrays, train, device, args.epochs, args.workers)
-        pipelines.append(summarise(f"published-style (DataLoader+PIL, {args.workers} workers, fp32)", times, n_train,
-                                   flops, peak))
+        pipelines.append(
+            summarise(f"published-style (DataLoader+PIL, {args.workers} workers, fp32)", times, n_train, flops, peak)
+        )
     ours = our_epochs(arrays, meta, train, device, args.epochs)
     label = f"lrstudy ({'bf16' if device.type == 'cuda' and args.precision == 'bf16' else 'fp32'}"
     label += ", CUDA graphs)" if args.compile and device.type == "cuda" else ", eager)"
     pipelines.append(summarise(label, ours, n_train, flops, peak))
 
-    result = {"device": device.type, "device_name": name, "versions": versions(), "width": args.width,
-              "batch_size": args.batch_size, "train_size": n_train, "test_size": n_test,
-              "flops_per_epoch": flops, "bf16_peak_tflops": peak, "pipelines": pipelines}
+    result = {
+        "device": device.type,
+        "device_name": name,
+        "versions": versions(),
+        "width": args.width,
+        "batch_size": args.batch_size,
+        "train_size": n_train,
+        "test_size": n_test,
+        "flops_per_epoch": flops,
+        "bf16_peak_tflops": peak,
+        "pipelines": pipelines,
+    }
     atomic_write_json(args.out / "benchmark.json", result)
     atomic_write_text(args.out / "benchmark.md", table(result))
     print(table(result))

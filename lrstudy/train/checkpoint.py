@@ -36,12 +36,17 @@ def load_matching(path: Path, config_hash: str) -> dict | None:
         log.warning("checkpoint %s is unreadable (%s: %s); starting from epoch 1", path, type(exc).__name__, exc)
         return None
     if not isinstance(state, dict):
-        log.warning("checkpoint %s holds a %s, not a checkpoint's dict; starting from epoch 1", path,
-                    type(state).__name__)
+        log.warning(
+            "checkpoint %s holds a %s, not a checkpoint's dict; starting from epoch 1", path, type(state).__name__
+        )
         return None
     if state.get("config_hash") != config_hash:
-        log.warning("checkpoint %s was written for config %s, this run is config %s; not resuming, "
-                    "starting from epoch 1", path, state.get("config_hash"), config_hash)
+        log.warning(
+            "checkpoint %s was written for config %s, this run is config %s; not resuming, starting from epoch 1",
+            path,
+            state.get("config_hash"),
+            config_hash,
+        )
         return None
     if missing := sorted(KEYS - set(state)):
         log.warning("checkpoint %s lacks %s; starting from epoch 1", path, ", ".join(missing))

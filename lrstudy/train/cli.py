@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 from lrstudy.config import ConfigError, defaults, execution_of, recipe_of
 from lrstudy.data.cifar10 import DatasetError, add_source_arguments, source_cache
-from lrstudy.train.engine import DeviceError
 from lrstudy.logs import run_logged
+from lrstudy.train.engine import DeviceError
 from lrstudy.train.run import execute
+
 
 def parse_window(text: str) -> dict:
     try:
@@ -30,8 +29,9 @@ def parse_window(text: str) -> dict:
 def main(argv: list[str] | None = None) -> None:
     config = defaults()  # config.yaml: the workflow's defaults are this command's defaults
     base, execution = config["train"], config["execution"]
-    ap = argparse.ArgumentParser(prog="lrstudy-train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="lrstudy-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_source_arguments(ap)
     ap.add_argument("--out", type=Path, required=True, help="directory for metrics.csv, summary.json, model.pt")
     ap.add_argument("--epochs", type=int, default=base["epochs"])
@@ -41,8 +41,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--weight-decay", type=float, default=base["weight_decay"])
     ap.add_argument("--nesterov", action="store_true", default=base["nesterov"])
     ap.add_argument("--schedule", choices=["cosine", "step", "constant"], default=base["schedule"])
-    ap.add_argument("--lr-window", type=parse_window, action="append", default=[], metavar="START:END:FACTOR",
-                    help="multiply the lr by FACTOR for epochs START <= e < END (repeatable)")
+    ap.add_argument(
+        "--lr-window",
+        type=parse_window,
+        action="append",
+        default=[],
+        metavar="START:END:FACTOR",
+        help="multiply the lr by FACTOR for epochs START <= e < END (repeatable)",
+    )
     ap.add_argument("--width", type=int, default=base["width"])
     ap.add_argument("--precision", choices=["bf16", "fp32"], default=base["precision"])
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=execution["device"])
@@ -52,9 +58,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it matches")
     args = ap.parse_args(argv)
 
-    train = dict(base, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, momentum=args.momentum,
-                 weight_decay=args.weight_decay, nesterov=args.nesterov, schedule=args.schedule,
-                 lr_windows=args.lr_window, width=args.width, precision=args.precision)
+    train = dict(
+        base,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        nesterov=args.nesterov,
+        schedule=args.schedule,
+        lr_windows=args.lr_window,
+        width=args.width,
+        precision=args.precision,
+    )
     execution = dict(execution, device=args.device, compile=args.compile, cpu_threads=args.threads)
     for key in ("epochs", "batch_size", "threads"):
         if getattr(args, key) < 1:
@@ -67,10 +83,18 @@ def main(argv: list[str] | None = None) -> None:
         npz, meta = source_cache(args, out)
         if not args.resume:
             ckpt.unlink(missing_ok=True)
-        execute(recipe=recipe, execution=execution_of(execution).as_dict(), seed=args.seed, variant="cli",
-                data_npz=npz, data_meta=meta,
-                metrics_out=out / "metrics.csv", summary_out=out / "summary.json", model_out=out / "model.pt",
-                checkpoint_path=ckpt)
+        execute(
+            recipe=recipe,
+            execution=execution_of(execution).as_dict(),
+            seed=args.seed,
+            variant="cli",
+            data_npz=npz,
+            data_meta=meta,
+            metrics_out=out / "metrics.csv",
+            summary_out=out / "summary.json",
+            model_out=out / "model.pt",
+            checkpoint_path=ckpt,
+        )
 
     out.mkdir(parents=True, exist_ok=True)
     run_logged(out / "train.log", run, expected=(DatasetError, DeviceError, ConfigError))

@@ -12,17 +12,17 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lrstudy.metrics import METRIC_COLUMNS
 from lrstudy.train import checkpoint
 from lrstudy.train.augment import Normalize, crop_flip, draw_epoch
-from lrstudy.metrics import METRIC_COLUMNS
 from lrstudy.train.model import ResNet18
 from lrstudy.train.schedule import lr_for_epoch
 
@@ -57,8 +57,10 @@ def resolve_device(name: str, cpu_seconds_estimate: float | None = None) -> torc
     if torch.cuda.is_available():
         return torch.device("cuda")
     if name == "cuda":
-        raise DeviceError(f"execution.device is 'cuda' but {_no_cuda()}. Set execution.device to 'auto' or 'cpu', or "
-                          "install a CUDA build of torch and check nvidia-smi.")
+        raise DeviceError(
+            f"execution.device is 'cuda' but {_no_cuda()}. Set execution.device to 'auto' or 'cpu', or "
+            "install a CUDA build of torch and check nvidia-smi."
+        )
     if cpu_seconds_estimate is None:
         log.warning("execution.device is 'auto' and %s: running on the CPU", _no_cuda())
     elif cpu_seconds_estimate > AUTO_CPU_LIMIT_S:
@@ -66,10 +68,14 @@ def resolve_device(name: str, cpu_seconds_estimate: float | None = None) -> torc
             f"execution.device is 'auto' but {_no_cuda()}, and this run would take {_about(cpu_seconds_estimate)} "
             f"on the CPU (more than {AUTO_CPU_LIMIT_S / 3600:.0f} h). Check nvidia-smi (a GPU and its driver), "
             "CUDA_VISIBLE_DEVICES (empty or a wrong index hides the GPUs) and that torch is a CUDA build; or set "
-            "execution.device: cpu (lrstudy-train: --device cpu) to run it on the CPU anyway.")
+            "execution.device: cpu (lrstudy-train: --device cpu) to run it on the CPU anyway."
+        )
     else:
-        log.warning("execution.device is 'auto' and %s: training on the CPU (estimated %s)", _no_cuda(),
-                    _about(cpu_seconds_estimate))
+        log.warning(
+            "execution.device is 'auto' and %s: training on the CPU (estimated %s)",
+            _no_cuda(),
+            _about(cpu_seconds_estimate),
+        )
     return torch.device("cpu")
 
 
@@ -90,12 +96,16 @@ class DeviceData:
     y_test: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], device: torch.device) -> "DeviceData":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], device: torch.device) -> DeviceData:
         def put(a: np.ndarray, dtype) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)
 
-        return cls(put(arrays["x_train"], torch.uint8), put(arrays["y_train"], torch.int64),
-                   put(arrays["x_test"], torch.uint8), put(arrays["y_test"], torch.int64))
+        return cls(
+            put(arrays["x_train"], torch.uint8),
+            put(arrays["y_train"], torch.int64),
+            put(arrays["x_test"], torch.uint8),
+            put(arrays["y_test"], torch.int64),
+        )
 
 
 @dataclass
@@ -138,8 +148,12 @@ class Trainer:
         if cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=train["lr"], momentum=train["momentum"], nesterov=train["nesterov"],
-            weight_decay=train["weight_decay"], **({"fused": True} if cuda else {"foreach": True}),
+            self.model.parameters(),
+            lr=train["lr"],
+            momentum=train["momentum"],
+            nesterov=train["nesterov"],
+            weight_decay=train["weight_decay"],
+            **({"fused": True} if cuda else {"foreach": True}),
         )
         self.forward = self.model
         if cuda and train["compile"]:
@@ -153,10 +167,15 @@ class Trainer:
     # -- checkpoints ------------------------------------------------------------------------------
     def state(self, train_seconds: float) -> dict:
         state = {
-            "config_hash": self.config_hash, "epoch": self.epoch, "metrics": self.metrics,
-            "train_seconds": train_seconds, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(), "cpu_threads": self.cpu_threads,
+            "config_hash": self.config_hash,
+            "epoch": self.epoch,
+            "metrics": self.metrics,
+            "train_seconds": train_seconds,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cpu_threads": self.cpu_threads,
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state()
@@ -176,8 +195,11 @@ class Trainer:
         self.metrics = list(state["metrics"])
         self.seconds_before_resume = float(state["train_seconds"])
         if "cpu_threads" in state and int(state["cpu_threads"]) != self.cpu_threads:
-            log.info("resuming with the %d CPU threads this run started with (execution.cpu_threads is %d)",
-                     int(state["cpu_threads"]), self.cpu_threads)
+            log.info(
+                "resuming with the %d CPU threads this run started with (execution.cpu_threads is %d)",
+                int(state["cpu_threads"]),
+                self.cpu_threads,
+            )
             self.cpu_threads = int(state["cpu_threads"])
             torch.set_num_threads(self.cpu_threads)
 
@@ -196,9 +218,10 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         # Every image every epoch: the last batch is the remainder, as with a DataLoader (drop_last=False).
         for start in range(0, n, bs):
-            idx = order[start:start + bs]
-            x = self.normalize(crop_flip(x_all[idx], top[start:start + bs], left[start:start + bs],
-                                         flip[start:start + bs]))
+            idx = order[start : start + bs]
+            x = self.normalize(
+                crop_flip(x_all[idx], top[start : start + bs], left[start : start + bs], flip[start : start + bs])
+            )
             y = y_all[idx]
             with self._autocast():
                 logits = self.forward(x)
@@ -218,7 +241,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         for start in range(0, n, bs):
-            x, y = self.normalize(x_all[start:start + bs]), y_all[start:start + bs]
+            x, y = self.normalize(x_all[start : start + bs]), y_all[start : start + bs]
             with self._autocast():
                 logits = self.model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
@@ -226,8 +249,9 @@ class Trainer:
         return loss_sum.item() / n, correct.item() / n
 
     # -- the run ----------------------------------------------------------------------------------
-    def run(self, checkpoint_path: Path | None = None,
-            on_epoch: Callable[[list[dict], int], None] | None = None) -> RunResult:
+    def run(
+        self, checkpoint_path: Path | None = None, on_epoch: Callable[[list[dict], int], None] | None = None
+    ) -> RunResult:
         """Train until `epochs`, resuming from `checkpoint_path` when it holds this run's state."""
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         if checkpoint_path is not None and (state := checkpoint.load_matching(checkpoint_path, self.config_hash)):
@@ -236,8 +260,12 @@ class Trainer:
                 log.info("resumed from %s at the end of epoch %d of %d", checkpoint_path, self.epoch, epochs)
             except Exception as exc:  # a checkpoint that does not fit must not block a fresh start
                 # load_state_dict lists every mismatched tensor: one line and the start of the list will do.
-                log.warning("checkpoint %s does not fit this run (%s: %.300s); starting from epoch 1",
-                            checkpoint_path, type(exc).__name__, " ".join(str(exc).split()))
+                log.warning(
+                    "checkpoint %s does not fit this run (%s: %.300s); starting from epoch 1",
+                    checkpoint_path,
+                    type(exc).__name__,
+                    " ".join(str(exc).split()),
+                )
                 self.start_fresh()
         resumed_from = self.epoch
         started = time.perf_counter()
@@ -248,8 +276,15 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss, train_acc = self.train_epoch(lr)
             test_loss, test_acc = self.evaluate()
-            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                   "test_loss": test_loss, "test_acc": test_acc, "epoch_seconds": time.perf_counter() - t0}
+            row = {
+                "epoch": epoch,
+                "lr": lr,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "epoch_seconds": time.perf_counter() - t0,
+            }
             self.metrics.append(row)
             self.epoch = epoch
             if not _finite(row):
@@ -260,9 +295,15 @@ class Trainer:
                 checkpoint.save(checkpoint_path, self.state(elapsed))
             if on_epoch is not None:
                 on_epoch(self.metrics, epochs)
-        return RunResult(self.metrics, diverged_epoch is not None, diverged_epoch,
-                         self.seconds_before_resume + time.perf_counter() - started, resumed_from, self.cpu_threads,
-                         self.model)
+        return RunResult(
+            self.metrics,
+            diverged_epoch is not None,
+            diverged_epoch,
+            self.seconds_before_resume + time.perf_counter() - started,
+            resumed_from,
+            self.cpu_threads,
+            self.model,
+        )
 
 
 def _check_metrics(metrics, epoch) -> None:
@@ -285,10 +326,12 @@ def progress_line(metrics: list[dict], epochs: int) -> str:
     done = row["epoch"]
     recent = [m["epoch_seconds"] for m in metrics[-10:]]
     eta = sum(recent) / len(recent) * (epochs - done)
-    return (f"epoch {done:>4}/{epochs}  lr {row['lr']:.5f}  "
-            f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%  "
-            f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:6.2f}%  "
-            f"{row['epoch_seconds']:.2f} s  ETA {_hms(eta)}")
+    return (
+        f"epoch {done:>4}/{epochs}  lr {row['lr']:.5f}  "
+        f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%  "
+        f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:6.2f}%  "
+        f"{row['epoch_seconds']:.2f} s  ETA {_hms(eta)}"
+    )
 
 
 def _hms(seconds: float) -> str:

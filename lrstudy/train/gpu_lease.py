@@ -23,9 +23,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,16 @@ def visible_devices(visible: str | None = None) -> list[str]:
 
 
 def _device_count() -> int:
-    child = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
-                           capture_output=True, text=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"], capture_output=True, text=True
+    )
     return int(child.stdout) if child.returncode == 0 else 0
 
 
 @contextmanager
-def gpu_lease(lock_dir: str | Path, visible: str | None = None, poll_seconds: float = 10.0,
-              runs_per_gpu: int = 1) -> Iterator[str | None]:
+def gpu_lease(
+    lock_dir: str | Path, visible: str | None = None, poll_seconds: float = 10.0, runs_per_gpu: int = 1
+) -> Iterator[str | None]:
     """Hold one free device from `visible_devices(visible)` until the block ends; yields its id, with
     CUDA_VISIBLE_DEVICES set to it inside the block. Waits while every device is held by another run.
     With `runs_per_gpu` = k each device has k leases (slots), handed out across devices first, so that
@@ -81,8 +83,12 @@ def gpu_lease(lock_dir: str | Path, visible: str | None = None, poll_seconds: fl
                 continue
             try:
                 with _visible(device):
-                    log.info("leased GPU %s (of %s)%s", device, ",".join(devices),
-                             f" after waiting {time.monotonic() - waiting_since:.0f} s" if waiting_since else "")
+                    log.info(
+                        "leased GPU %s (of %s)%s",
+                        device,
+                        ",".join(devices),
+                        f" after waiting {time.monotonic() - waiting_since:.0f} s" if waiting_since else "",
+                    )
                     yield device
             finally:
                 os.ftruncate(fd, 0)  # a stale holder line would mislead whoever reads it next
@@ -90,8 +96,11 @@ def gpu_lease(lock_dir: str | Path, visible: str | None = None, poll_seconds: fl
             return
         if waiting_since is None:
             waiting_since = time.monotonic()
-            log.info("all %d GPUs are leased (%s); waiting for one to become free", len(devices),
-                     "; ".join(_holders(lock_dir, devices)))
+            log.info(
+                "all %d GPUs are leased (%s); waiting for one to become free",
+                len(devices),
+                "; ".join(_holders(lock_dir, devices)),
+            )
         time.sleep(poll_seconds)
 
 
@@ -104,11 +113,13 @@ def _try_lock(path: Path) -> int | None:
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
             return None
-        raise OSError(exc.errno, f"cannot lock {path} ({exc.strerror}): GPU leases need a filesystem "
-                      "with flock support for their lock directory") from None
+        raise OSError(
+            exc.errno,
+            f"cannot lock {path} ({exc.strerror}): GPU leases need a filesystem "
+            "with flock support for their lock directory",
+        ) from None
     os.ftruncate(fd, 0)
-    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-             .encode())
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
     return fd
 
 

@@ -6,8 +6,8 @@ Stage widths are w, 2w, 4w, 8w; w = 64 gives the usual 11.17M parameters. Tests 
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class BasicBlock(nn.Module):

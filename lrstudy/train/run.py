@@ -11,18 +11,18 @@ import fcntl
 import logging
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
-from lrstudy.train import checkpoint
 from lrstudy.atomic import atomic_write_json, atomic_write_text
 from lrstudy.config import RECIPE_KEYS, run_hash
 from lrstudy.data.cifar10 import load_cache, load_meta, verify_cache
-from lrstudy.train.engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
 from lrstudy.metrics import metrics_csv
 from lrstudy.provenance import code_record
+from lrstudy.train import checkpoint
+from lrstudy.train.engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,11 @@ def versions() -> dict:
     import torchvision
 
     return {
-        "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
     }
 
 
@@ -83,30 +86,63 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def execute(*, recipe: dict, execution: dict, seed: int, variant: str, data_npz: Path, data_meta: Path,
-            metrics_out: Path, summary_out: Path, model_out: Path, checkpoint_path: Path | None,
-            project: Path | None = None) -> dict:
+def execute(
+    *,
+    recipe: dict,
+    execution: dict,
+    seed: int,
+    variant: str,
+    data_npz: Path,
+    data_meta: Path,
+    metrics_out: Path,
+    summary_out: Path,
+    model_out: Path,
+    checkpoint_path: Path | None,
+    project: Path | None = None,
+) -> dict:
     """Train (or resume) one run and write its outputs atomically; returns the summary.
 
     `recipe` defines the run (with `seed`); `execution` says how it is computed. With a checkpoint path
     the run holds a lock for its whole life: one run, one trainer."""
     lock = run_lock(checkpoint_path) if checkpoint_path is not None else contextlib.nullcontext()
     with lock:
-        return _execute(recipe, execution, seed, variant, data_npz, data_meta, metrics_out, summary_out,
-                        model_out, checkpoint_path, project)
+        return _execute(
+            recipe,
+            execution,
+            seed,
+            variant,
+            data_npz,
+            data_meta,
+            metrics_out,
+            summary_out,
+            model_out,
+            checkpoint_path,
+            project,
+        )
 
 
-def _execute(recipe, execution, seed, variant, data_npz, data_meta, metrics_out, summary_out, model_out,
-             checkpoint_path, project) -> dict:
+def _execute(
+    recipe, execution, seed, variant, data_npz, data_meta, metrics_out, summary_out, model_out, checkpoint_path, project
+) -> dict:
     recipe = {k: recipe[k] for k in RECIPE_KEYS}
     train = {**recipe, **execution}
     meta = load_meta(data_meta)
     dataset = {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")}
-    device = resolve_device(execution["device"], cpu_seconds(train, dataset["train_size"], dataset["test_size"],
-                                                             int(execution["cpu_threads"])))
+    device = resolve_device(
+        execution["device"],
+        cpu_seconds(train, dataset["train_size"], dataset["test_size"], int(execution["cpu_threads"])),
+    )
     config_hash = run_hash(recipe, seed, dataset)
-    log.info("run %s seed %d on %s (%s), config %s, %d train / %d test images", variant, seed, device,
-             device_name(device), config_hash, dataset["train_size"], dataset["test_size"])
+    log.info(
+        "run %s seed %d on %s (%s), config %s, %d train / %d test images",
+        variant,
+        seed,
+        device,
+        device_name(device),
+        config_hash,
+        dataset["train_size"],
+        dataset["test_size"],
+    )
     if device.type == "cpu" and recipe["precision"] == "bf16":
         log.info("precision bf16 applies on CUDA only; this CPU run computes in fp32")
     verify_cache(data_npz, meta)
@@ -125,13 +161,25 @@ def _execute(recipe, execution, seed, variant, data_npz, data_meta, metrics_out,
     finite = [m for m in result.metrics if m["epoch"] != result.diverged_epoch]
     best = max(finite, key=lambda m: m["test_acc"], default=None)
     summary = {
-        "variant": variant, "seed": seed, "epochs": train["epochs"], "epochs_completed": len(result.metrics),
+        "variant": variant,
+        "seed": seed,
+        "epochs": train["epochs"],
+        "epochs_completed": len(result.metrics),
         "final_test_acc": result.metrics[-1]["test_acc"] if not result.diverged else None,
-        "best_test_acc": best["test_acc"] if best else None, "best_epoch": best["epoch"] if best else None,
-        "train_seconds": result.train_seconds, "diverged": result.diverged, "diverged_epoch": result.diverged_epoch,
-        "resumed_from_epoch": result.resumed_from_epoch, "device": device.type, "device_name": device_name(device),
-        "versions": versions(), "config": recipe, "config_hash": config_hash, "dataset": dataset,
-        "execution": {**execution, "cpu_threads_used": result.cpu_threads}, "code": code_record(project or _PROJECT_ROOT),
+        "best_test_acc": best["test_acc"] if best else None,
+        "best_epoch": best["epoch"] if best else None,
+        "train_seconds": result.train_seconds,
+        "diverged": result.diverged,
+        "diverged_epoch": result.diverged_epoch,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "device": device.type,
+        "device_name": device_name(device),
+        "versions": versions(),
+        "config": recipe,
+        "config_hash": config_hash,
+        "dataset": dataset,
+        "execution": {**execution, "cpu_threads_used": result.cpu_threads},
+        "code": code_record(project or _PROJECT_ROOT),
     }
     checkpoint.save(model_out, result.model.state_dict())
     atomic_write_text(metrics_out, metrics_csv(result.metrics))
@@ -142,7 +190,13 @@ def _execute(recipe, execution, seed, variant, data_npz, data_meta, metrics_out,
     if result.diverged:
         log.error("run %s seed %d diverged at epoch %d", variant, seed, result.diverged_epoch)
     else:
-        log.info("run %s seed %d done: final test acc %.2f%%, best %.2f%% (epoch %d), %.0f s", variant, seed,
-                 100 * summary["final_test_acc"], 100 * summary["best_test_acc"], summary["best_epoch"],
-                 result.train_seconds)
+        log.info(
+            "run %s seed %d done: final test acc %.2f%%, best %.2f%% (epoch %d), %.0f s",
+            variant,
+            seed,
+            100 * summary["final_test_acc"],
+            100 * summary["best_test_acc"],
+            summary["best_epoch"],
+            result.train_seconds,
+        )
     return summary

@@ -11,8 +11,8 @@ milestone m - 1).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,15 @@ class LrWindow:
     factor: float
 
 
-def base_lr(epoch: int, *, lr: float, epochs: int, schedule: str,
-            step_milestones: Sequence[int] | None = None, step_gamma: float = 0.1) -> float:
+def base_lr(
+    epoch: int,
+    *,
+    lr: float,
+    epochs: int,
+    schedule: str,
+    step_milestones: Sequence[int] | None = None,
+    step_gamma: float = 0.1,
+) -> float:
     """The base schedule's lr for a 1-based epoch."""
     if not 1 <= epoch <= epochs:
         raise ValueError(f"epoch {epoch} is outside the run (1..{epochs})")
@@ -55,8 +62,14 @@ def window_factor(epoch: int, windows: Sequence[LrWindow]) -> float:
 
 def lr_for_epoch(epoch: int, train: dict) -> float:
     """The lr actually used in `epoch` for a resolved train config (a dict as in config.yaml's `train`)."""
-    base = base_lr(epoch, lr=train["lr"], epochs=train["epochs"], schedule=train["schedule"],
-                   step_milestones=train["step_milestones"], step_gamma=train["step_gamma"])
+    base = base_lr(
+        epoch,
+        lr=train["lr"],
+        epochs=train["epochs"],
+        schedule=train["schedule"],
+        step_milestones=train["step_milestones"],
+        step_gamma=train["step_gamma"],
+    )
     return base * window_factor(epoch, windows_of(train))
 
 

@@ -7,6 +7,7 @@
 #
 # Without `adaptive` the study's runs are the configured ones and these rules do not exist.
 
+
 include: "adaptive_inputs.smk"
 
 
@@ -18,27 +19,25 @@ if DESIGN is not None:
         plan_stage,
         seed_plan,
 
-
     checkpoint plan_stage:
         """After stage k: every open comparison is settled or gets the next stage's seeds."""
         input:
             summaries=stage_runs,
         output:
             "results/aggregate/seed_plan/stage{stage}.csv",
-        params:
-            design={"adaptive": config.get("adaptive"), "seeds": SEEDS},
-            variants=VARIANTS,
-        wildcard_constraints:
-            stage=r"[1-9]\d*",
         log:
             "logs/plan_stage/stage{stage}.log",
         benchmark:
             "benchmarks/plan_stage/stage{stage}.tsv"
+        wildcard_constraints:
+            stage=r"[1-9]\d*",
         conda:
             "../envs/study.yaml"
+        params:
+            design={"adaptive": config.get("adaptive"), "seeds": SEEDS},
+            variants=VARIANTS,
         script:
             "../scripts/plan_seeds.py"
-
 
     rule seed_plan:
         """The last stage's plan: every look of every comparison, and the seeds each variant got."""

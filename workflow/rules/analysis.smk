@@ -6,8 +6,6 @@ FIGURES = ["accuracy", "loss", "lr", "final_accuracy"]
 CAPTIONS = "../../report/captions"  # report() captions are relative to this file
 
 
-
-
 rule aggregate:
     """Every run's metrics and summary -> one table per epoch, per run and per variant."""
     input:
@@ -17,16 +15,16 @@ rule aggregate:
         epochs=report("results/aggregate/epochs.csv", category="Tables", caption=f"{CAPTIONS}/epochs.rst"),
         summary=report("results/aggregate/summary.csv", category="Tables", caption=f"{CAPTIONS}/summary.rst"),
         stats=report("results/aggregate/stats.csv", category="Tables", caption=f"{CAPTIONS}/stats.rst"),
-    params:
-        variants=VARIANTS,
-        code=ANALYSIS_FINGERPRINT,
-        design={"adaptive": config.get("adaptive"), "seeds": SEEDS},
     log:
         "logs/aggregate.log",
     benchmark:
         "benchmarks/aggregate.tsv"
     conda:
         "../envs/study.yaml"
+    params:
+        variants=VARIANTS,
+        code=ANALYSIS_FINGERPRINT,
+        design={"adaptive": config.get("adaptive"), "seeds": SEEDS},
     script:
         "../scripts/aggregate.py"
 
@@ -40,15 +38,15 @@ rule figures:
     output:
         png=[report(f"results/figures/{f}.png", category="Figures", caption=f"{CAPTIONS}/{f}.rst") for f in FIGURES],
         svg=[f"results/figures/{f}.svg" for f in FIGURES],
-    params:
-        variants=VARIANTS,
-        code=ANALYSIS_FINGERPRINT,
     log:
         "logs/figures.log",
     benchmark:
         "benchmarks/figures.tsv"
     conda:
         "../envs/study.yaml"
+    params:
+        variants=VARIANTS,
+        code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/figures.py"
 
@@ -66,14 +64,14 @@ rule report:
         published=src("report/published_run.yaml"),
     output:
         "report.html",
-    params:
-        config=config,
-        code=ANALYSIS_FINGERPRINT,
     log:
         "logs/report.log",
     benchmark:
         "benchmarks/report.tsv"
     conda:
         "../envs/study.yaml"
+    params:
+        config=config,
+        code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/render_report.py"

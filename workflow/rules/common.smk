@@ -53,6 +53,8 @@ PLAIN_RUN = (
 # the last silently) and name the file of any other problem.
 for _path in workflow.configfiles:
     load_yaml(_path)
+
+
 def refuse_report_over_ours():
     """Snakemake's own report must not replace the study's report.html, however its path is written
     (--report, --report=..., an absolute or ../ path, --reporter html --report-html-path ...)."""
@@ -64,7 +66,6 @@ def refuse_report_over_ours():
             f"`snakemake --report {path}` would write Snakemake's report over the study's own report.html: "
             "give it another path, e.g. snakemake --report results/snakemake-report.zip"
         )
-
 
 
 _config, _to_remember = assemble(PROJECT, workflow.config_settings.overwrite_config)

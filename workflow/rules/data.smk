@@ -2,16 +2,16 @@ rule download:
     """Fetch cifar-10-python.tar.gz (or link dataset.archive) and check its md5."""
     output:
         "resources/cifar-10-python.tar.gz",
-    params:
-        url=STUDY.dataset.url,
-        md5=STUDY.dataset.md5,
-        archive=STUDY.dataset.archive,
     log:
         "logs/download.log",
     benchmark:
         "benchmarks/download.tsv"
     conda:
         "../envs/study.yaml"
+    params:
+        url=STUDY.dataset.url,
+        md5=STUDY.dataset.md5,
+        archive=STUDY.dataset.archive,
     script:
         "../scripts/download.py"
 
@@ -26,13 +26,13 @@ rule prepare_data:
     output:
         npz="results/data/cifar10.npz",
         meta="results/data/cifar10.json",
-    params:
-        identity=DATASET_IDENTITY,
     log:
         "logs/prepare_data.log",
     benchmark:
         "benchmarks/prepare_data.tsv"
     conda:
         "../envs/study.yaml"
+    params:
+        identity=DATASET_IDENTITY,
     script:
         "../scripts/prepare_data.py"

@@ -11,6 +11,15 @@ rule train:
         metrics="results/runs/{variant}/seed{seed}/metrics.csv",
         summary="results/runs/{variant}/seed{seed}/summary.json",
         model="results/runs/{variant}/seed{seed}/model.pt",
+    log:
+        "logs/train/{variant}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/study.yaml"
+    threads: STUDY.execution.cpu_threads
+    resources:
+        gpu=uses_gpu,
     params:
         recipe=recipe_json,
         dataset=DATASET_IDENTITY,
@@ -18,15 +27,6 @@ rule train:
         checkpoint="results/checkpoints/{variant}/seed{seed}.pt",
         gpu_locks=src(".locks/gpu"),
         project=SRC,
-    threads: STUDY.execution.cpu_threads
-    resources:
-        gpu=uses_gpu,
-    log:
-        "logs/train/{variant}/seed{seed}.log",
-    benchmark:
-        "benchmarks/train/{variant}/seed{seed}.tsv"
-    conda:
-        "../envs/study.yaml"
     script:
         "../scripts/train.py"
 
@@ -38,14 +38,14 @@ rule variant_summary:
         summaries=expand("results/runs/{{variant}}/seed{seed}/summary.json", seed=SEEDS),
     output:
         "results/runs/{variant}/summary.csv",
-    params:
-        code=ANALYSIS_FINGERPRINT,
     log:
         "logs/variant_summary/{variant}.log",
     benchmark:
         "benchmarks/variant_summary/{variant}.tsv"
     conda:
         "../envs/study.yaml"
+    params:
+        code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/variant_summary.py"
 
@@ -57,10 +57,10 @@ rule unconfigured_run:
         reject_unconfigured,
     output:
         "results/runs/{other_run}/{file}",
-    wildcard_constraints:
-        other_run=UNCONFIGURED_RUN,
     log:
         "logs/unconfigured/{other_run}/{file}.log",
+    wildcard_constraints:
+        other_run=UNCONFIGURED_RUN,
     run:
         raise ConfigError(f"{output[0]} is not part of the configured study")
 
@@ -71,9 +71,9 @@ rule unconfigured_variant:
         reject_unconfigured,
     output:
         "results/runs/{other_variant}/summary.csv",
-    wildcard_constraints:
-        other_variant=UNCONFIGURED_VARIANT,
     log:
         "logs/unconfigured/{other_variant}.log",
+    wildcard_constraints:
+        other_variant=UNCONFIGURED_VARIANT,
     run:
         raise ConfigError(f"{output[0]} is not part of the configured study")

@@ -10,8 +10,12 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 
 def main():
-    tables = aggregate([Path(p).parent for p in sm.input.summaries], sm.params.variants,
-                       design_from_config(sm.params.design), sm.params.design["seeds"])
+    tables = aggregate(
+        [Path(p).parent for p in sm.input.summaries],
+        sm.params.variants,
+        design_from_config(sm.params.design),
+        sm.params.design["seeds"],
+    )
     for name, table in tables.items():
         write_csv(table, sm.output[name])
 

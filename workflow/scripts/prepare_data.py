@@ -12,10 +12,19 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 def main():
     identity = json.loads(sm.params.identity)
-    meta = prepare(Path(sm.input[0]), Path(sm.output.npz), Path(sm.output.meta),
-                   train_limit=identity["train_limit"], test_limit=identity["test_limit"])
-    logging.getLogger("lrstudy").info("dataset cache: %d train / %d test images, archive sha256 %s",
-                                      meta["train_size"], meta["test_size"], meta["sha256"])
+    meta = prepare(
+        Path(sm.input[0]),
+        Path(sm.output.npz),
+        Path(sm.output.meta),
+        train_limit=identity["train_limit"],
+        test_limit=identity["test_limit"],
+    )
+    logging.getLogger("lrstudy").info(
+        "dataset cache: %d train / %d test images, archive sha256 %s",
+        meta["train_size"],
+        meta["test_size"],
+        meta["sha256"],
+    )
 
 
 run_logged(sm.log[0], main, expected=(DatasetError,))

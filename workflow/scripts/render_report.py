@@ -2,18 +2,24 @@
 
 from pathlib import Path
 
-from lrstudy.logs import run_logged
 from lrstudy.analysis.report import write_report
+from lrstudy.logs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 
 def main():
     write_report(
-        stats_csv=sm.input.stats, summary_csv=sm.input.summary, summary_jsons=sm.input.summaries,
-        figures=sm.input.figures, captions_dir=Path(sm.input.captions[0]).parent,
-        published=sm.input.published, template=sm.input.template, config=sm.params.config,
-        out=sm.output[0], seed_plan_csv=sm.input.seed_plan[0] if sm.input.seed_plan else None,
+        stats_csv=sm.input.stats,
+        summary_csv=sm.input.summary,
+        summary_jsons=sm.input.summaries,
+        figures=sm.input.figures,
+        captions_dir=Path(sm.input.captions[0]).parent,
+        published=sm.input.published,
+        template=sm.input.template,
+        config=sm.params.config,
+        out=sm.output[0],
+        seed_plan_csv=sm.input.seed_plan[0] if sm.input.seed_plan else None,
     )
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from lrstudy.config import execution_of
 from lrstudy.data.cifar10 import DatasetError
+from lrstudy.logs import run_logged
 from lrstudy.train.engine import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
-from lrstudy.logs import run_logged
 from lrstudy.train.run import RunBusyError, execute
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -19,14 +19,23 @@ def main():
     execution = execution_of(sm.config["execution"])
     # With --resources gpu=N, N runs start at once: each takes its own GPU (or GPU slot, with
     # runs_per_gpu > 1) before CUDA is initialised.
-    lease = (contextlib.nullcontext() if execution.device == "cpu"
-             else gpu_lease(sm.params.gpu_locks, runs_per_gpu=execution.runs_per_gpu))
+    lease = (
+        contextlib.nullcontext()
+        if execution.device == "cpu"
+        else gpu_lease(sm.params.gpu_locks, runs_per_gpu=execution.runs_per_gpu)
+    )
     with lease:
         execute(
-            recipe=json.loads(sm.params.recipe), execution=execution.as_dict(), seed=int(sm.wildcards.seed),
-            variant=sm.wildcards.variant, data_npz=Path(sm.input.npz), data_meta=Path(sm.input.meta),
-            metrics_out=Path(sm.output.metrics), summary_out=Path(sm.output.summary),
-            model_out=Path(sm.output.model), checkpoint_path=Path(sm.params.checkpoint),
+            recipe=json.loads(sm.params.recipe),
+            execution=execution.as_dict(),
+            seed=int(sm.wildcards.seed),
+            variant=sm.wildcards.variant,
+            data_npz=Path(sm.input.npz),
+            data_meta=Path(sm.input.meta),
+            metrics_out=Path(sm.output.metrics),
+            summary_out=Path(sm.output.summary),
+            model_out=Path(sm.output.model),
+            checkpoint_path=Path(sm.params.checkpoint),
             project=Path(sm.params.project),
         )
 

@@ -20,7 +20,8 @@ lrstudy-bench --data "$OUT/bench-eager/data/cifar10.npz" --epochs 4 --compile --
 
 cat > "$OUT/gpu-study.yaml" <<YAML
 dataset: {archive: $ARCHIVE, md5: $MD5}
-train: {epochs: $EPOCHS, compile: true, device: cuda}
+train: {epochs: $EPOCHS}
+execution: {compile: true, device: cuda}
 variants: {baseline: {}}
 seeds: [0]
 YAML

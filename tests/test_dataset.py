@@ -226,3 +226,12 @@ def test_a_member_larger_than_any_cifar_batch_is_refused_before_it_is_read(tmp_p
         r"2,147,483,648 bytes, more than any CIFAR-10 batch",
     ):
         read_archive(path)
+
+
+def test_a_limit_larger_than_the_data_says_so(caplog):
+    labels = np.arange(100) % 10
+    assert len(balanced_subset(labels, 500, "dataset.train_limit")) == 100
+    assert "dataset.train_limit=500 is larger than the 100 images there are: all 100 are used" in caplog.text
+    caplog.clear()
+    balanced_subset(labels, 100, "dataset.train_limit")
+    assert "larger than" not in caplog.text

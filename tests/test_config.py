@@ -76,10 +76,20 @@ def test_target_outside_the_study(workflow, archive):
     for target, message in [
         ("results/runs/lr_x9/seed0/metrics.csv", "results/runs/lr_x9/seed0: no such run"),
         ("results/runs/baseline/seed7/summary.json", "results/runs/baseline/seed7: no such run"),
+        ("results/runs/lr_x9/summary.csv", "results/runs/lr_x9: no such run or variant"),
+        ("results/runs/lr/summary.csv", "results/runs/lr: no such run or variant"),  # a prefix of lr_x5
     ]:
         proc = workflow.snakemake("-n", "--configfile", str(cfg), "--", target, check=False)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr
         assert "variants: baseline, lr_x5; seeds: 0, 1" in proc.stdout + proc.stderr
+
+
+def test_targets_inside_the_study_print_no_error(workflow, archive):
+    cfg = workflow.write_config(small_study(archive))
+    for target in ("results/runs/lr_x5/summary.csv", "results/runs/lr_x5/seed1/metrics.csv", "report.html"):
+        proc = workflow.snakemake("-n", "--configfile", str(cfg), "--", target)
+        out = proc.stdout + proc.stderr
+        assert "Exception" not in out and "no such run" not in out, out
 
 
 def test_configfile_variants_and_seeds_replace_the_defaults(workflow, archive):

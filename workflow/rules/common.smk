@@ -137,7 +137,8 @@ def _negative(alternatives):
 UNCONFIGURED_RUN = _negative(f"{re.escape(v)}/seed(?:{'|'.join(map(str, RUN_SEEDS))})" for v in VARIANTS) + (
     "[^/]+/seed[^/]+"
 )
-UNCONFIGURED_VARIANT = "(?!(?:{})$)[^/]+".format("|".join(re.escape(v) for v in VARIANTS))
+# The wildcard is followed by a slash and summary.csv, so the lookahead ends at the slash, not at $.
+UNCONFIGURED_VARIANT = _negative(re.escape(v) for v in VARIANTS) + "[^/]+"
 
 
 def reject_unconfigured(wildcards):

@@ -22,8 +22,9 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.
 
 
 # config.yaml is the defaults; workflow/rules/common.smk layers local.yaml, a named study's remembered
-# config and the command line over it, and checks the result.
-configfile: "config.yaml"
+# config and the command line over it, and checks the result. An absolute path: a named study moves the
+# working directory, and `--report` reads the config files again from there.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 report: "report/workflow.rst"

@@ -55,6 +55,8 @@ def test_a_named_study_lives_apart_and_remembers_its_config(workflow, archive):
         "--config", "study=demo", "--forcerun", "train", "--", "results/runs/lr_x5/summary.csv"
     )
     assert jobs == {"train": 1, "variant_summary": 1}
+    workflow.snakemake("--config", "study=demo", "--report", "results/snakemake-report.zip")
+    assert (home / "results/snakemake-report.zip").stat().st_size > 10_000
     # The default study is another study: it plans its own (full-size) runs, leaving the demo alone.
     assert workflow.planned_jobs()["train"] == 12
 

@@ -86,6 +86,13 @@ def test_without_a_baseline_the_first_variant_is_the_reference_and_the_report_sa
     assert "No variant is named baseline, so the first configured variant, lr_x2, is the reference" in html
 
 
+def test_when_no_variant_beats_the_baseline_the_best_row_says_so(tmp_path):
+    finals = {"baseline": SMALL["baseline"], "lr_x0.5": SMALL["lr_x0.5"]}
+    html = build_report(tmp_path, finals).read_text()
+    assert "lr_x0.5, mean of 3): the highest of the lr variants, but no variant's mean is above baseline's" in html
+    assert "no variant's mean is above" not in build_report(tmp_path / "again", SMALL).read_text()
+
+
 def test_figures_are_png_and_svg(tmp_path):
     build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6})
     for name in PLOTS:

@@ -76,11 +76,19 @@ def test_the_difference_and_its_ci():
 
 
 def test_describe():
-    d = st.describe([1.0, 2.0, 3.0])
-    assert (d["n"], d["mean"], d["std"]) == (3, 2.0, 1.0)
-    assert d["ci_low"] == pytest.approx(2 - 4.302653 / math.sqrt(3), rel=1e-6)  # t(0.975, 2) = 4.3027
-    one = st.describe([0.95])
-    assert one["n"] == 1 and one["mean"] == 0.95 and math.isnan(one["std"]) and math.isnan(one["ci_low"])
+    d = st.describe([51.0, 52.0, 53.0])
+    assert (d["n"], d["mean"], d["std"]) == (3, 52.0, 1.0)
+    assert d["ci_low"] == pytest.approx(52 - 4.302653 / math.sqrt(3), rel=1e-6)  # t(0.975, 2) = 4.3027
+    assert d["ci_high"] == pytest.approx(52 + 4.302653 / math.sqrt(3), rel=1e-6)
+    one = st.describe([95.0])
+    assert one["n"] == 1 and one["mean"] == 95.0 and math.isnan(one["std"]) and math.isnan(one["ci_low"])
+
+
+def test_describe_keeps_the_ci_within_what_an_accuracy_can_be():
+    two_seeds = st.describe([40.0, 98.0])  # t(0.975, 1) = 12.7: the raw interval is -299 to 437
+    assert (two_seeds["ci_low"], two_seeds["ci_high"]) == (0.0, 100.0)
+    near_top = st.describe([99.0, 99.5])
+    assert 0 < near_top["ci_low"] < 99.0 and near_top["ci_high"] == 100.0
 
 
 def test_seeds_needed_matches_the_textbook_table():

@@ -68,15 +68,19 @@ def reference_variant(variants: Sequence[str]) -> str:
     return "baseline" if "baseline" in variants else variants[0]
 
 
-def describe(values: Sequence[float]) -> dict:
-    """n, mean, sample std and the t-based 95% CI of the mean; std and CI are NaN below two values."""
-    x = np.asarray(values, dtype=float)
+def describe(percentages: Sequence[float]) -> dict:
+    """n, mean, sample std and the t-based 95% CI of the mean of accuracies in percent; std and CI are
+    NaN below two values.
+
+    The CI is cut to [0, 100]: with two or three seeds the t interval is wide enough to leave the range
+    a mean accuracy can have, and its part outside that range covers nothing."""
+    x = np.asarray(percentages, dtype=float)
     n = len(x)
     out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     if n >= 2:
         out["std"] = _spread(x)
         half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * out["std"] / math.sqrt(n)
-        out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
+        out["ci_low"], out["ci_high"] = max(0.0, out["mean"] - half), min(100.0, out["mean"] + half)
     return out
 
 

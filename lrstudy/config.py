@@ -341,6 +341,15 @@ def prepare_config(config: dict) -> None:
     expand_grid(config)
 
 
+def shareable(config: Mapping) -> dict:
+    """The config as another machine reruns the study from it: without `dataset.archive`, a path to this
+    machine's copy of the archive (the md5 beside it still names the data)."""
+    out = copy.deepcopy(dict(config))
+    if isinstance(out.get("dataset"), dict):
+        out["dataset"] = {k: v for k, v in out["dataset"].items() if k != "archive"}
+    return out
+
+
 # -------------------------------------------------------------------------------------------- hashing
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import small_study
+from conftest import small_study, synthetic_md5
 
 RUNS = [(v, s) for v in ("baseline", "lr_x5") for s in (0, 1)]
 
@@ -22,6 +22,13 @@ def finished(tmp_path_factory, archive):
     cfg = wf.write_config(small_study(archive))
     wf.snakemake("--configfile", str(cfg), "--resources", "gpu=1")
     return wf, cfg
+
+
+def test_the_reports_config_leaves_out_this_machines_archive_path(finished, archive):
+    wf, _ = finished
+    html = (wf.root / "report.html").read_text()
+    assert str(archive) not in html and "archive:" not in html
+    assert f"md5: {synthetic_md5(archive)}" in html  # the data is still named
 
 
 def test_every_output_is_there(finished):

@@ -71,7 +71,7 @@ rule report:
     conda:
         "../envs/study.yaml"
     params:
-        config=config,
+        config=shareable(config),
         code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/render_report.py"

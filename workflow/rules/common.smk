@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from lrstudy.analysis.adaptive import possible_seeds
-from lrstudy.config import ConfigError, describe_schema_error, load_yaml, parse_study, prepare_config
+from lrstudy.config import ConfigError, describe_schema_error, load_yaml, parse_study, prepare_config, shareable
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.studies import assemble, remember
 from lrstudy.study_state import drop_stale_aggregate, warn_if_cache_damaged

@@ -189,6 +189,16 @@ def test_snakemakes_report_never_replaces_the_studys(finished, how):
     assert (wf.root / "report.html").read_bytes() == before
 
 
+def test_a_target_swallowed_by_forcerun_retrains_nothing(finished):
+    wf, cfg = finished
+    runs = {p: p.stat().st_mtime_ns for p in (wf.root / "results/runs").glob("*/seed*/summary.json")}
+    proc = wf.snakemake("--configfile", str(cfg), "--forcerun", "train", "results/runs/lr_x5/summary.csv", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "every run forced to retrain" in out
+    assert "snakemake --forcerun train -- results/runs/lr_x5/summary.csv" in out
+    assert {p: p.stat().st_mtime_ns for p in runs} == runs
+
+
 def test_a_damaged_cache_loses_no_run_and_says_how_to_rebuild(finished, archive):
     wf, cfg = finished
     npz = wf.root / "results/data/cifar10.npz"

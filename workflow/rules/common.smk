@@ -68,6 +68,22 @@ def refuse_report_over_ours():
         )
 
 
+def refuse_swallowed_targets():
+    """`--forcerun train results/runs/lr_x5/summary.csv` forces that file and, with no target left, builds
+    the default one: every run of the study would retrain. Snakemake accepts it; nobody means it."""
+    if CLI is None or CLI.targets or not CLI.forcerun:
+        return
+    paths = [f for f in CLI.forcerun if len(Path(f).parts) > 1 or Path(f).suffix]  # rule names have neither
+    if paths:
+        raise WorkflowError(
+            f"`--forcerun {' '.join(CLI.forcerun)}` reads {' '.join(paths)} as something to force, not as a "
+            "target, so the whole study would be built and every run forced to retrain. Put `--` before the "
+            f"targets: snakemake --forcerun {' '.join(f for f in CLI.forcerun if f not in paths)} -- "
+            f"{' '.join(paths)}"
+        )
+
+
+refuse_swallowed_targets()
 _config, _to_remember = assemble(PROJECT, workflow.config_settings.overwrite_config)
 config.clear()
 config.update(_config)

@@ -1,13 +1,13 @@
 import contextlib
 import io
 import json
-import logging
 import os
 import re
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from lrstudy.analysis.adaptive import possible_seeds
@@ -98,6 +98,8 @@ if _to_remember and PLAIN_RUN:
 
 if STUDY.outdir != ".":
     os.makedirs(PROJECT / STUDY.outdir, exist_ok=True)
+    # Snakemake's header names the directory it started in; the study's files are here.
+    logger.info(f"Study {STUDY.name!r}: working directory {PROJECT / STUDY.outdir}")
 
     workdir: PROJECT / STUDY.outdir
 

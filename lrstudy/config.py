@@ -72,6 +72,7 @@ class Execution:
 
     device: str
     compile: bool
+    cuda_graph: bool
     deterministic: bool
     eval_batch_size: int
     checkpoint_every: int

@@ -12,6 +12,7 @@ from lrstudy.data import cifar10 as dataset
 from lrstudy.train.engine import AUTO_CPU_LIMIT_S, DeviceData, DeviceError, Trainer, cpu_seconds, resolve_device
 from lrstudy.train.model import ResNet18
 from lrstudy.train.run import execute
+from lrstudy.train.steps import GraphedSteps
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,6 +85,74 @@ def test_resumed_run_equals_uninterrupted(cache, tmp_path):
         tmp_path / "full" / "metrics.csv"
     )
     assert not ckpt.exists(), "a finished run removes its checkpoint, so that a forced rerun trains again"
+
+
+def test_the_cuda_graph_path_computes_what_the_eager_path_does(cache):
+    # GraphedSteps without capturing (the CPU has no CUDA graphs) runs its own arithmetic: static batch
+    # buffers, the lr as a tensor, gradients zeroed in place, an eager remainder on both train (500 % 64)
+    # and eval (200 % 64). Any of those done wrong changes the numbers; the capture itself needs a GPU.
+    npz, _ = cache
+    cpu = torch.device("cpu")
+    cfg = train_cfg(epochs=3, eval_batch_size=64)
+
+    def metrics(graphed: bool) -> list[dict]:
+        trainer = Trainer(cfg, 2, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
+        if graphed:
+            trainer.steps = GraphedSteps(trainer, cfg["batch_size"], cfg["eval_batch_size"], capture=False)
+        return [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in trainer.run(None).metrics]
+
+    eager = metrics(False)
+    assert metrics(True) == eager and eager[0]["train_acc"] != eager[2]["train_acc"]
+
+
+# ATen ops that torch.use_deterministic_algorithms(True) refuses on CUDA (PyTorch's "Reproducibility"
+# notes), by overload name; `execution.deterministic: true` would fail at the first step on a GPU.
+CUDA_NONDETERMINISTIC = {
+    "_adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d_backward",
+    "avg_pool3d_backward",
+    "max_pool3d_with_indices_backward",
+    "fractional_max_pool2d_backward",
+    "max_unpool2d",
+    "reflection_pad2d_backward",
+    "replication_pad2d_backward",
+    "upsample_bilinear2d_backward",
+    "upsample_bicubic2d_backward",
+    "nll_loss2d_forward",
+    "index_add",
+    "index_copy",
+    "index_put",
+    "scatter_add",
+    "scatter_reduce",
+    "put",
+    "histc",
+    "bincount",
+    "kthvalue",
+    "median",
+    "grid_sampler_2d_backward",
+    "embedding_dense_backward",
+}
+
+
+def test_an_epoch_uses_no_op_that_deterministic_cuda_refuses(cache):
+    # The CPU runs the same ATen ops as CUDA here (adaptive pooling to 1x1 is a mean on both), so a
+    # model or augmentation change that brings in such an op fails this test before it fails on a GPU.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        ops: set = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.add(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    npz, _ = cache
+    cpu = torch.device("cpu")
+    trainer = Trainer(train_cfg(epochs=1), 0, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
+    with Record() as record:
+        trainer.run(None)
+    assert {"convolution_backward", "native_batch_norm_backward", "nll_loss_forward"} <= record.ops
+    assert not record.ops & CUDA_NONDETERMINISTIC
 
 
 def test_checkpoint_of_another_config_is_not_resumed(cache, tmp_path, caplog):

@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, default=base["width"])
     ap.add_argument("--precision", choices=["bf16", "fp32"], default=base["precision"])
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=execution["device"])
-    ap.add_argument("--compile", action="store_true", help="torch.compile with CUDA graphs (CUDA only)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile (CUDA only)")
+    ap.add_argument("--cuda-graph", action="store_true", help="the whole train step in CUDA graphs (CUDA only)")
+    ap.add_argument(
+        "--deterministic", action="store_true", default=execution["deterministic"], help="deterministic CUDA kernels"
+    )
     ap.add_argument("--threads", type=int, default=execution["cpu_threads"], help="torch threads of a CPU run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it matches")
@@ -71,7 +75,14 @@ def main(argv: list[str] | None = None) -> None:
         width=args.width,
         precision=args.precision,
     )
-    execution = dict(execution, device=args.device, compile=args.compile, cpu_threads=args.threads)
+    execution = dict(
+        execution,
+        device=args.device,
+        compile=args.compile,
+        cuda_graph=args.cuda_graph,
+        deterministic=args.deterministic,
+        cpu_threads=args.threads,
+    )
     for key in ("epochs", "batch_size", "threads"):
         if getattr(args, key) < 1:
             ap.error(f"--{key.replace('_', '-')} must be positive")

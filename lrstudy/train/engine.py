@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lrstudy.metrics import METRIC_COLUMNS
 from lrstudy.train import checkpoint
-from lrstudy.train.augment import Normalize, crop_flip, draw_epoch
+from lrstudy.train.augment import Normalize, draw_epoch
 from lrstudy.train.model import ResNet18
 from lrstudy.train.schedule import lr_for_epoch
+from lrstudy.train.steps import EagerSteps, GraphedSteps
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +156,16 @@ class Trainer:
             **({"fused": True} if cuda else {"foreach": True}),
         )
         self.forward = self.model
+        graphs = cuda and train["cuda_graph"]
         if cuda and train["compile"]:
-            # CUDA graphs remove the per-kernel launch cost that dominates ResNet18 at batch 256.
-            self.forward = torch.compile(self.model, mode="reduce-overhead")
+            # With whole-step graphs of our own, torch.compile only fuses kernels; without them, its
+            # "reduce-overhead" mode puts the model (not the backward's optimizer step) in CUDA graphs.
+            self.forward = torch.compile(self.model, mode=None if graphs else "reduce-overhead")
+        self.steps = (
+            GraphedSteps(self, train["batch_size"], train["eval_batch_size"], capture=True)
+            if graphs
+            else EagerSteps(self)
+        )
         self.generator = torch.Generator().manual_seed(self.seed)
         self.epoch = 0
         self.metrics: list[dict] = []
@@ -187,6 +194,8 @@ class Trainer:
         _check_metrics(state["metrics"], state["epoch"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if isinstance(self.steps, GraphedSteps):
+            self.steps.forget_graphs()
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
@@ -204,49 +213,23 @@ class Trainer:
             torch.set_num_threads(self.cpu_threads)
 
     # -- one epoch --------------------------------------------------------------------------------
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
-
     def train_epoch(self, lr: float) -> tuple[float, float]:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.steps.set_lr(lr)
         self.model.train()
-        x_all, y_all = self.data.x_train, self.data.y_train
-        n, bs = y_all.numel(), self.cfg["batch_size"]
+        n = self.data.y_train.numel()
         order, top, left, flip = (t.to(self.device, non_blocking=True) for t in draw_epoch(self.generator, n))
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        self.steps.reset_sums()
         # Every image every epoch: the last batch is the remainder, as with a DataLoader (drop_last=False).
-        for start in range(0, n, bs):
-            idx = order[start : start + bs]
-            x = self.normalize(
-                crop_flip(x_all[idx], top[start : start + bs], left[start : start + bs], flip[start : start + bs])
-            )
-            y = y_all[idx]
-            with self._autocast():
-                logits = self.forward(x)
-                loss = F.cross_entropy(logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            loss_sum += loss.detach().float() * y.numel()
-            correct += (logits.detach().argmax(1) == y).sum()
-        return loss_sum.item() / n, correct.item() / n
+        self.steps.train_batches(order, top, left, flip, self.cfg["batch_size"])
+        return self.steps.loss_sum.item() / n, self.steps.correct.item() / n
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
         self.model.eval()
-        x_all, y_all = self.data.x_test, self.data.y_test
-        n, bs = y_all.numel(), self.cfg["eval_batch_size"]
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        for start in range(0, n, bs):
-            x, y = self.normalize(x_all[start : start + bs]), y_all[start : start + bs]
-            with self._autocast():
-                logits = self.model(x)
-            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
-        return loss_sum.item() / n, correct.item() / n
+        self.steps.reset_sums()
+        self.steps.eval_batches(self.data.x_test, self.data.y_test, self.cfg["eval_batch_size"])
+        n = self.data.y_test.numel()
+        return self.steps.loss_sum.item() / n, self.steps.correct.item() / n
 
     # -- the run ----------------------------------------------------------------------------------
     def run(

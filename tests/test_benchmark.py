@@ -47,3 +47,33 @@ def test_benchmark_smoke_on_cpu(archive, tmp_path):
         assert p["epochs"] == 2 and p["s_per_epoch"] > 0 and p["train_images_per_s"] > 0
         assert p["share_of_bf16_peak"] is None  # no bf16 peak is claimed for a CPU
     assert "| published-style" in (tmp_path / "benchmark.md").read_text()
+
+
+def test_modes_are_checked_and_cuda_modes_are_skipped_on_the_cpu(archive, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(["--archive", str(archive), "--modes", "eager,turbo", "--out", str(tmp_path)])
+    assert "choose from published, eager, compile, graph, compile+graph" in capsys.readouterr().err
+    small = ["--device", "cpu", "--width", "4", "--train-limit", "100", "--test-limit", "50", "--epochs", "1"]
+    benchmark.main(["--archive", str(archive), *small, "--modes", "graph,eager", "--out", str(tmp_path)])
+    assert "mode graph needs CUDA; skipped on cpu" in capsys.readouterr().out
+    result = json.loads((tmp_path / "benchmark.json").read_text())
+    assert [p["mode"] for p in result["pipelines"]] == ["eager"]
+    assert 0 <= result["pipelines"][0]["final_test_acc"] <= 1
+
+
+def test_a_failing_mode_is_recorded_and_the_others_still_run(archive, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(benchmark, "published_style_epochs", broken)
+    small = ["--device", "cpu", "--width", "4", "--train-limit", "100", "--test-limit", "50", "--epochs", "1"]
+    benchmark.main(["--archive", str(archive), *small, "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "benchmark.json").read_text())
+    assert result["pipelines"][0] == {
+        "mode": "published",
+        "pipeline": "published-style (DataLoader+PIL, 2 workers, fp32)",
+        "error": "RuntimeError: CUDA error: an illegal memory access was encountered",
+    }
+    assert result["pipelines"][1]["mode"] == "eager" and result["pipelines"][1]["s_per_epoch"] > 0
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "failed: RuntimeError: CUDA error" in table and "Speed-up" not in table

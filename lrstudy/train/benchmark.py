@@ -2,19 +2,24 @@
 one device, written as JSON and a Markdown table.
 
     lrstudy-bench --data results/data/cifar10.npz --epochs 3 --out results/benchmark
+    lrstudy-bench --data results/data/cifar10.npz --modes published,eager,compile,graph,compile+graph --out b
     lrstudy-bench --archive cifar-10-python.tar.gz --device cpu --width 4 --train-limit 512 --epochs 1 --out /tmp/b
 
-Published-style: a Dataset of PIL images with torchvision's RandomCrop/RandomHorizontalFlip/ToTensor/
-Normalize, a DataLoader with 2 workers, fp32, NCHW. Ours: lrstudy's engine (uint8 data on the device,
-crop/flip there, bf16 autocast, channels_last, fused SGD, optionally CUDA graphs). Both train every
-image and evaluate the full test set each epoch. The first epoch (warm-up, compilation) is reported
-apart from the steady-state mean.
+Modes (--modes, in this order, one process): `published` is the published run's style of input pipeline,
+a Dataset of PIL images with torchvision's RandomCrop/RandomHorizontalFlip/ToTensor/Normalize and a
+DataLoader with 2 workers, fp32, NCHW. The others are lrstudy's engine (uint8 data on the device,
+crop/flip there, bf16 autocast, channels_last, fused SGD): `eager`; `compile`, torch.compile with CUDA
+graphs on the model (execution.compile); `graph`, the whole train step and each evaluation batch in CUDA
+graphs (execution.cuda_graph); `compile+graph`, both. All train every image and evaluate the full test
+set each epoch, from the same seed. The first epoch (warm-up, compilation, capture) is reported apart
+from the steady-state mean, and each mode's last-epoch accuracies are recorded as a sanity check.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -119,11 +124,28 @@ def published_style_epochs(arrays, train: dict, device: torch.device, epochs: in
     return times
 
 
-def our_epochs(arrays, meta, train: dict, device: torch.device, epochs: int) -> list[float]:
+OUR_MODES = {  # mode -> (execution.compile, execution.cuda_graph)
+    "eager": (False, False),
+    "compile": (True, False),
+    "graph": (False, True),
+    "compile+graph": (True, True),
+}
+MODES = ["published", *OUR_MODES]
+
+
+def our_epochs(arrays, meta, train: dict, device: torch.device, epochs: int, mode: str) -> list[dict]:
+    compile_, cuda_graph = OUR_MODES[mode]
+    train = dict(train, epochs=epochs, compile=compile_, cuda_graph=cuda_graph)
     data = DeviceData.from_arrays(arrays, device)
-    trainer = Trainer(dict(train, epochs=epochs), 0, data, device, run_hash(train, 0, meta))
-    result = trainer.run(None)
-    return [m["epoch_seconds"] for m in result.metrics]
+    return Trainer(train, 0, data, device, run_hash(train, 0, meta)).run(None).metrics
+
+
+def parse_modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"--modes {text!r}: choose from {', '.join(MODES)} (comma-separated)")
+    return modes
 
 
 def _sync(device: torch.device) -> None:
@@ -131,10 +153,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def summarise(name: str, times: list[float], n_train: int, flops_per_epoch: float, peak: float | None) -> dict:
+def summarise(
+    mode: str, name: str, times: list[float], n_train: int, flops_per_epoch: float, peak: float | None
+) -> dict:
     steady = times[1:] or times
     s = statistics.mean(steady)
     return {
+        "mode": mode,
         "pipeline": name,
         "epochs": len(times),
         "first_epoch_s": times[0],
@@ -155,13 +180,29 @@ def table(result: dict) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in result["pipelines"]:
+        if "error" in r:
+            lines.append(f"| {r['pipeline']} | failed: {r['error']} | | | | |")
+            continue
         share = f"{100 * r['share_of_bf16_peak']:.1f}%" if r["share_of_bf16_peak"] is not None else "n/a"
         lines.append(
             f"| {r['pipeline']} | {r['s_per_epoch']:.3f} | {r['first_epoch_s']:.3f} | "
             f"{r['train_images_per_s']:.0f} | {r['tflops']:.2f} | {share} |"
         )
-    if len(result["pipelines"]) == 2:
-        lines += ["", f"Speed-up: {result['pipelines'][0]['s_per_epoch'] / result['pipelines'][1]['s_per_epoch']:.2f}x"]
+    base = next((r for r in result["pipelines"] if r["mode"] == "published" and "error" not in r), None)
+    if base is not None and len(result["pipelines"]) > 1:
+        lines += ["", "Speed-up over the published-style pipeline (steady state):"]
+        lines += [
+            f"- {r['pipeline']}: {base['s_per_epoch'] / r['s_per_epoch']:.2f}x"
+            for r in result["pipelines"]
+            if r is not base and "error" not in r
+        ]
+    accuracies = [r for r in result["pipelines"] if "final_test_acc" in r]
+    if accuracies:
+        lines += ["", f"Accuracy after {result['epochs']} epochs, seed 0 (a sanity check, not a result):"]
+        lines += [
+            f"- {r['pipeline']}: train {100 * r['final_train_acc']:.2f}%, test {100 * r['final_test_acc']:.2f}%"
+            for r in accuracies
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -176,9 +217,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
-    ap.add_argument("--compile", action="store_true", help="ours with torch.compile + CUDA graphs")
+    ap.add_argument(
+        "--modes", type=parse_modes, default=["published", "eager"], help=f"comma-separated, of: {', '.join(MODES)}"
+    )
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the published-style pipeline")
-    ap.add_argument("--skip-published-style", action="store_true")
     args = ap.parse_args(argv)
 
     npz, meta_path = source_cache(args, args.out)
@@ -193,23 +235,12 @@ def main(argv: list[str] | None = None) -> None:
         "width": args.width,
         "precision": args.precision,
         "device": args.device,
-        "compile": args.compile,
     }
     n_train, n_test = len(arrays["y_train"]), len(arrays["y_test"])
     flops = train_flops_per_image(args.width) * n_train + train_flops_per_image(args.width) / 3 * n_test
     name = device_name(device)
     peak = bf16_peak(name) if device.type == "cuda" else None
-
-    pipelines = []
-    if not args.skip_published_style:
-        times = published_style_epochs(arrays, train, device, args.epochs, args.workers)
-        pipelines.append(
-            summarise(f"published-style (DataLoader+PIL, {args.workers} workers, fp32)", times, n_train, flops, peak)
-        )
-    ours = our_epochs(arrays, meta, train, device, args.epochs)
-    label = f"lrstudy ({'bf16' if device.type == 'cuda' and args.precision == 'bf16' else 'fp32'}"
-    label += ", CUDA graphs)" if args.compile and device.type == "cuda" else ", eager)"
-    pipelines.append(summarise(label, ours, n_train, flops, peak))
+    cuda = device.type == "cuda"
 
     result = {
         "device": device.type,
@@ -217,15 +248,48 @@ def main(argv: list[str] | None = None) -> None:
         "versions": versions(),
         "width": args.width,
         "batch_size": args.batch_size,
+        "epochs": args.epochs,
         "train_size": n_train,
         "test_size": n_test,
         "flops_per_epoch": flops,
         "bf16_peak_tflops": peak,
-        "pipelines": pipelines,
+        "pipelines": [],
     }
-    atomic_write_json(args.out / "benchmark.json", result)
-    atomic_write_text(args.out / "benchmark.md", table(result))
+    for mode in args.modes:
+        if mode != "published" and not cuda and mode != "eager":
+            print(f"lrstudy-bench: mode {mode} needs CUDA; skipped on {device.type}")
+            continue
+        result["pipelines"].append(measure(mode, arrays, meta, train, device, args, n_train, flops, peak))
+        # Written after every mode: a benchmark stopped by a deadline keeps the modes it finished.
+        atomic_write_json(args.out / "benchmark.json", result)
+        atomic_write_text(args.out / "benchmark.md", table(result))
     print(table(result))
+
+
+def measure(mode: str, arrays, meta, train: dict, device, args, n_train: int, flops: float, peak) -> dict:
+    cuda = device.type == "cuda"
+    if mode == "published":
+        label = f"published-style (DataLoader+PIL, {args.workers} workers, fp32)"
+    else:
+        label = f"lrstudy {mode} ({'bf16' if cuda and args.precision == 'bf16' else 'fp32'})"
+    try:
+        if mode == "published":
+            return summarise(
+                mode,
+                label,
+                published_style_epochs(arrays, train, device, args.epochs, args.workers),
+                n_train,
+                flops,
+                peak,
+            )
+        rows = our_epochs(arrays, meta, train, device, args.epochs, mode)
+    except Exception as exc:  # one failing mode (a CUDA-only bug) must not hide the others' figures
+        message = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        print(f"lrstudy-bench: mode {mode} failed: {message}", file=sys.stderr)
+        return {"mode": mode, "pipeline": label, "error": message}
+    row = summarise(mode, label, [m["epoch_seconds"] for m in rows], n_train, flops, peak)
+    row.update(final_train_acc=rows[-1]["train_acc"], final_test_acc=rows[-1]["test_acc"])
+    return row
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """tools/gpu/check.py, the GPU measurements script: how it picks the mode for the 200-epoch run, how it
 compares runs, and that a call cut short by its deadline still leaves a README that says what is missing.
-The whole script is rehearsed on the CPU with `DRY=1 bash tools/gpu/check.sh` (about 2.5 minutes, too long
+The whole script is rehearsed on the CPU with `DRY=1 bash tools/gpu/check.sh` (about 3 minutes, too long
 for CI's budget); these parts run in seconds."""
 
 import importlib.util

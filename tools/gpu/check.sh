@@ -2,7 +2,7 @@
 # The GPU measurements (issue 9) in ONE device call of at most 9 minutes; tools/gpu/check.py says what
 # it measures and writes (OUT/measurements/<card>-<date>/, ready to commit).
 #
-# Rehearse here first, on the CPU (about 2.5 minutes; the real archive, see ../shared/README.md):
+# Rehearse here first, on the CPU (about 3 minutes on 2 cores; the real archive, see ../shared/README.md):
 #   DRY=1 OUT=/tmp/check ARCHIVE=/tmp/cifar-10-python.tar.gz bash tools/gpu/check.sh
 # On a lent host, with the device tool, back to back (a warm host keeps what a call wrote outside $OUT):
 #   here, once:             ../shared/gpu/stage.sh

@@ -52,7 +52,8 @@ clean-results:
 
 # Machine-local settings in local.yaml (git-ignored, read by every command): a local copy of the archive,
 # so that `make study` and `make demo` work offline.  make local ARCHIVE=/data/cifar-10-python.tar.gz
-local:
+local: venv
 	@test -n "$(ARCHIVE)" || { echo "usage: make local ARCHIVE=/path/to/cifar-10-python.tar.gz"; exit 2; }
-	$(PY) -m lrstudy.data.local_settings "$(ARCHIVE)" > local.yaml.tmp && mv local.yaml.tmp local.yaml
+	$(PY) -m lrstudy.data.local_settings "$(ARCHIVE)" > local.yaml.tmp && mv local.yaml.tmp local.yaml \
+		|| { rm -f local.yaml.tmp; exit 1; }
 	@cat local.yaml

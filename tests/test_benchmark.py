@@ -57,8 +57,12 @@ def test_modes_are_checked_and_cuda_modes_are_skipped_on_the_cpu(archive, tmp_pa
     benchmark.main(["--archive", str(archive), *small, "--modes", "graph,eager", "--out", str(tmp_path)])
     assert "mode graph needs CUDA; skipped on cpu" in capsys.readouterr().out
     result = json.loads((tmp_path / "benchmark.json").read_text())
-    assert [p["mode"] for p in result["pipelines"]] == ["eager"]
-    assert 0 <= result["pipelines"][0]["final_test_acc"] <= 1
+    assert [p["mode"] for p in result["pipelines"]] == ["graph", "eager"]
+    assert result["pipelines"][0]["skipped"] == "needs CUDA, this is a cpu"
+    assert 0 <= result["pipelines"][1]["final_test_acc"] <= 1
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "| lrstudy graph | skipped: needs CUDA, this is a cpu |" in table
+    assert "One epoch per mode: no steady state" in table and "Accuracy after 1 epoch," in table
 
 
 def test_a_failing_mode_is_recorded_and_the_others_still_run(archive, tmp_path, monkeypatch):

@@ -167,6 +167,12 @@ def test_truncated_and_non_gzip_archives_are_named(archive, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_missing_archive_is_not_called_corrupt(tmp_path):
+    with pytest.raises(DatasetError, match=r"missing.tar.gz: no such file \(give the path") as err:
+        prepare(tmp_path / "missing.tar.gz", tmp_path / "c.npz", tmp_path / "c.json", train_limit=None, test_limit=None)
+    assert "Delete it" not in str(err.value)
+
+
 def _archive_with(tmp_path: Path, add) -> Path:
     path = tmp_path / "evil.tar.gz"
     with tarfile.open(path, "w:gz") as tar:

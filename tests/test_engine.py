@@ -173,6 +173,14 @@ def test_summary_fields(cache, tmp_path):
     assert set(torch.load(tmp_path / "a" / "model.pt", weights_only=True)) >= {"fc.weight", "stem.0.weight"}
 
 
+def test_a_cpu_run_says_and_records_that_compile_and_cuda_graph_were_ignored(cache, tmp_path, caplog):
+    caplog.set_level("INFO")
+    s = run(cache, tmp_path / "a", epochs=1, compile=True, cuda_graph=True)
+    assert s["execution"]["compile"] and s["execution"]["cuda_graph"]  # what was asked
+    assert s["execution"]["compile_used"] is False and s["execution"]["cuda_graph_used"] is False  # what ran
+    assert "execution.compile and execution.cuda_graph apply on CUDA only; this CPU run is eager" in caplog.text
+
+
 def test_cuda_without_cuda_says_what_to_do(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError, match="execution.device"):

@@ -114,3 +114,13 @@ def test_goals_are_judged_on_this_calls_figures_only():
     assert result[1][1] == "16.0x" and result[2][1] == "95.12%" and result[3][1].startswith("16.0 min")
     nothing = check.goals({"mode": "eager"}, None, None, {"k": {}})
     assert [met for *_, met in nothing] == [None] * 4
+
+
+def test_a_missing_archive_is_refused_before_anything_is_emptied(tmp_path, capsys):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "kept").write_text("a previous call's files")
+    with pytest.raises(SystemExit):
+        check.main(["--archive", str(tmp_path / "nope.tar.gz"), "--out", str(tmp_path), "--scratch", str(scratch)])
+    assert "nope.tar.gz: no such file (ARCHIVE= for check.sh)" in capsys.readouterr().err
+    assert (scratch / "kept").exists() and not (tmp_path / "measurements").exists()

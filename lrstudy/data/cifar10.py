@@ -250,6 +250,8 @@ def _read_batch(archive: Path, tar: tarfile.TarFile, name: str) -> tuple[np.ndar
 
 def read_archive(archive: Path) -> dict[str, np.ndarray]:
     """Decode the five train batches and the test batch of a cifar-10-python.tar.gz."""
+    if not Path(archive).is_file():
+        raise DatasetError(f"{archive}: no such file (give the path of a cifar-10-python.tar.gz)")
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for m in tar:  # each header is checked as it is read, before the member's data is reached

@@ -3,7 +3,7 @@ one device, written as JSON and a Markdown table.
 
     lrstudy-bench --data results/data/cifar10.npz --epochs 3 --out results/benchmark
     lrstudy-bench --data results/data/cifar10.npz --modes published,eager,compile,graph,compile+graph --out b
-    lrstudy-bench --archive cifar-10-python.tar.gz --device cpu --width 4 --train-limit 512 --epochs 1 --out /tmp/b
+    lrstudy-bench --archive cifar-10-python.tar.gz --device cpu --width 4 --train-limit 512 --epochs 2 --out /tmp/b
 
 Modes (--modes, in this order, one process): `published` is the published run's style of input pipeline,
 a Dataset of PIL images with torchvision's RandomCrop/RandomHorizontalFlip/ToTensor/Normalize and a
@@ -180,25 +180,29 @@ def table(result: dict) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in result["pipelines"]:
-        if "error" in r:
-            lines.append(f"| {r['pipeline']} | failed: {r['error']} | | | | |")
+        if "s_per_epoch" not in r:
+            why = f"failed: {r['error']}" if "error" in r else f"skipped: {r['skipped']}"
+            lines.append(f"| {r['pipeline']} | {why} | | | | |")
             continue
         share = f"{100 * r['share_of_bf16_peak']:.1f}%" if r["share_of_bf16_peak"] is not None else "n/a"
         lines.append(
             f"| {r['pipeline']} | {r['s_per_epoch']:.3f} | {r['first_epoch_s']:.3f} | "
             f"{r['train_images_per_s']:.0f} | {r['tflops']:.2f} | {share} |"
         )
-    base = next((r for r in result["pipelines"] if r["mode"] == "published" and "error" not in r), None)
+    if result["epochs"] == 1:
+        lines += ["", "One epoch per mode: no steady state, so s/epoch includes the warm-up (use --epochs 3)."]
+    base = next((r for r in result["pipelines"] if r["mode"] == "published" and "s_per_epoch" in r), None)
     if base is not None and len(result["pipelines"]) > 1:
         lines += ["", "Speed-up over the published-style pipeline (steady state):"]
         lines += [
             f"- {r['pipeline']}: {base['s_per_epoch'] / r['s_per_epoch']:.2f}x"
             for r in result["pipelines"]
-            if r is not base and "error" not in r
+            if r is not base and "s_per_epoch" in r
         ]
     accuracies = [r for r in result["pipelines"] if "final_test_acc" in r]
     if accuracies:
-        lines += ["", f"Accuracy after {result['epochs']} epochs, seed 0 (a sanity check, not a result):"]
+        epochs = f"{result['epochs']} epoch{'s' if result['epochs'] > 1 else ''}"
+        lines += ["", f"Accuracy after {epochs}, seed 0 (a sanity check, not a result):"]
         lines += [
             f"- {r['pipeline']}: train {100 * r['final_train_acc']:.2f}%, test {100 * r['final_test_acc']:.2f}%"
             for r in accuracies
@@ -258,8 +262,10 @@ def main(argv: list[str] | None = None) -> None:
     for mode in args.modes:
         if mode != "published" and not cuda and mode != "eager":
             print(f"lrstudy-bench: mode {mode} needs CUDA; skipped on {device.type}")
-            continue
-        result["pipelines"].append(measure(mode, arrays, meta, train, device, args, n_train, flops, peak))
+            row = {"mode": mode, "pipeline": f"lrstudy {mode}", "skipped": f"needs CUDA, this is a {device.type}"}
+        else:
+            row = measure(mode, arrays, meta, train, device, args, n_train, flops, peak)
+        result["pipelines"].append(row)
         # Written after every mode: a benchmark stopped by a deadline keeps the modes it finished.
         atomic_write_json(args.out / "benchmark.json", result)
         atomic_write_text(args.out / "benchmark.md", table(result))

@@ -23,6 +23,7 @@ from lrstudy.metrics import metrics_csv
 from lrstudy.provenance import code_record
 from lrstudy.train import checkpoint
 from lrstudy.train.engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
+from lrstudy.train.steps import GraphedSteps
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,10 @@ def _execute(
     )
     if device.type == "cpu" and recipe["precision"] == "bf16":
         log.info("precision bf16 applies on CUDA only; this CPU run computes in fp32")
+    cuda_only = [key for key in ("compile", "cuda_graph") if execution[key]]
+    if device.type == "cpu" and cuda_only:
+        names = " and ".join(f"execution.{key}" for key in cuda_only)
+        log.info("%s %s on CUDA only; this CPU run is eager", names, "apply" if len(cuda_only) > 1 else "applies")
     verify_cache(data_npz, meta)
     data = DeviceData.from_arrays(load_cache(data_npz), device)
     trainer = Trainer(train, seed, data, device, config_hash)
@@ -178,7 +183,13 @@ def _execute(
         "config": recipe,
         "config_hash": config_hash,
         "dataset": dataset,
-        "execution": {**execution, "cpu_threads_used": result.cpu_threads},
+        "execution": {
+            **execution,
+            "cpu_threads_used": result.cpu_threads,
+            # What the run computed with: compile and cuda_graph are ignored off CUDA.
+            "compile_used": trainer.forward is not trainer.model,
+            "cuda_graph_used": isinstance(trainer.steps, GraphedSteps),
+        },
         "code": code_record(project or _PROJECT_ROOT),
     }
     checkpoint.save(model_out, result.model.state_dict())

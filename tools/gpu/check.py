@@ -1,11 +1,13 @@
 """The GPU measurements (issue 9) as one script for one call on a lent GPU host; tools/gpu/check.sh runs it.
 
 Everything to keep lands in OUT/measurements/<card>-<date>/, ready to commit as it is (the data cache and
-the runs' models stay in --scratch, the workflow's studies in the checkout's studies/):
+the runs' models stay in --scratch, emptied at the start of every call; the workflow's studies stay in the
+checkout's git-ignored studies/seed-recipe, studies/packing-2 and studies/packing-3):
   benchmark.json/.md   the published-style loader and our modes, same process, same card (lrstudy-bench)
   determinism.json     the same seed twice with deterministic kernels, the graph path against the eager
                        one, and two runs without deterministic kernels: how far apart they end
   choice.json          the fastest mode that passed the checks, and why the others did not
+  plan.json, configs/  the plan (sizes, epochs, caps) and the workflow configs of the named studies
   metrics.csv, summary.json   the seed recipe, 200 epochs, baseline seed 0, through the workflow
   packing.json         1, 2 and 3 trainings sharing the card (runs_per_gpu): run-epochs per second
   steps.json, logs/    every command, its exit status and time, its output, the runs' epoch lines
@@ -170,7 +172,10 @@ class Check:
             "seed": 0,
             "commands": {name: " ".join(cmd[2:]) for name, cmd in commands.items()},
             "deterministic_repeat_identical": same(metrics["det-eager-a"], metrics["det-eager-b"]),
-            "graph_equals_eager_deterministic": same(metrics["det-eager-a"], metrics["det-graph"]),
+            # Off CUDA the engine ignores --cuda-graph: both sides would be eager.
+            "graph_equals_eager_deterministic": same(metrics["det-eager-a"], metrics["det-graph"])
+            if p.device == "cuda"
+            else None,
             "nondeterministic_repeat_identical": same(metrics["fast-a"], metrics["fast-b"]),
             "nondeterministic_max_abs_diff": max_abs_diff(metrics["fast-a"], metrics["fast-b"]),
             "final_test_acc": {name: (m[-1]["test_acc"] if m else None) for name, m in metrics.items()},
@@ -185,9 +190,8 @@ class Check:
         rejected, passed = {}, []
         for mode in OUR_MODES:
             row = rows.get(mode)
-            if row is None or "error" in row:
-                cuda_only = " (needs CUDA)" if self.plan.device != "cuda" and mode != "eager" else ""
-                rejected[mode] = (row or {}).get("error", "did not run" + cuda_only)
+            if row is None or "s_per_epoch" not in row:
+                rejected[mode] = (row or {}).get("error") or (row or {}).get("skipped") or "did not run"
             elif eager_acc is not None and row["final_test_acc"] < eager_acc - SANITY_ACC_POINTS:
                 rejected[mode] = f"test accuracy {row['final_test_acc']:.4f}, eager {eager_acc:.4f}"
             elif OUR_MODES[mode][1] and determinism["graph_equals_eager_deterministic"] is False:
@@ -387,7 +391,7 @@ def render_readme(check: Check, choice, bench, determinism, summary, packing) ->
 
 def goals(choice, bench, summary, packing) -> list[tuple[str, str, bool | None]]:
     """Each goal of issue 9 with the figure this call measured (never one measured elsewhere)."""
-    rows = {r["mode"]: r for r in (bench or {}).get("pipelines", []) if "error" not in r}
+    rows = {r["mode"]: r for r in (bench or {}).get("pipelines", []) if "s_per_epoch" in r}
     chosen, published = rows.get(choice["mode"]), rows.get("published")
     s = chosen["s_per_epoch"] if chosen else None
     speedup = published["s_per_epoch"] / s if s and published else None
@@ -432,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=510.0, help="the whole call's deadline, in seconds")
     ap.add_argument("--dry", action="store_true", help="the CPU rehearsal: width 4, 512 images, 2 epochs")
     args = ap.parse_args(argv)
+    if not args.archive.is_file():  # before anything is emptied or started
+        ap.error(f"--archive {args.archive}: no such file (ARCHIVE= for check.sh)")
     plan = DRY if args.dry else FULL
     check = Check(args, plan)
     atomic_write_json(check.dir / "plan.json", {**asdict(plan), "card": check.card, "dry": args.dry})

@@ -76,7 +76,7 @@ def refuse_swallowed_targets():
     paths = [f for f in CLI.forcerun if len(Path(f).parts) > 1 or Path(f).suffix]  # rule names have neither
     if paths:
         raise WorkflowError(
-            f"`--forcerun {' '.join(CLI.forcerun)}` reads {' '.join(paths)} as something to force, not as a "
+            f"`--forcerun` reads {' '.join(paths)} as something to force, not as a "
             "target, so the whole study would be built and every run forced to retrain. Put `--` before the "
             f"targets: snakemake --forcerun {' '.join(f for f in CLI.forcerun if f not in paths)} -- "
             f"{' '.join(paths)}"

@@ -328,6 +328,11 @@ def slug(name: str) -> str:
 
 
 # -- the README beside the evidence -----------------------------------------------------------------
+def verdict(value: bool | None) -> str:
+    """A comparison's outcome; None when a run is missing, or off CUDA for the graph path (ignored there)."""
+    return {True: "yes", False: "no"}.get(value, "not measured")
+
+
 def render_readme(check: Check, choice, bench, determinism, summary, packing) -> str:
     p, a = check.plan, check.args
     fmt = lambda x, spec=".3f": "n/a" if x is None else format(x, spec)  # noqa: E731
@@ -356,10 +361,10 @@ def render_readme(check: Check, choice, bench, determinism, summary, packing) ->
         "## Determinism (`determinism.json`)",
         "",
         f"- deterministic kernels, the same seed twice, {p.determinism_epochs} epochs: identical "
-        f"`metrics.csv` (timing aside): **{determinism['deterministic_repeat_identical']}**",
+        f"`metrics.csv` (timing aside): **{verdict(determinism['deterministic_repeat_identical'])}**",
         f"- the graph path against the eager path, deterministic kernels: identical: "
-        f"**{determinism['graph_equals_eager_deterministic']}**",
-        f"- without deterministic kernels: identical: {determinism['nondeterministic_repeat_identical']}; "
+        f"**{verdict(determinism['graph_equals_eager_deterministic'])}**",
+        f"- without deterministic kernels: identical: {verdict(determinism['nondeterministic_repeat_identical'])}; "
         f"largest difference per column: {json.dumps(determinism['nondeterministic_max_abs_diff'])}",
         "",
         f"## The seed recipe, {p.recipe_epochs} epochs (`metrics.csv`, `summary.json`)",

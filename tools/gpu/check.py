@@ -39,9 +39,9 @@ import yaml
 from lrstudy.atomic import atomic_write_json, atomic_write_text
 from lrstudy.data.cifar10 import md5sum, prepare
 from lrstudy.metrics import METRIC_COLUMNS
+from lrstudy.train.benchmark import MODES, OUR_MODES
 from lrstudy.train.run import device_name
 
-OUR_MODES = {"eager": (False, False), "compile": (True, False), "graph": (False, True), "compile+graph": (True, True)}
 # A mode counts as correct when its short-run accuracy is within this of the eager path's (a broken step
 # lands at chance, 10%); the graph path must also equal the eager one exactly with deterministic kernels.
 SANITY_ACC_POINTS = 0.10
@@ -143,7 +143,7 @@ class Check:
         out = self.args.scratch / "bench"
         cmd = [sys.executable, "-m", "lrstudy.train.benchmark", "--data", str(npz), "--device", p.device]
         cmd += ["--width", str(p.width), "--epochs", str(p.bench_epochs), "--out", str(out)]
-        cmd += ["--modes", ",".join(["published", *OUR_MODES])]
+        cmd += ["--modes", ",".join(MODES)]
         self.run("benchmark", cmd, self.cap("benchmark"))
         if not (out / "benchmark.json").exists():
             return None
@@ -269,7 +269,6 @@ class Check:
             rows = [read_metrics(results / "runs" / "baseline" / f"seed{s}" / "metrics.csv") for s in range(k)]
             result["k"][str(k)] = packing_row(k, rows, wall, f"{k} runs of {p.packing_epochs} epochs at once")
             atomic_write_json(self.dir / "packing.json", result)
-        atomic_write_json(self.dir / "packing.json", result)
         return result
 
     def readme(self, choice: dict, bench: dict | None, determinism: dict, summary: dict | None, packing: dict) -> None:

@@ -37,6 +37,14 @@ class Workflow:
             elif src.exists():
                 shutil.copy2(src, root / name)
 
+    @classmethod
+    def copy_of(cls, other: Workflow, root: Path) -> Workflow:
+        """A copy of another workflow folder with everything made in it (links kept as links)."""
+        shutil.copytree(other.root, root, symlinks=True)
+        copy = cls.__new__(cls)
+        copy.root = root
+        return copy
+
     def write_config(self, config: dict, name: str = "study.yaml") -> Path:
         path = self.root / name
         path.write_text(yaml.safe_dump(config, sort_keys=False))

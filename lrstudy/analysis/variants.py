@@ -90,9 +90,13 @@ def _number(x) -> str:
     return f"{x:,}" if isinstance(x, numbers.Integral) else f"{x:g}" if isinstance(x, numbers.Real) else str(x)
 
 
+def epochs_text(start: int, end: int) -> str:
+    """The epochs of a window [start, end): "epochs 50-99"."""
+    return f"epoch {start}" if end - start == 1 else f"epochs {start}\u2013{end - 1}"
+
+
 def window_text(start: int, end: int, factor: float) -> str:
-    epochs = f"epoch {start}" if end - start == 1 else f"epochs {start}\u2013{end - 1}"
-    return f"x{factor:g} for {epochs}"
+    return f"x{factor:g} for {epochs_text(start, end)}"
 
 
 def labels(table: pd.DataFrame, reference: str) -> dict[str, str]:

@@ -269,6 +269,28 @@ def test_summary_and_stats_carry_each_variants_description(tmp_path):
     assert (summary.loc[summary["variant"] == "lr_x5", "window_start"] == 4).all()
 
 
+def test_summary_has_every_recipe_key_and_the_code_of_each_run(tmp_path):
+    run_dirs = write_study(tmp_path, {"baseline": SMALL["baseline"], "lr_x5": SMALL["lr_x5"]})
+    step = json.loads((run_dirs[3] / "summary.json").read_text())  # lr_x5 seed 0: every key off its default
+    step["config"].update(
+        momentum=0.8,
+        nesterov=True,
+        weight_decay=1e-4,
+        schedule="step",
+        step_milestones=[6, 9],
+        step_gamma=0.2,
+        precision="fp32",
+    )
+    step["code"] = {"commit": "c" * 40, "dirty": True, "engine_fingerprint": "e" * 16}
+    (run_dirs[3] / "summary.json").write_text(json.dumps(step))
+    ag.write_csv(ag.run_tables(run_dirs[3:4], ["lr_x5"])[1], tmp_path / "summary.csv")
+    row = pd.read_csv(tmp_path / "summary.csv").iloc[0]
+    recipe = {k: v for k, v in step["config"].items() if k != "lr_windows"}
+    assert set(recipe) <= set(row.index), "every recipe key is a column"
+    assert {k: row[k] for k in recipe} == {**recipe, "step_milestones": "6;9"}
+    assert (row["commit"], row["commit_dirty"], row["engine_fingerprint"]) == ("c" * 40, True, "e" * 16)
+
+
 def test_several_windows_are_joined_with_semicolons_in_order_of_start(tmp_path, monkeypatch):
     monkeypatch.setitem(WINDOWS, "two", [{"start": 9, "end": 11, "factor": 0.5}, {"start": 2, "end": 4, "factor": 5.0}])
     analyse(tmp_path, {"baseline": SMALL["baseline"], "two": SMALL["lr_x5"]})
@@ -303,10 +325,16 @@ def test_labels_say_the_windows_and_what_differs_from_the_reference():
             "window_end": [None, "100", "3;150", None],
             "window_factor": [None, "5", "5;0.5", None],
             "epochs": [200] * 4,
-            "lr": [0.1, 0.1, 0.1, 0.2],
             "batch_size": [256] * 4,
+            "lr": [0.1, 0.1, 0.1, 0.2],
+            "momentum": [0.9] * 4,
+            "nesterov": [False, False, False, True],
+            "weight_decay": [5e-4] * 4,
             "schedule": ["cosine"] * 4,
+            "step_milestones": [None] * 4,
+            "step_gamma": [0.1] * 4,
             "width": [64, 64, 64, 16],
+            "precision": ["bf16"] * 4,
             "train_size": [50000] * 4,
             "test_size": [10000] * 4,
         },
@@ -316,7 +344,7 @@ def test_labels_say_the_windows_and_what_differs_from_the_reference():
         "baseline": "base recipe",
         "lr_x5": "x5 for epochs 50\u201399",
         "two": "x5 for epoch 2, x0.5 for epochs 120\u2013149",
-        "small": "lr 0.2, width 16",
+        "small": "lr 0.2, nesterov=True, width 16",
     }
 
 

@@ -41,6 +41,7 @@ BAD = [
     ({"train": {"device": "cpu"}}, "train.device is an execution setting, not part of the recipe: move it under"),
     ({"variants": {"x": {"compile": True}}}, "variants.x.compile is an execution setting"),
     ({"execution": {"cpu_threads": 0}}, "execution.cpu_threads: 0 is less than the minimum of 1"),
+    ({"figures": {"seed_lines": "yes"}}, "figures.seed_lines: 'yes' is not of type 'boolean'"),
     (
         {"grid": [{"windows": [{"start": 2, "end": 3}], "factors": [5], "name": "lr_x5"}]},
         "grid[0]: variant 'lr_x5' is already defined",
@@ -147,6 +148,7 @@ def test_a_grid_expands_to_named_variants(workflow, archive):
     out = workflow.snakemake("-n", "--configfile", str(workflow.write_config(study))).stdout
     names = {"lr_x0.5_e2-3", "lr_x2_e2-3", "lr_x0.5_e3-5", "lr_x2_e3-5"}
     assert {line.split("variant=")[1].split(",")[0] for line in out.splitlines() if "variant=" in line} == names
+    assert "results/figures/sweep.png" in out  # a grid study gets the sweep plot
     assert workflow.planned_jobs("--configfile", str(workflow.write_config(study)))["train"] == 8
 
 

@@ -1,0 +1,60 @@
+"""No behaviour change: a tiny run made by today's code gives, bit for bit, the metrics stored in
+tests/golden/ (every column but epoch_seconds, which is a wall-clock time).
+
+The runs go through `lrstudy-train`, the public entry point, on the CPU with one thread: same config and
+seed must give the same metrics.csv, whatever is refactored underneath. The stored files were made on an
+x86-64 Linux CPU; another CPU architecture (or another torch build) may round differently, and then this
+test says so rather than hiding it behind a tolerance. To regenerate them after an intended change of
+numbers: `python tests/test_golden_run.py` (and say why in the commit).
+"""
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+from lrstudy.data import synthetic as synthetic_archive
+from lrstudy.train import cli
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+COMMON = ["--width", "4", "--epochs", "2", "--batch-size", "32", "--device", "cpu", "--threads", "1", "--seed", "7"]
+# name -> the flags that make the run: the default (cosine) recipe, and one that exercises the step
+# schedule, Nesterov momentum and an lr window.
+RUNS = {
+    "tiny_run_metrics.csv": ["--lr", "0.05"],
+    "tiny_step_run_metrics.csv": ["--lr", "0.08", "--schedule", "step", "--nesterov", "--lr-window", "1:2:0.5"],
+}
+
+
+def tiny_archive(directory: Path) -> Path:
+    """200 train / 100 test images, always the same ones."""
+    return synthetic_archive.write_archive(directory / "tiny.tar.gz", train_per_batch=40, test=100, seed=5)
+
+
+def run_metrics(archive: Path, out: Path, flags: list[str]) -> list[dict]:
+    cli.main(["--archive", str(archive), "--out", str(out), *COMMON, *flags])
+    return without_timing(out / "metrics.csv")
+
+
+def without_timing(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(fh)]
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_tiny_run_is_bit_identical_to_the_stored_one(tmp_path, name):
+    got = run_metrics(tiny_archive(tmp_path), tmp_path / "run", RUNS[name])
+    assert len(got) == 2
+    assert got == without_timing(GOLDEN / name)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = tiny_archive(Path(tmp))
+        for name, flags in RUNS.items():
+            run_metrics(archive, Path(tmp) / name, flags)
+            (GOLDEN / name).write_text((Path(tmp) / name / "metrics.csv").read_text())
+            print(f"wrote {GOLDEN / name}", file=sys.stderr)

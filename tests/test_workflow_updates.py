@@ -3,10 +3,11 @@ do (issue 20.1). Each test starts from a copy of one finished tiny study (100 tr
 2 epochs, one seed of two variants)."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
-from conftest import Workflow, small_study, synthetic_md5
+from conftest import Workflow, job_counts, small_study, synthetic_md5
 
 from lrstudy.data import synthetic
 
@@ -86,3 +87,14 @@ def test_recipe_and_grid_changes_each_take_one_command(study, archives):
     grid = {**recipe, "grid": [{"windows": [{"start": 2, "end": 3}], "factors": [2]}]}
     converges(study, grid, "grid.yaml")
     assert "lr_x2_e2-3" in set(pd.read_csv(study.root / "results/aggregate/summary.csv")["variant"])
+
+
+def test_a_dry_run_plans_what_the_run_does_after_a_run_is_deleted(study, archives):
+    """Issue 20.3: `snakemake -n` said "Nothing to be done" where `snakemake` retrained the run."""
+    config = str(study.write_config(tiny_study(archives[0]), "same.yaml"))
+    shutil.rmtree(study.root / "results/runs/lr_x5/seed0")
+    planned = study.planned_jobs("--configfile", config)
+    assert planned == {"train": 1, "aggregate": 1, "figures": 1, "report": 1, "all": 1}
+    ran = study.snakemake("--configfile", config)
+    assert job_counts(ran.stdout + ran.stderr) == planned
+    assert study.planned_jobs("--configfile", config) == {}

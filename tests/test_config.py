@@ -1,14 +1,18 @@
 """Bad configuration is rejected before any job runs, with the key named, and nothing is written."""
 
 import pytest
+import yaml
 from conftest import small_study
+
+from lrstudy.config import ConfigError, prepare_config
 
 BAD = [
     ({"train": {"epochs": 0}}, "train.epochs: 0 is less than the minimum of 1"),
     ({"train": {"batch_size": -2}}, "train.batch_size: -2 is less than the minimum of 1"),
     ({"train": {"epochs": "ten"}}, "train.epochs: 'ten' is not of type 'integer'"),
-    ({"train": {"bogus": 1}}, "train: Additional properties are not allowed ('bogus' was unexpected)"),
-    ({"datasets": {}}, "(top level): Additional properties are not allowed ('datasets' was unexpected)"),
+    ({"train": {"bogus": 1}}, "invalid config: train: unknown key 'bogus'\n"),
+    ({"train": {"epoch": 1}}, "invalid config: train: unknown key 'epoch' (did you mean `epochs`?)"),
+    ({"datasets": {}}, "(top level): unknown key 'datasets' (did you mean `dataset`?)"),
     ({"variants": {"a b": {}}}, "variants: 'a b' does not match"),
     ({"variants": {"a/b": {}}}, "variants: 'a/b' does not match"),
     ({"variants": {"x": {"lr": 0}}}, "variants.x.lr: 0 is less than or equal to the minimum of 0"),
@@ -24,8 +28,8 @@ BAD = [
         {"variants": {"x": {"lr_windows": [{"start": 1, "end": 3, "factor": 2}, {"start": 2, "end": 4, "factor": 2}]}}},
         "variants.x.lr_windows[0] and [1] overlap",
     ),
-    ({"variants": {"x": {"schedul": "step"}}}, "variants.x: Additional properties are not allowed ('schedul'"),
-    ({"seeds": [0, -1]}, "seeds.1: -1 is less than the minimum of 0"),
+    ({"variants": {"x": {"schedul": "step"}}}, "variants.x: unknown key 'schedul' (did you mean `schedule`?)"),
+    ({"seeds": [0, -1]}, "seeds[1]: -1 is less than the minimum of 0"),
     ({"seeds": [1, 1]}, "seeds: [1, 1] has non-unique elements"),
     ({"dataset": {"url": "ftp://x/y.tgz"}}, "dataset.url: 'ftp://x/y.tgz' does not match"),
     ({"dataset": {"md5": "xyz"}}, "dataset.md5: 'xyz' does not match"),
@@ -157,3 +161,32 @@ def test_a_grid_beside_written_variants_adds_to_them(workflow, archive):
     study["grid"] = [{"windows": [{"start": 2, "end": 4}], "factors": [3], "name": "bump{factor}"}]
     out = workflow.snakemake("-n", "--configfile", str(workflow.write_config(study))).stdout
     assert "variant=bump3," in out and "variant=baseline," in out and "variant=lr_x5," in out
+
+
+GRID_WINDOW = [{"start": 2, "end": 3}]
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"windows": GRID_WINDOW, "factor": [2]}, "grid[0]: unknown key 'factor' (did you mean `factors`?)"),
+        ({"window": GRID_WINDOW, "factors": [2]}, "grid[0]: unknown key 'window' (did you mean `windows`?)"),
+        (
+            {"windows": GRID_WINDOW, "factors": [2], "name": "x{foo}"},
+            "grid[0].name: 'x{foo}': unknown field {foo}; the fields are {start}, {end} and {factor}",
+        ),
+        ({"windows": GRID_WINDOW, "factors": [2], "name": "x{fator}"}, "{fator} (did you mean `factor`?)"),
+        ({"windows": GRID_WINDOW, "factors": [2], "name": "x{"}, "grid[0].name: 'x{': not a name pattern"),
+        (
+            {"windows": GRID_WINDOW, "factors": yaml.safe_load("[1e-300]")},
+            "grid[0].factors[0]: '1e-300' is not of type 'number' (YAML reads 1e-300 as text: write it with a "
+            "decimal point and a signed exponent, e.g. 1.0e-300)",
+        ),
+        ({"windows": [{"start": 2, "ends": 3}], "factors": [2]}, "grid[0].windows[0]: unknown key 'ends'"),
+    ],
+)
+def test_a_bad_grid_is_a_sentence_naming_the_key(entry, message):
+    """Issue 20.7: these were KeyError, ValueError and format-code tracebacks."""
+    with pytest.raises(ConfigError) as error:
+        prepare_config({"variants": {}, "grid": [entry]})
+    assert str(error.value).startswith("invalid config: grid[0]") and message in str(error.value)

@@ -6,6 +6,8 @@ import gzip
 import http.server
 import io
 import pickle
+import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -241,3 +243,39 @@ def test_a_limit_larger_than_the_data_says_so(caplog):
     caplog.clear()
     balanced_subset(labels, 100, "dataset.train_limit")
     assert "larger than" not in caplog.text
+
+
+def write_header_bomb(path, header_type: bytes, size: int) -> None:
+    """A gzip tar whose first header is `header_type` (GNU long name, pax, ...) with `size` bytes of data
+    (zeros: a few hundred KB compressed), then an ordinary member."""
+    bomb = tarfile.TarInfo("././@LongLink")
+    bomb.type, bomb.size = header_type, size
+    member = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(bomb.tobuf(format=tarfile.GNU_FORMAT))
+        chunk = bytes(1 << 20)
+        for start in range(0, size, len(chunk)):
+            fh.write(chunk[: size - start])
+        fh.write(bytes(-size % tarfile.BLOCKSIZE))
+        fh.write(member.tobuf(format=tarfile.GNU_FORMAT) + bytes(2 * tarfile.BLOCKSIZE))
+
+
+@pytest.mark.parametrize("header_type", [b"L", b"K", b"x", b"g", b"X"])
+def test_an_oversized_tar_header_is_refused_before_it_is_read(tmp_path, header_type):
+    """Issue 20.6: tarfile reads a long-name or pax header's data into memory before yielding the member; a
+    header declaring 2 GiB reached 2.1 GB of RSS. Bounded first: peak RSS stays under 100 MB."""
+    archive = tmp_path / "bomb.tar.gz"
+    write_header_bomb(archive, header_type, 192 * 2**20)
+    probe = (
+        "import resource, sys\n"
+        "from lrstudy.data.cifar10 import DatasetError, read_archive\n"
+        "try:\n"
+        "    read_archive(sys.argv[1])\n"
+        "except DatasetError as exc:\n"
+        "    print(exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"  # KiB on Linux
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, str(archive)], capture_output=True, text=True, timeout=120)
+    message, peak_kib = proc.stdout.strip().rsplit("\n", 1)
+    assert "header declares 201,326,592 bytes" in message and "refusing to read the archive" in message, proc.stderr
+    assert int(peak_kib) < 100 * 1024, f"peak RSS {int(peak_kib) / 1024:.0f} MB"

@@ -12,6 +12,7 @@ under studies/demo/. A later command on a named study needs only `--config study
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -85,3 +86,22 @@ def remember(project: Path, overrides: dict) -> Path:
         atomic_write_text(path, text)
         log.info("study %s: config remembered in %s", overrides["study"], path)
     return path
+
+
+def study_report_at(path: str | os.PathLike, project: Path) -> Path | None:
+    """The report.html of any study of `project` that writing `path` would replace, or None. Compared by
+    identity (device and inode, links resolved): a relative, absolute, ../ or hard-linked spelling of another
+    study's report is still that report. A path that does not exist yet is compared by its resolved path."""
+    reports = [project / "report.html", *sorted(project.glob("studies/*/report.html"))]
+    try:
+        target = os.stat(path)
+    except OSError:
+        return next((r for r in reports if os.path.realpath(r) == os.path.realpath(path)), None)
+    for report in reports:
+        try:
+            found = os.stat(report)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
+            return report
+    return None

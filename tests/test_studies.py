@@ -3,6 +3,7 @@ config in a place of its own, and machine-local settings are read by every comma
 
 import fcntl
 import json
+import os
 
 import pytest
 import yaml
@@ -114,3 +115,23 @@ def test_the_thread_count_is_the_runs_own_and_survives_a_resume(cache, tmp_path,
     strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731
     assert strip(tmp_path / "resumed/metrics.csv") == strip(tmp_path / "straight/metrics.csv")
     assert json.loads((tmp_path / "resumed/summary.json").read_text())["final_test_acc"] == straight["final_test_acc"]
+
+
+def test_any_spelling_of_any_studys_report_is_found(tmp_path, monkeypatch):
+    """Issue 20.4: from a named study, ../../report.html, an absolute path, a hard link or a symbolic link
+    to the default study's report.html is that report (compared by device and inode)."""
+    from lrstudy.studies import study_report_at
+
+    project = tmp_path / "project"
+    (project / "studies" / "m1").mkdir(parents=True)
+    (project / "report.html").write_text("default")
+    (project / "studies" / "m1" / "report.html").write_text("m1")
+    monkeypatch.chdir(project / "studies" / "m1")
+    os.link(project / "report.html", "hard.html")
+    os.symlink(project / "report.html", "soft.html")
+    for spelling in ("../../report.html", str(project / "report.html"), "hard.html", "soft.html"):
+        assert study_report_at(spelling, project) == project / "report.html", spelling
+    assert study_report_at("report.html", project) == project / "studies" / "m1" / "report.html"
+    assert study_report_at("snakemake-report.html", project) is None
+    (project / "report.html").unlink()
+    assert study_report_at("../../report.html", project) == project / "report.html"  # not made yet: by path

@@ -163,6 +163,7 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.workflow
 def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analysed):
     snakemake(analysed, *ANALYSIS_RULES, "report.html")
     html = analysed / "report.html"
@@ -175,6 +176,7 @@ def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analys
     assert html.read_bytes() == before
 
 
+@pytest.mark.workflow
 def test_snakemakes_report_without_a_path_is_refused(analysed):
     before = (analysed / "report.html").read_bytes()
     proc = subprocess.run(
@@ -188,6 +190,7 @@ def test_snakemakes_report_without_a_path_is_refused(analysed):
     assert (analysed / "report.html").read_bytes() == before
 
 
+@pytest.mark.workflow
 def test_lint_has_nothing_to_say_about_the_analysis_rules(analysed):
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint", "--configfile", "study.yaml"],

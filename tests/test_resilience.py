@@ -28,6 +28,7 @@ def checkpoint_epoch(path) -> int:
         return 0
 
 
+@pytest.mark.workflow
 def test_sigkilled_workflow_resumes_to_the_uninterrupted_result(tmp_path, archive):
     from conftest import Workflow
 

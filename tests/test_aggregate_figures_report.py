@@ -94,7 +94,7 @@ def test_when_no_variant_beats_the_baseline_the_best_row_says_so(tmp_path):
 
 
 def test_figures_are_png_and_svg(tmp_path):
-    build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6})
+    build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6}, draw=True)
     for name in PLOTS:
         png, svg = tmp_path / f"results/figures/{name}.png", tmp_path / f"results/figures/{name}.svg"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

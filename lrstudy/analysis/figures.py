@@ -3,6 +3,12 @@
 Every variant keeps one colour in all figures, fixed by its place in the config, and is named with
 what sets it apart (lrstudy.analysis.variants.labels). Curves are the mean over the finished seeds with a +/-1 s.d.
 band; a diverged run is drawn dashed up to where it stopped and is left out of the mean.
+
+The figures scale with the grid: up to DISTINCT variants each has its own colour and legend entry; beyond,
+the reference is black, the HIGHLIGHTED best are coloured and the rest grey, the final-accuracy figure
+turns into one row per variant, and no figure is wider than MAX_WIDTH. A grid study also gets the sweep
+plot (final accuracy against each window's factor). Every table is grouped once, so the cost grows
+about linearly with the variants.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +30,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from lrstudy.analysis.variants import labels  # noqa: E402
+from lrstudy.analysis.variants import epochs_text, labels, window_text, windows  # noqa: E402
 from lrstudy.atomic import atomic_path  # noqa: E402
 
 # Same input, same bytes: no timestamps, fixed SVG ids.
@@ -31,12 +38,43 @@ matplotlib.rcParams.update({"svg.hashsalt": "lrstudy", "font.size": 10.5, "axes.
 _METADATA = {".svg": {"Date": None}, ".png": {"Software": None}}
 _PALETTE = matplotlib.colormaps["tab10"].colors
 DPI = 150  # PNG resolution: sharp on high-density screens at the size report.html shows them
+# Up to DISTINCT variants each get a colour of their own (tab10 has ten that cannot be confused). Beyond,
+# colours would repeat: the reference is drawn black, the HIGHLIGHTED best variants in colours, the rest
+# thin and grey, and every variant keeps its row in the final-accuracy figure and in stats.csv.
+DISTINCT = 10
+HIGHLIGHTED = 5
+REFERENCE_COLOUR = "black"
+OTHERS_COLOUR = "0.7"
+MAX_WIDTH = 15.0  # inches: 2250 px at DPI, whatever the number of variants
+MAX_ROWS = 60  # variants listed in the final-accuracy figure beyond DISTINCT; the rest are named by count
+FEW_EPOCHS = 3  # curves this short get a marker at each epoch (one epoch is a single point, no line)
 
 Tables = dict[str, pd.DataFrame]
 
 
-def variant_colours(variants: Sequence[str]) -> dict[str, tuple]:
-    return {v: _PALETTE[i % len(_PALETTE)] for i, v in enumerate(variants)}
+@dataclass(frozen=True)
+class Look:
+    """How one variant is drawn in every figure."""
+
+    colour: tuple | str
+    lw: float
+    legend: str | None  # the legend's label prefix ("" for none), None: not in the legend (a grey one)
+    rank: int = 0  # place in the legend
+    zorder: float = 2
+
+
+def looks(tables: Tables, variants: Sequence[str]) -> dict[str, Look]:
+    """Each variant's colour, width and legend entry; the same in every figure of a study."""
+    if len(variants) <= DISTINCT:
+        return {v: Look(_PALETTE[i], 1.5, "", rank=i) for i, v in enumerate(variants)}
+    stats = tables["stats"].set_index("variant")
+    reference = stats["reference"].iloc[0]
+    best = stats.drop(index=reference)["final_mean_pct"].dropna().sort_values(ascending=False, kind="stable")
+    out = {v: Look(OTHERS_COLOUR, 0.7, None, zorder=1) for v in variants}
+    out[reference] = Look(REFERENCE_COLOUR, 2.0, "reference: ", rank=0, zorder=3)
+    for rank, v in enumerate(best.index[:HIGHLIGHTED], start=1):
+        out[v] = Look(_PALETTE[rank - 1], 1.6, f"best #{rank}: ", rank=rank, zorder=3)
+    return out
 
 
 def variant_labels(tables: Tables) -> dict[str, str]:
@@ -84,33 +122,94 @@ def _plain_log_axis(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _curves(ax, epochs: pd.DataFrame, variants: Sequence[str], column: str, scale: float = 1.0) -> None:
-    colours = variant_colours(variants)
+def _epoch_axis(ax, last: int) -> None:
+    """Integer epochs; a short run gets one tick per epoch and room either side (a single epoch would
+    otherwise sit on an axis of fractional ticks)."""
+    if last <= 5:
+        ax.set_xlim(0.5, last + 0.5)
+        ax.set_xticks(range(1, last + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _curves(
+    ax,
+    epochs: pd.DataFrame,
+    variants: Sequence[str],
+    look: dict[str, Look],
+    column: str,
+    scale: float = 1.0,
+    seed_lines: bool = False,
+) -> None:
+    """Mean over finished seeds with a +-1 s.d. band per variant (grey ones: the mean only); diverged runs
+    dashed; with `seed_lines`, each finished seed of a coloured variant as a thin line under its mean.
+    One groupby over all rows, so the cost grows with the rows, not with rows x variants."""
+    marker = "o" if epochs["epoch"].nunique() <= FEW_EPOCHS else None
+    done = epochs[~epochs["diverged"]]
+    moments = done.groupby(["variant", "epoch"], sort=False)[column].agg(["mean", "std"]) * scale
+    by_variant = {v: m.droplevel(0) for v, m in moments.groupby(level="variant", sort=False)}
     for v in variants:
-        runs = epochs[epochs["variant"] == v]
-        done = runs[~runs["diverged"]]
-        if len(done):
-            by_epoch = done.groupby("epoch")[column]
-            mean, std = by_epoch.mean() * scale, by_epoch.std() * scale
-            ax.plot(mean.index, mean, color=colours[v], lw=1.5)
-            ax.fill_between(mean.index, mean - std, mean + std, color=colours[v], alpha=0.2, lw=0)
-        for _, run in runs[runs["diverged"]].groupby("seed"):
-            ax.plot(run["epoch"], run[column] * scale, color=colours[v], ls="--", lw=1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if v not in by_variant:
+            continue
+        m, style = by_variant[v], look[v]
+        ax.plot(m.index, m["mean"], color=style.colour, lw=style.lw, marker=marker, ms=4, zorder=style.zorder)
+        if style.legend is not None:
+            ax.fill_between(
+                m.index, m["mean"] - m["std"], m["mean"] + m["std"], color=style.colour, alpha=0.2, lw=0, zorder=1
+            )
+    if seed_lines:
+        for (v, _), run in done.groupby(["variant", "seed"], sort=False):
+            if look[v].legend is not None:
+                ax.plot(
+                    run["epoch"],
+                    run[column] * scale,
+                    color=look[v].colour,
+                    lw=0.5,
+                    alpha=0.45,
+                    marker=marker,
+                    ms=2,
+                    zorder=1.5,
+                )
+    for (v, _), run in epochs[epochs["diverged"]].groupby(["variant", "seed"], sort=False):
+        ax.plot(run["epoch"], run[column] * scale, color=look[v].colour, ls="--", lw=1, marker=marker, ms=3)
+    _epoch_axis(ax, int(epochs["epoch"].max()))
 
 
-def _legend(fig: Figure, tables: Tables, variants: Sequence[str], curves: bool = True) -> None:
-    """One legend under the panels: each variant's colour, and for mean curves (`curves`) its finished
-    seeds and the line styles."""
-    colours, names = variant_colours(variants), variant_labels(tables)
+def _legend(
+    fig: Figure,
+    tables: Tables,
+    variants: Sequence[str],
+    look: dict[str, Look],
+    curves: bool = True,
+    seed_lines: bool = False,
+) -> None:
+    """One legend under the panels: each coloured variant (in highlight mode the reference, then the
+    best by final mean), for mean curves (`curves`) its finished seeds and the line styles, and how many
+    variants are drawn grey."""
+    names = variant_labels(tables)
     summary = tables["summary"]
+    finished = summary.loc[~summary["diverged"].astype(bool), "variant"].value_counts()
+    shown = sorted((v for v in variants if look[v].legend is not None), key=lambda v: look[v].rank)
     handles = []
-    for v in variants:
-        n = int((~summary.loc[summary["variant"] == v, "diverged"]).sum())
-        label = f"{names[v]}, {n} seed{'s' * (n != 1)}" if curves else names[v]
-        handles.append(Line2D([], [], color=colours[v], lw=2, label=label))
+    for v in shown:
+        n = int(finished.get(v, 0))
+        label = look[v].legend + names[v] + (f", {n} seed{'s' * (n != 1)}" if curves else "")
+        handles.append(Line2D([], [], color=look[v].colour, lw=2, label=label))
+    grey = len(variants) - len(shown)
+    if grey:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=OTHERS_COLOUR,
+                lw=1,
+                label=f"the other {grey} variants (each in the final accuracy figure)",
+            )
+        )
     if curves:
         handles.append(Patch(color="0.5", alpha=0.3, label="mean \u00b1 1 s.d. over seeds"))
+    if curves and seed_lines:
+        handles.append(Line2D([], [], color="0.5", lw=0.5, label="one seed"))
     if curves and summary["diverged"].any():
         handles.append(Line2D([], [], color="0.3", ls="--", lw=1, label="diverged run (not in the mean)"))
     # As many columns as the labels' length lets the figure's width hold (about 9 characters an inch).
@@ -124,72 +223,91 @@ def _last_quarter(epochs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return epochs[epochs["epoch"] >= start], start
 
 
-def plot_accuracy(tables: Tables, variants: Sequence[str]) -> Figure:
-    epochs = tables["epochs"]
-    fig = Figure(figsize=(11.5, 4.2), layout="constrained")
-    ax_test, ax_train, ax_zoom = fig.subplots(1, 3)
-    _curves(ax_test, epochs, variants, "test_acc", 100)
-    _curves(ax_train, epochs, variants, "train_acc", 100)
+def _panels(n: int) -> Figure:
+    return Figure(figsize=(min(MAX_WIDTH, 0.5 + 3.8 * n), 4.2), layout="constrained")
+
+
+def plot_accuracy(tables: Tables, variants: Sequence[str], seed_lines: bool = False) -> Figure:
+    """Test and train accuracy, and the last quarter zoomed (left out where it would hold one epoch)."""
+    epochs, look = tables["epochs"], looks(tables, variants)
     tail, start = _last_quarter(epochs)
-    _curves(ax_zoom, tail, variants, "test_acc", 100)
-    for ax, title in (
-        (ax_test, "Test accuracy"),
-        (ax_train, "Train accuracy"),
-        (ax_zoom, f"Test accuracy, epochs {start}\u2013{epochs['epoch'].max()} (zoom)"),
-    ):
+    last = epochs["epoch"].max()
+    panels = [(epochs, "test_acc", "Test accuracy"), (epochs, "train_acc", "Train accuracy")]
+    if last > start:
+        panels.append((tail, "test_acc", f"Test accuracy, epochs {start}\u2013{last} (zoom)"))
+    fig = _panels(len(panels))
+    for ax, (rows, column, title) in zip(fig.subplots(1, len(panels)), panels, strict=True):
+        _curves(ax, rows, variants, look, column, 100, seed_lines)
         ax.set(title=title, xlabel="epoch", ylabel="accuracy (%)")
-    _legend(fig, tables, variants)
+    _legend(fig, tables, variants, look, seed_lines=seed_lines)
     return fig
 
 
-def plot_loss(tables: Tables, variants: Sequence[str]) -> Figure:
-    epochs = tables["epochs"]
-    fig = Figure(figsize=(11.5, 4.2), layout="constrained")
+def plot_loss(tables: Tables, variants: Sequence[str], seed_lines: bool = False) -> Figure:
+    epochs, look = tables["epochs"], looks(tables, variants)
+    fig = _panels(3)
     for ax, column, title in zip(
         fig.subplots(1, 2), ("train_loss", "test_loss"), ("Train loss", "Test loss"), strict=True
     ):
-        _curves(ax, epochs, variants, column)
+        _curves(ax, epochs, variants, look, column, seed_lines=seed_lines)
         ax.set(title=title, xlabel="epoch", ylabel="cross-entropy loss (nats, log scale)", yscale="log")
         _plain_log_axis(ax.yaxis)
-    _legend(fig, tables, variants)
+    _legend(fig, tables, variants, look, seed_lines=seed_lines)
     return fig
 
 
 def plot_lr(tables: Tables, variants: Sequence[str]) -> Figure:
-    lr = tables["epochs"].groupby(["variant", "epoch"])["lr"].first()  # the same for every seed of a variant
-    colours = variant_colours(variants)
+    epochs = tables["epochs"]
+    lr = epochs.groupby(["variant", "epoch"], sort=False)["lr"].first()  # the same for every seed of a variant
+    by_variant = {v: s.droplevel(0) for v, s in lr.groupby(level="variant", sort=False)}
+    look = looks(tables, variants)
+    marker = "o" if epochs["epoch"].nunique() <= FEW_EPOCHS else None
     fig = Figure(figsize=(8, 4.2), layout="constrained")
     ax = fig.subplots()
-    for i, v in enumerate(variants):
-        if v in lr.index.get_level_values("variant"):
-            # Variants share the base schedule outside their windows: earlier ones are drawn wider so
-            # that every line stays visible where they coincide.
-            ax.step(lr[v].index, lr[v], where="mid", color=colours[v], lw=1.2 + 0.9 * (len(variants) - 1 - i))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # Variants share the base schedule outside their windows: the colours are drawn over each other from
+    # wide to narrow (at most 6 pt) so that every one stays visible where they coincide; in highlight mode
+    # the reference is a wide black line under the highlighted ones.
+    drawn = [v for v in variants if v in by_variant]
+    wider = min(0.9, 4.5 / max(len(drawn) - 1, 1))
+    for i, v in enumerate(drawn):
+        style = look[v]
+        if len(variants) <= DISTINCT:
+            lw = 1.2 + wider * (len(drawn) - 1 - i)
+        else:
+            lw = 4.0 if style.colour == REFERENCE_COLOUR else style.lw
+        ax.step(
+            by_variant[v].index,
+            by_variant[v],
+            where="mid",
+            color=style.colour,
+            lw=lw,
+            marker=marker,
+            zorder=style.zorder if style.colour != REFERENCE_COLOUR else 2,
+        )
+    _epoch_axis(ax, int(epochs["epoch"].max()))
     ax.set(title="Learning rate used in each epoch", xlabel="epoch", ylabel="learning rate (SGD step size)")
-    _legend(fig, tables, variants, curves=False)
+    _legend(fig, tables, variants, look, curves=False)
     return fig
 
 
 def plot_final(tables: Tables, variants: Sequence[str]) -> Figure:
+    """Final accuracy of each seed, each variant's mean and CI: a column per variant up to DISTINCT, a
+    row per variant (best first) beyond."""
+    if len(variants) > DISTINCT:
+        return _final_rows(tables, variants)
     summary, stats = tables["summary"], tables["stats"].set_index("variant")
-    colours, texts = variant_colours(variants), labels(stats, stats["reference"].iloc[0])
-    fig = Figure(figsize=(max(7.0, 1.6 * len(variants) + 2), 4.2), layout="constrained")
+    look, texts = looks(tables, variants), labels(stats, stats["reference"].iloc[0])
+    fig = Figure(figsize=(min(MAX_WIDTH, max(7.0, 1.5 * len(variants) + 2)), 4.2), layout="constrained")
     ax = fig.subplots()
     reference = stats["reference"].iloc[0]
     ax.axhline(stats.loc[reference, "final_mean_pct"], color="0.5", ls=":", lw=1)
     finished = summary[~summary["diverged"]]
-    bars = stats[stats["n"] >= 2]
-    ax.set_ylim(
-        *_zoomed(
-            [*(100 * finished["final_test_acc"]), *stats["final_mean_pct"]],
-            [*bars["final_ci_low_pct"], *bars["final_ci_high_pct"]],
-        )
-    )
+    ax.set_ylim(*_final_limits(finished, stats))
     for i, v in enumerate(variants):
         runs = finished[finished["variant"] == v]
         offsets = np.linspace(-0.15, 0.15, len(runs)) if len(runs) > 1 else np.zeros(len(runs))
-        ax.scatter(i - 0.1 + offsets, 100 * runs["final_test_acc"], color=colours[v], s=22, alpha=0.8, zorder=3)
+        colour = look[v].colour
+        ax.scatter(i - 0.1 + offsets, 100 * runs["final_test_acc"], color=colour, s=22, alpha=0.8, zorder=3)
         row = stats.loc[v]
         ci = [[row["final_mean_pct"] - row["final_ci_low_pct"]], [row["final_ci_high_pct"] - row["final_mean_pct"]]]
         ax.errorbar(
@@ -198,25 +316,171 @@ def plot_final(tables: Tables, variants: Sequence[str]) -> Figure:
             yerr=ci if row["n"] >= 2 else None,
             fmt="D",
             ms=6,
-            color=colours[v],
+            color=colour,
             mec="black",
             capsize=4,
             zorder=4,
         )
         if row["n"] >= 2:
-            _mark_clipped_ci(ax, i + 0.25, row["final_ci_low_pct"], row["final_ci_high_pct"], colours[v])
+            _mark_clipped_ci(ax, i + 0.25, row["final_ci_low_pct"], row["final_ci_high_pct"], colour)
     ax.set_xticks(range(len(variants)), [_final_tick(v, texts[v], stats.loc[v]) for v in variants])
     ax.set_xlim(-0.6, len(variants) - 0.4)
     ax.set(title="Final test accuracy per seed; mean and 95% CI", ylabel="final test accuracy (%)")
     ax.grid(axis="x", visible=False)
+    _final_legend(fig, reference)
+    return fig
+
+
+def _final_rows(tables: Tables, variants: Sequence[str]) -> Figure:
+    """Many variants: one row each, best mean at the top, the reference's CI as a band across all rows.
+    Beyond MAX_ROWS rows, the best and the worst are drawn and the count of those left out is said."""
+    summary, stats = tables["summary"], tables["stats"].set_index("variant").loc[list(variants)]
+    reference = stats["reference"].iloc[0]
+    look, texts = looks(tables, variants), labels(stats, reference)
+    order = list(stats["final_mean_pct"].sort_values(ascending=False, na_position="last", kind="stable").index)
+    left_out = 0
+    if len(order) > MAX_ROWS:
+        keep = order[: MAX_ROWS - 10] + order[-10:]
+        left_out = len(order) - len(keep)
+        order = keep if reference in keep else [*keep[: MAX_ROWS - 11], reference, *keep[MAX_ROWS - 11 :]]
+        left_out = len(variants) - len(order)
+    fig = Figure(figsize=(10, 1.8 + 0.22 * len(order)), layout="constrained")
+    ax = fig.subplots()
+    ref = stats.loc[reference]
+    if ref["n"] >= 2:
+        ax.axvspan(ref["final_ci_low_pct"], ref["final_ci_high_pct"], color="0.85", lw=0, zorder=0)
+    ax.axvline(ref["final_mean_pct"], color="0.4", ls=":", lw=1)
+    finished = summary[~summary["diverged"]]
+    ax.set_xlim(*_final_limits(finished[finished["variant"].isin(order)], stats.loc[order]))
+    seeds = {v: 100 * r["final_test_acc"].to_numpy() for v, r in finished.groupby("variant", sort=False)}
+    for y, v in enumerate(order):
+        row, colour = stats.loc[v], look[v].colour if look[v].legend is not None else "0.35"
+        x = seeds.get(v, np.array([]))
+        ax.scatter(x, np.full(len(x), y + 0.15), color=colour, s=10, alpha=0.7, zorder=3)
+        ci = [[row["final_mean_pct"] - row["final_ci_low_pct"]], [row["final_ci_high_pct"] - row["final_mean_pct"]]]
+        ax.errorbar(
+            row["final_mean_pct"],
+            y - 0.1,
+            xerr=ci if row["n"] >= 2 else None,
+            fmt="D",
+            ms=4,
+            color=colour,
+            mec="black",
+            mew=0.5,
+            capsize=2,
+            lw=1,
+            zorder=4,
+        )
+    ax.set_yticks(range(len(order)), [_row_label(v, texts[v], stats.loc[v], look[v]) for v in order], fontsize=8)
+    ax.set_ylim(len(order) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+    title = f"Final test accuracy per seed; mean and 95% CI ({len(variants)} variants, best first)"
+    if left_out:
+        title += f"\n{left_out} variants between the best {MAX_ROWS - 10} and the worst 10 left out: see stats.csv"
+    ax.set(title=title, xlabel="final test accuracy (%)")
+    _final_legend(fig, reference, band=ref["n"] >= 2)
+    return fig
+
+
+def _row_label(variant: str, text: str, row: pd.Series, look: Look) -> str:
+    prefix = look.legend.removesuffix(": ") + "  " if look.legend else ""
+    diverged = f", {row['n_diverged']} diverged" if row["n_diverged"] else ""
+    return f"{prefix}{variant} ({textwrap.shorten(text, 40)}), n={row['n']}{diverged}"
+
+
+def _final_limits(finished: pd.DataFrame, stats: pd.DataFrame) -> tuple[float, float]:
+    bars = stats[stats["n"] >= 2]
+    return _zoomed(
+        [*(100 * finished["final_test_acc"]), *stats["final_mean_pct"]],
+        [*bars["final_ci_low_pct"], *bars["final_ci_high_pct"]],
+    )
+
+
+def _final_legend(fig: Figure, reference: str, band: bool = False) -> None:
+    handles = [
+        Line2D([], [], ls="", marker="o", color="0.4", label="one seed"),
+        Line2D([], [], ls="", marker="D", color="0.4", mec="black", label="mean, 95% CI bar"),
+        Line2D([], [], color="0.5", ls=":", label=f"{reference} (reference) mean"),
+    ]
+    if band:
+        handles.append(Patch(color="0.85", label=f"{reference} 95% CI"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+
+
+def sweep_points(stats: pd.DataFrame) -> dict[tuple[int, int], pd.DataFrame]:
+    """(start, end) of a window -> its variants' final accuracy (factor, mean, CI, n), sorted by factor.
+    A variant counts when a single lr window is all that sets it apart from the reference (as a grid
+    makes them); `stats` has one row per variant (index: variant) with the description columns."""
+    reference = stats["reference"].iloc[0]
+    texts = labels(stats, reference)
+    rows: dict[tuple[int, int], list] = {}
+    for v, row in stats.iterrows():
+        ws = windows(row)
+        if v != reference and len(ws) == 1 and texts[v] == window_text(*ws[0]):
+            start, end, factor = ws[0]
+            rows.setdefault((start, end), []).append(
+                (v, factor, row["final_mean_pct"], row["final_ci_low_pct"], row["final_ci_high_pct"], row["n"])
+            )
+    columns = ["variant", "factor", "mean", "ci_low", "ci_high", "n"]
+    return {w: pd.DataFrame(r, columns=columns).sort_values("factor") for w, r in sorted(rows.items())}
+
+
+def plot_sweep(tables: Tables, variants: Sequence[str]) -> Figure:
+    """Final accuracy (mean, 95% CI band) against the lr factor, one line per window; the reference's
+    mean and CI as a horizontal band."""
+    stats = tables["stats"].set_index("variant").loc[list(variants)]
+    reference = stats["reference"].iloc[0]
+    points = sweep_points(stats)
+    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    ax = fig.subplots()
+    ref = stats.loc[reference]
+    handles = [Line2D([], [], color="black", ls=":", label=f"{reference} (reference) mean")]
+    ax.axhline(ref["final_mean_pct"], color="black", ls=":", lw=1)
+    if ref["n"] >= 2:
+        ax.axhspan(ref["final_ci_low_pct"], ref["final_ci_high_pct"], color="0.85", lw=0, zorder=0)
+        handles.append(Patch(color="0.85", label=f"{reference} 95% CI"))
+    colours = _PALETTE if len(points) <= DISTINCT else matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(points)))
+    for colour, ((start, end), p) in zip(colours, points.items(), strict=False):
+        ax.plot(p["factor"], p["mean"], color=colour, marker="o", ms=4, lw=1.5, zorder=3)
+        ci = p[p["n"] >= 2]
+        # A band joins the intervals along the line; a window with one factor has a bar instead.
+        if len(ci) >= 2:
+            ax.fill_between(ci["factor"], ci["ci_low"], ci["ci_high"], color=colour, alpha=0.15, lw=0, zorder=1)
+        else:
+            ax.errorbar(
+                ci["factor"],
+                ci["mean"],
+                yerr=[ci["mean"] - ci["ci_low"], ci["ci_high"] - ci["mean"]],
+                fmt="none",
+                color=colour,
+                capsize=4,
+                alpha=0.7,
+            )
+        handles.append(Line2D([], [], color=colour, marker="o", label=epochs_text(start, end)))
+    if not points:
+        ax.text(
+            0.5,
+            0.5,
+            "no variant differs from the reference by a single lr window only",
+            ha="center",
+            transform=ax.transAxes,
+        )
+    factors = sorted({f for p in points.values() for f in p["factor"]})
+    if factors and factors[0] > 0 and factors[-1] >= 4 * factors[0]:
+        ax.set_xscale("log")
+        _plain_log_axis(ax.xaxis)
+    if factors and len(factors) <= 12:
+        ax.set_xticks(factors, [plain_number(f) for f in factors])
+    ax.set(
+        title="Final test accuracy against the lr window's factor; mean and 95% CI over seeds",
+        xlabel="lr factor inside the window",
+        ylabel="final test accuracy (%)",
+    )
+    longest = max(len(h.get_label()) for h in handles)
     fig.legend(
-        handles=[
-            Line2D([], [], ls="", marker="o", color="0.4", label="one seed"),
-            Line2D([], [], ls="", marker="D", color="0.4", mec="black", label="mean, 95% CI bar"),
-            Line2D([], [], color="0.5", ls=":", label=f"{reference} (reference) mean"),
-        ],
+        handles=handles,
         loc="outside lower center",
-        ncols=3,
+        ncols=max(1, min(len(handles), int(8 * 9 // (longest + 4)))),
         frameon=False,
     )
     return fig
@@ -263,16 +527,21 @@ def _final_tick(variant: str, text: str, row: pd.Series) -> str:
     return "\n".join(lines)
 
 
-PLOTS: dict[str, Callable[[Tables, Sequence[str]], Figure]] = {
+PLOTS: dict[str, Callable[..., Figure]] = {
     "accuracy": plot_accuracy,
     "loss": plot_loss,
     "lr": plot_lr,
     "final_accuracy": plot_final,
+    "sweep": plot_sweep,  # drawn for a grid study (workflow/rules/analysis.smk)
 }
+SEED_LINES = ("accuracy", "loss")  # the figures that draw each seed's curve when asked to
 
 
-def write_figures(tables: Tables, variants: Sequence[str], paths: Iterable[str | Path]) -> None:
-    """Draw each figure once and save it to every path named after it (e.g. lr.png and lr.svg)."""
+def write_figures(
+    tables: Tables, variants: Sequence[str], paths: Iterable[str | Path], seed_lines: bool = False
+) -> None:
+    """Draw each figure once and save it to every path named after it (e.g. lr.png and lr.svg); with
+    `seed_lines`, the curves show each finished seed thinly under the means."""
     by_name: dict[str, list[Path]] = {}
     for p in map(Path, paths):
         by_name.setdefault(p.stem, []).append(p)
@@ -280,7 +549,8 @@ def write_figures(tables: Tables, variants: Sequence[str], paths: Iterable[str |
     if unknown:
         raise ValueError(f"no figure called {sorted(unknown)} (known: {sorted(PLOTS)})")
     for name, targets in by_name.items():
-        fig = PLOTS[name](tables, variants)
+        options = {"seed_lines": seed_lines} if name in SEED_LINES else {}
+        fig = PLOTS[name](tables, variants, **options)
         for target in targets:
             with atomic_path(target) as tmp:
                 fig.savefig(tmp, dpi=DPI, metadata=_METADATA.get(target.suffix.lower()))

@@ -5,7 +5,8 @@ The columns come from each run's own summary.json (its complete train config and
 so the tables say what was run. A window's `end` is exclusive, as in the config (`start <= epoch < end`).
 A variant with several lr windows has them in order of start, joined with ';' in each window column:
 window_start "50;120", window_end "100;150", window_factor "5;0.5" is x5 for epochs 50-99 and x0.5 for
-epochs 120-149. A variant without a window leaves the three window columns empty.
+epochs 120-149. A variant without a window leaves the three window columns empty. Every other recipe key
+is a column of its own (step_milestones joined with ';' too).
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import math
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
+from lrstudy import config
+
 WINDOW_COLUMNS = ["window_start", "window_end", "window_factor"]
-RECIPE_KEYS = ["epochs", "lr", "batch_size", "schedule", "width"]  # from the run's train config
+# Every recipe key of the run's train config (lr_windows is in the window columns), so that a researcher
+# filters on any of them without reading summary.json.
+RECIPE_KEYS = [k for k in config.RECIPE_KEYS if k != "lr_windows"]
 DATA_KEYS = ["train_size", "test_size"]  # from the run's dataset record
 DESCRIPTION_COLUMNS = [*WINDOW_COLUMNS, *RECIPE_KEYS, *DATA_KEYS]
 SEPARATOR = ";"
@@ -25,10 +31,16 @@ SEPARATOR = ";"
 # How a recipe key reads in a label, where a variant differs from the reference in it.
 _DIFFERENCE = {
     "epochs": "{} epochs",
-    "lr": "lr {}",
     "batch_size": "batch {}",
+    "lr": "lr {}",
+    "momentum": "momentum {}",
+    "nesterov": "nesterov={}",
+    "weight_decay": "weight decay {}",
     "schedule": "{} schedule",
+    "step_milestones": "step milestones {}",
+    "step_gamma": "step gamma {}",
     "width": "width {}",
+    "precision": "{} precision",
     "train_size": "{} train images",
     "test_size": "{} test images",
 }
@@ -48,7 +60,7 @@ def description(summary: dict, where: str) -> dict:
     windows = sorted(train.get("lr_windows") or [], key=lambda w: w["start"])
     return {
         **{col: _joined([w[col.removeprefix("window_")] for w in windows]) for col in WINDOW_COLUMNS},
-        **{k: train[k] for k in RECIPE_KEYS},
+        **{k: _joined(train[k]) if isinstance(train[k], list) else train[k] for k in RECIPE_KEYS},
         **{k: dataset[k] for k in DATA_KEYS},
     }
 
@@ -87,12 +99,18 @@ def _split(value) -> list[float]:
 
 
 def _number(x) -> str:
+    if isinstance(x, bool):
+        return str(x)
     return f"{x:,}" if isinstance(x, numbers.Integral) else f"{x:g}" if isinstance(x, numbers.Real) else str(x)
 
 
+def epochs_text(start: int, end: int) -> str:
+    """The epochs of a window [start, end): "epochs 50-99"."""
+    return f"epoch {start}" if end - start == 1 else f"epochs {start}\u2013{end - 1}"
+
+
 def window_text(start: int, end: int, factor: float) -> str:
-    epochs = f"epoch {start}" if end - start == 1 else f"epochs {start}\u2013{end - 1}"
-    return f"x{factor:g} for {epochs}"
+    return f"x{factor:g} for {epochs_text(start, end)}"
 
 
 def labels(table: pd.DataFrame, reference: str) -> dict[str, str]:
@@ -114,7 +132,9 @@ def labels(table: pd.DataFrame, reference: str) -> dict[str, str]:
 
 
 def _plain(x):
-    """Numbers read back from a CSV as floats (50000.0) print as the integers they are."""
+    """Numbers read back from a CSV as floats (50000.0) print as the integers they are; flags stay flags."""
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
     if isinstance(x, numbers.Integral) or (isinstance(x, numbers.Real) and float(x).is_integer()):
         return int(x)
     return x

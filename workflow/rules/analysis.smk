@@ -2,7 +2,8 @@
 # Outputs flagged with report() also go into Snakemake's own report:
 #   snakemake --report results/snakemake-report.zip
 
-FIGURES = ["accuracy", "loss", "lr", "final_accuracy"]
+# A grid study also gets the sweep plot: final accuracy against each window's factor.
+FIGURES = ["accuracy", "loss", "lr", "final_accuracy", *(["sweep"] if config.get("grid") else [])]
 CAPTIONS = "../../report/captions"  # report() captions are relative to this file
 
 
@@ -46,6 +47,7 @@ rule figures:
         "../envs/study.yaml"
     params:
         variants=VARIANTS,
+        seed_lines=config["figures"]["seed_lines"],
         code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/figures.py"

@@ -10,7 +10,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 def main():
     tables = {name: pd.read_csv(sm.input[name]) for name in ("epochs", "summary", "stats")}
-    write_figures(tables, sm.params.variants, [*sm.output.png, *sm.output.svg])
+    write_figures(tables, sm.params.variants, [*sm.output.png, *sm.output.svg], seed_lines=sm.params.seed_lines)
 
 
 run_logged(sm.log[0], main, expected=(ValueError,))

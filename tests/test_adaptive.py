@@ -314,3 +314,27 @@ def test_the_report_says_each_decision_in_plain_words_with_the_numbers_one_click
     assert "Maurer &amp; Bretz 2013" in summary and "group-sequential" in summary and "Welch's two-sided" not in summary
     runs = len(pd.read_csv(tmp_path / "results/aggregate/summary.csv"))
     assert f"3 variants with 3&ndash;6 seeds each (seeds 0&ndash;5) = {runs} runs" in html  # the runs that exist
+
+
+def test_alpha_passed_on_can_still_reject_a_comparison_that_stopped_earlier():
+    """Maurer & Bretz: B stops as negligible after stage 1 at alpha / 2 (Z 4.65 short of 4.86); A is shown
+    better at stage 2, its alpha passes to B, whose stage-1 Z crosses the full-alpha boundary 4.33. The row
+    and stats.csv then say better, with an adjusted p and a CI that agree. On a test set of a million images
+    (resolution 1e-4 points) a spread of 0.001 points is possible."""
+    reference = 95 + np.array([0.001, -0.001, 0.0, 0.2, -0.2, 0.1, *[0.0] * 6])
+    a = 96 + np.array([0.3, -0.3, 0.0, 0.3, -0.3, *[0.0] * 7])
+    b = 95.03 + np.array([0.001, -0.001, 0.0, *[0.0] * 9])
+    runs = pd.DataFrame(
+        [
+            {"variant": v, "seed": s, "final_pct": x[s]}
+            for v, x in (("baseline", reference), ("A", a), ("B", b))
+            for s in range(12)
+        ]
+    )
+    plan = ad.study_plan(EXAMPLE, runs, ["baseline", "A", "B"], "baseline", [0, 1, 2], 1e-4)
+    row = plan.query("variant == 'B'").iloc[-1]
+    assert (row["stage"], row["decision"], row["alpha_level"]) == (1, ad.BETTER, 0.05)
+    assert "the difference is shown smaller than 0.2 points; at stage 2, with alpha passed on" in row["reason"]
+    verdicts = ad.design_verdicts(EXAMPLE, plan, runs, ["baseline", "A", "B"], "baseline", [0, 1, 2], 1e-4)
+    assert verdicts["B"]["verdict"] == st.BETTER and verdicts["B"]["p_value_adjusted"] < 0.05
+    assert 0 < verdicts["B"]["diff_ci_low_pct"] < verdicts["B"]["diff_pct"] and verdicts["B"]["ci_level"] == 0.95

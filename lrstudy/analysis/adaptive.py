@@ -4,10 +4,11 @@ Pure functions, no I/O. Each variant is compared with the reference in stages of
 config lists (`seeds`), up to `adaptive.max_seeds` seeds per variant. After each stage (a look) the
 comparison is
 
-- **better / worse**: Welch's test on all its runs so far crosses this look's boundary;
-- **negligible**: the difference is shown smaller than `effect_pct`: the repeated 95% confidence interval
-  lies inside +-effect_pct (the two one-sided tests of |difference| >= effect_pct, Schuirmann 1987, both
-  cross the same boundary);
+- **better / worse**: Welch's test on all its runs so far crosses this look's boundary at the
+  comparison's level (below);
+- **negligible**: the difference is shown smaller than `effect_pct`: the repeated confidence interval at
+  the comparison's level lies inside +-effect_pct (the two one-sided tests of |difference| >= effect_pct,
+  Schuirmann 1987, both cross the same boundary);
 - **futile**: the conditional power of showing a true difference of `effect_pct` by max_seeds has fallen
   below 1 - `power` (stochastic curtailment, Lan, Simon & Halperin 1982);
 - **open** ("continue"): the variant and the reference get the next stage's seeds;
@@ -31,6 +32,12 @@ Jennison & Turnbull 2000, Group Sequential Methods with Applications to Clinical
   every comparison could run to max_seeds, so these stops never raise the false-positive rate.
 - The t-statistics make the error rate approximate, as Welch's test itself is: the simulation tests
   check it stays within Monte Carlo error of alpha with equal and with unequal spreads.
+
+Several variants share the reference: with `stats.multiplicity: holm` (the default) the family-wise
+error, the chance of any false better/worse, is kept at alpha by the graphical Holm procedure for
+group-sequential designs (Maurer & Bretz 2013; `Walk`): each of the m comparisons is tested at alpha / m,
+and the alpha of a rejected one passes to the rest. With `none` each comparison has alpha on its own.
+Every decision, in the workflow and in lrstudy-design's simulations, is made by `Walk`.
 
 Why not the inverse-normal combination of stage-wise p-values (Lehmacher & Wassmer 1999)? It is exact
 under any data-driven stage size, but with stages of 2-3 seeds each stage's Welch test has 2-4 degrees

@@ -338,3 +338,19 @@ def test_alpha_passed_on_can_still_reject_a_comparison_that_stopped_earlier():
     verdicts = ad.design_verdicts(EXAMPLE, plan, runs, ["baseline", "A", "B"], "baseline", [0, 1, 2], 1e-4)
     assert verdicts["B"]["verdict"] == st.BETTER and verdicts["B"]["p_value_adjusted"] < 0.05
     assert 0 < verdicts["B"]["diff_ci_low_pct"] < verdicts["B"]["diff_pct"] and verdicts["B"]["ci_level"] == 0.95
+
+
+def test_the_plan_says_the_power_the_design_has_with_the_spread_seen_and_warns_when_short():
+    """The issue's case: sd 0.3 and max_seeds 12 give about 0.3 power at 0.2 points, not the 0.8 asked
+    for; the row says so and names the max_seeds that would reach it."""
+    assert ad.design_power(PER_COMPARISON, 0.15, 0.05) == pytest.approx(0.867, abs=0.03)  # simulated: 0.867
+    assert ad.design_power(PER_COMPARISON, 0.3, 0.05) == pytest.approx(0.28, abs=0.04)  # simulated: 0.28
+    needed = int(ad.max_seeds_for_power(EXAMPLE, 0.3, 0.05))
+    power = {m: ad.design_power(dataclasses.replace(EXAMPLE, max_seeds=m), 0.3, 0.05) for m in (needed - 1, needed)}
+    assert power[needed - 1] < EXAMPLE.power <= power[needed]
+    assert math.isnan(ad.max_seeds_for_power(EXAMPLE, 3.0, 0.05))  # more than the schema's 1000
+    runs = study_runs({"baseline": 0.0, "noisy": 0.0}, seed=3)
+    runs["final_pct"] = 95 + (runs["final_pct"] - 95) * 2  # spread 0.3
+    row = plan_of(runs, PER_COMPARISON).query("variant == 'noisy'").iloc[0]
+    assert row["design_power"] < 0.5 and row["max_seeds_for_power"] > 12
+    assert f"short of power = 0.8; max_seeds of about {int(row['max_seeds_for_power'])} would reach it" in row["reason"]

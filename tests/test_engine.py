@@ -287,3 +287,51 @@ def test_a_checkpoint_of_the_wrong_structure_is_a_fresh_start(
     assert summary["resumed_from_epoch"] == 0
     assert re.search(f"checkpoint {re.escape(str(ckpt))} {reason}.*starting from epoch 1", caplog.text), caplog.text
     assert metrics_without_timing(tmp_path / "out" / "metrics.csv") == fresh_two_epochs
+
+
+def test_epoch_lines_name_their_run_and_cpu_epochs_report_from_inside(cache, tmp_path, caplog, monkeypatch):
+    from lrstudy.train.engine import EpochProgress
+
+    ticks = iter(range(0, 10_000, 20))  # every batch "takes" 20 s: a line every other batch, every 30 s
+    monkeypatch.setattr(EpochProgress, "clock", staticmethod(lambda: next(ticks)))
+    with caplog.at_level("INFO", logger="lrstudy.train"):
+        run(cache, tmp_path / "r", epochs=2, seed=2)
+    lines = [r.getMessage() for r in caplog.records]
+    epoch_lines = [line for line in lines if re.match(r"\[v/seed2\] epoch \d/2  lr ", line)]
+    assert len(epoch_lines) == 2
+    inside = [line for line in lines if "left in this epoch" in line]
+    # 500 images in batches of 64: 8 batches, the clock starts after the first, a line 40 s and 80 s later
+    # (batches 3 and 5, 7), none at the last batch (the epoch line follows).
+    assert inside[:3] == [
+        "[v/seed2] epoch 1/2: 192/500 images, 40 s, about 0:01:04 left in this epoch",
+        "[v/seed2] epoch 1/2: 320/500 images, 80 s, about 0:00:45 left in this epoch",
+        "[v/seed2] epoch 1/2: 448/500 images, 120 s, about 0:00:14 left in this epoch",
+    ]
+    assert len(inside) == 6 and inside[3].startswith("[v/seed2] epoch 2/2: 192/500 images, 40 s")
+
+
+def test_a_short_epoch_reports_nothing_from_inside(monkeypatch, caplog):
+    from lrstudy.train.engine import EpochProgress
+
+    clock = iter([0.0, 5.0, 10.0, 29.0])
+    monkeypatch.setattr(EpochProgress, "clock", staticmethod(lambda: next(clock)))
+    progress = EpochProgress("v/seed0", 3)
+    with caplog.at_level("INFO", logger="lrstudy.train"):
+        for done in (64, 128, 192, 256):
+            progress(1, done, 256)
+    assert caplog.records == []
+
+
+def test_more_threads_than_the_job_has_cores_is_said():
+    from lrstudy.train.run import oversubscribed
+
+    assert oversubscribed(1, 1) is None and oversubscribed(2, 4) is None
+    assert oversubscribed(2, 1).startswith("execution.cpu_threads is 2 but this job has 1 core (--cores)")
+
+
+def test_the_default_is_one_thread_per_run():
+    # Measured on a busy 2-core machine: 24-31 s an epoch with 1 thread, 155-185 s with 2; the train
+    # rule's threads are cpu_threads, so with --cores N at most N runs of 1 thread train at once.
+    assert train_cfg()["cpu_threads"] == 1
+    rule = (REPO / "workflow/rules/train.smk").read_text()
+    assert "threads: STUDY.execution.cpu_threads" in rule

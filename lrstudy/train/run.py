@@ -22,7 +22,15 @@ from lrstudy.data.cifar10 import load_cache, load_meta, verify_cache
 from lrstudy.metrics import metrics_csv
 from lrstudy.provenance import code_record
 from lrstudy.train import checkpoint
-from lrstudy.train.engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
+from lrstudy.train.engine import (
+    DeviceData,
+    DeviceError,
+    EpochProgress,
+    Trainer,
+    cpu_seconds,
+    progress_line,
+    resolve_device,
+)
 from lrstudy.train.steps import GraphedSteps
 
 log = logging.getLogger(__name__)
@@ -73,6 +81,19 @@ def versions() -> dict:
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
     }
+
+
+def oversubscribed(cpu_threads: int, job_threads: int) -> str | None:
+    """A warning when a run computes with more threads than Snakemake gave its job (--cores below
+    execution.cpu_threads): the count is part of the run's numbers, so it is kept, but the CPU is then
+    shared by more threads than it has cores."""
+    if cpu_threads <= job_threads:
+        return None
+    return (
+        f"execution.cpu_threads is {cpu_threads} but this job has {job_threads} core"
+        f"{'s' * (job_threads != 1)} (--cores): the run computes with {cpu_threads} threads, more than it was "
+        f"given; set execution.cpu_threads to {job_threads} or less for new runs, or give more --cores"
+    )
 
 
 def device_name(device: torch.device) -> str:
@@ -154,7 +175,13 @@ def _execute(
     data = DeviceData.from_arrays(load_cache(data_npz), device)
     trainer = Trainer(train, seed, data, device, config_hash)
     try:
-        result = trainer.run(checkpoint_path, on_epoch=lambda rows, epochs: log.info(progress_line(rows, epochs)))
+        name = f"{variant}/seed{seed}"
+        result = trainer.run(
+            checkpoint_path,
+            on_epoch=lambda rows, epochs: log.info(progress_line(rows, epochs, name)),
+            # A GPU epoch takes seconds; a CPU one can take minutes, so it reports from inside the epoch.
+            on_batch=EpochProgress(name, train["epochs"]) if device.type == "cpu" else None,
+        )
     except torch.OutOfMemoryError as exc:
         raise DeviceError(
             f"out of memory on {device_name(device)} (batch_size {train['batch_size']}, eval_batch_size "

@@ -3,6 +3,7 @@ counts in thousands of simulated studies (seconds, fixed RNG seeds), and its pla
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -20,24 +21,20 @@ from lrstudy.config import ConfigError
 EXAMPLE = ad.Design(stage_seeds=3, max_seeds=12, effect_pct=0.2, power=0.8)
 SD = 0.15
 STUDIES = 4000
+RESOLUTION = 0.01  # points: one of CIFAR-10's 10,000 test images
+PER_COMPARISON = dataclasses.replace(EXAMPLE, multiplicity="none")
 
 
 def simulate(
     design: ad.Design, diff: float, sd: float = SD, sd_reference: float = SD, seed: int = 0, studies: int = STUDIES
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each study's decision and seeds per arm, stage by stage with the design's own `look`, as
-    study_plan walks one comparison (test_the_simulation_walks_like_study_plan checks that)."""
+    """Each study's decision and seeds per arm of one comparison, stage by stage with the design's own
+    Walk, as study_plan walks it (test_the_simulation_walks_like_study_plan checks that)."""
     rng = np.random.default_rng(seed)
-    variant = rng.normal(diff, sd, (studies, design.max_seeds))
+    variant = rng.normal(diff, sd, (studies, 1, design.max_seeds))
     reference = rng.normal(0.0, sd_reference, (studies, design.max_seeds))
-    decision = np.full(studies, ad.OPEN, dtype=object)
-    seeds = np.zeros(studies, dtype=int)
-    for k, n in enumerate(design.ends, start=1):
-        running = decision == ad.OPEN
-        now = ad.look(design, k, variant[:, :n], reference[:, :n])["decision"]
-        decision = np.where(running, now, decision)
-        seeds = np.where(running, n, seeds)
-    return decision, seeds
+    walk = ad.walk(design, variant, reference, RESOLUTION)
+    return walk.decision[:, 0], walk.seeds()[:, 0]
 
 
 def three_se(p: float, n: int = STUDIES) -> float:
@@ -75,7 +72,11 @@ def test_stages_are_as_large_as_the_configured_seeds_and_numbered_after_them():
     assert ad.Design(3, 10, 0.2, 0.8).sizes == (3, 3, 4)  # one seed alone has no spread: the last stage takes it
     assert ad.Design(3, 11, 0.2, 0.8).sizes == (3, 3, 3, 2)
     assert ad.seeds_by_stage(ad.Design(2, 6, 0.2, 0.8), [4, 0]) == [[0, 4], [5, 6], [7, 8]]
-    config = {"seeds": [0, 1, 2], "adaptive": {"max_seeds": 7, "effect_pct": 0.2, "power": 0.8}}
+    config = {
+        "seeds": [0, 1, 2],
+        "adaptive": {"max_seeds": 7, "effect_pct": 0.2, "power": 0.8},
+        "stats": {"multiplicity": "holm"},
+    }
     assert ad.possible_seeds(config) == list(range(7))
     assert ad.possible_seeds({"seeds": [0, 1, 2]}) == [0, 1, 2]
     assert ad.design_from_config({"seeds": [0, 1], "adaptive": None}) is None
@@ -110,7 +111,7 @@ def test_looking_after_every_stage_without_the_boundaries_would_inflate_it():
     variant, reference = rng.normal(0, SD, (2, STUDIES, EXAMPLE.max_seeds))
     called = np.zeros(STUDIES, dtype=bool)
     for n in EXAMPLE.ends:
-        called |= np.abs(ad.welch_z(variant[:, :n], reference[:, :n])) >= 1.96
+        called |= np.abs(ad.welch_z(variant[:, :n], reference[:, :n], RESOLUTION)) >= 1.96
     assert called.mean() > 0.05 + three_se(0.05)
 
 
@@ -152,12 +153,12 @@ def study_runs(means: dict[str, float], seeds: int = 12, seed: int = 0, diverged
 
 
 def plan_of(runs: pd.DataFrame, design: ad.Design = EXAMPLE) -> pd.DataFrame:
-    return ad.study_plan(design, runs, list(runs["variant"].unique()), "baseline", [0, 1, 2])
+    return ad.study_plan(design, runs, list(runs["variant"].unique()), "baseline", [0, 1, 2], RESOLUTION)
 
 
 def test_the_plan_settles_each_comparison_and_the_reference_runs_as_long_as_one_is_open():
     means = {"baseline": 0.0, "lr_x5": -1.0, "lr_x2": 0.2, "same": 0.0}
-    plan = plan_of(study_runs(means))
+    plan = plan_of(study_runs(means), PER_COMPARISON)
     assert list(plan.columns) == ad.PLAN_COLUMNS
     last = plan.groupby("variant").tail(1).set_index("variant")
     assert last.loc["lr_x5", "decision"] == ad.WORSE and last.loc["lr_x5", "stage"] == 2
@@ -166,7 +167,7 @@ def test_the_plan_settles_each_comparison_and_the_reference_runs_as_long_as_one_
     assert last.loc["baseline", "stage"] == max(last.loc[["lr_x5", "lr_x2", "same"], "stage"])
     assert (plan.loc[plan["variant"] == "baseline", "decision"] == ad.REFERENCE).all()
     assert ad.is_final(plan)
-    planned = ad.planned_seeds(EXAMPLE, plan, list(means), "baseline", [0, 1, 2])
+    planned = ad.planned_seeds(PER_COMPARISON, plan, list(means), "baseline", [0, 1, 2])
     assert planned["lr_x5"] == list(range(6)) and planned["baseline"] == list(range(last.loc["baseline", "stage"] * 3))
     assert "shown worse" in last.loc["lr_x5", "reason"] and "inside \u00b10.2" in last.loc["same", "reason"]
 
@@ -198,13 +199,9 @@ def test_the_simulation_walks_like_study_plan():
     for seed, diff in enumerate([0.0, 0.2, -0.5, 0.1, 0.3]):
         runs = study_runs({"baseline": 0.0, "v": diff}, seed=seed)
         matrix = runs.pivot(index="variant", columns="seed", values="final_pct")
-        variant, reference = matrix.loc[["v"]].to_numpy(), matrix.loc[["baseline"]].to_numpy()
-        for k, n in enumerate(EXAMPLE.ends, start=1):
-            decision = str(ad.look(EXAMPLE, k, variant[:, :n], reference[:, :n])["decision"][0])
-            if decision != ad.OPEN:
-                break
+        walk = ad.walk(EXAMPLE, matrix.loc[["v"]].to_numpy()[None], matrix.loc[["baseline"]].to_numpy(), RESOLUTION)
         last = plan_of(runs).query("variant == 'v'").iloc[-1]
-        assert (last["decision"], last["seeds"]) == (decision, n), (seed, diff)
+        assert (last["decision"], last["seeds"]) == (walk.decision[0, 0], walk.seeds()[0, 0]), (seed, diff)
 
 
 # --- the study's tables and report -------------------------------------------------------------------------
@@ -225,18 +222,22 @@ def test_stats_take_the_designs_verdicts_stages_and_sequential_p(tmp_path):
                 "best_test_acc": final[(v, s)],
                 "diverged": False,
                 "train_seconds": 1.0,
+                "test_size": 10_000,
             }
             for v in means
             for s in planned[v]
         ]
     )
     fixed = st.study_stats(summary, list(means)).set_index("variant")
-    assert (fixed["stages"] == 1).all() and fixed["sequential_p_value"].isna().all()
-    stats = ad.with_design(st.study_stats(summary, list(means)), ag.seed_plan(summary, list(means), EXAMPLE, [0, 1, 2]))
-    stats = stats.set_index("variant")
+    assert (fixed["stages"] == 1).all()
+    plan = ag.seed_plan(summary, list(means), EXAMPLE, [0, 1, 2])
+    verdicts = ad.design_verdicts(EXAMPLE, plan, ad.final_points(summary), list(means), "baseline", [0, 1, 2], 0.01)
+    stats = st.study_stats(summary, list(means), "holm", verdicts).set_index("variant")
     assert stats.loc["lr_x5", "verdict"] == st.WORSE and stats.loc["lr_x5", "stages"] == 2
     assert stats.loc["same", "verdict"] == st.NEGLIGIBLE
-    assert stats.loc["lr_x5", "sequential_p_value"] < 0.05 < stats.loc["same", "sequential_p_value"]
+    assert stats.loc["lr_x5", "p_value_adjusted"] < 0.05 < stats.loc["same", "p_value_adjusted"]
+    # lr_x5 stopped after stage 2: its row uses the reference's first 6 seeds, not those it ran for `same`
+    assert stats.loc["lr_x5", "n_reference"] == 6 and stats.loc["lr_x5", "all_runs_n_reference"] > 6
     assert stats.loc["baseline", "stages"] == plan.query("variant == 'baseline'")["stage"].max()
     assert list(stats.reset_index().columns) == st.STATS_COLUMNS
 

@@ -44,7 +44,7 @@ import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -83,8 +83,11 @@ PLAN_COLUMNS = [
     "rci_low_pct",
     "rci_high_pct",
     "sequential_p_value",
+    "alpha_level",
     "conditional_power",
     "sd_pct",
+    "design_power",
+    "max_seeds_for_power",
 ]
 
 
@@ -96,6 +99,7 @@ class Design:
     max_seeds: int
     effect_pct: float
     power: float
+    multiplicity: str = "holm"
     alpha: float = st.ALPHA
     sizes: tuple[int, ...] = field(init=False)
 
@@ -137,8 +141,13 @@ class Design:
 
     @functools.cached_property
     def bounds(self) -> np.ndarray:
-        """Two-sided critical values c_k of the look's Z."""
-        return _spending_bounds(tuple(self.info), self.alpha)
+        """Two-sided critical values c_k of the look's Z at the design's alpha."""
+        return self.bounds_at(self.alpha)
+
+    def bounds_at(self, level: float) -> np.ndarray:
+        """The critical values of the same spending function at another two-sided level (a comparison's
+        share of alpha under Holm)."""
+        return _spending_bounds(tuple(self.info), float(level))
 
 
 def design_from_config(config: Mapping) -> Design | None:
@@ -151,7 +160,13 @@ def design_from_config(config: Mapping) -> Design | None:
         max_seeds=int(adaptive["max_seeds"]),
         effect_pct=float(adaptive["effect_pct"]),
         power=float(adaptive["power"]),
+        multiplicity=multiplicity_of(config),
     )
+
+
+def multiplicity_of(config: Mapping) -> str:
+    """stats.multiplicity of a config (checked by the schema; config.yaml holds the default)."""
+    return str(config["stats"]["multiplicity"])
 
 
 def seeds_by_stage(design: Design, seeds: Sequence[int]) -> list[list[int]]:
@@ -199,12 +214,16 @@ def _simpson(half: float) -> tuple[np.ndarray, np.ndarray]:
     return x, w * (x[1] - x[0]) / 3
 
 
-def _continue(running: _Running | None, t: float, c: float) -> _Running:
-    """The paths still running after a look at information t with boundary c."""
+def _continue(running: _Running | None, t: float, c: float, drift: float = 0.0, inner: float = 0.0) -> _Running:
+    """The paths still running after a look at information t with boundary c: |Z| < c, and, for a
+    design's power, |Z| >= inner (the looks that stop as negligible or futile). Under a true difference
+    S moves by `drift` per unit of information."""
     x, w = _simpson(c * math.sqrt(t))
+    w = np.where(np.abs(x) >= inner * math.sqrt(t), w, 0.0)
     if running is None:
-        return _Running(x, w * _normal_pdf(x, math.sqrt(t)), t)
-    kernel = _normal_pdf(x[:, None] - running.x[None, :], math.sqrt(t - running.t))
+        return _Running(x, w * _normal_pdf(x - drift * t, math.sqrt(t)), t)
+    dt = t - running.t
+    kernel = _normal_pdf(x[:, None] - running.x[None, :] - drift * dt, math.sqrt(dt))
     return _Running(x, w * (kernel @ running.mass), t)
 
 
@@ -212,12 +231,12 @@ def _normal_pdf(x: np.ndarray, sd: float) -> np.ndarray:
     return np.exp(-0.5 * (x / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
 
 
-def _beyond(running: _Running | None, t: float, z: float) -> float:
+def _beyond(running: _Running | None, t: float, z: float, drift: float = 0.0) -> float:
     """P(still running before the look at information t, and that look's Z >= z)."""
     if running is None:
-        return float(special.ndtr(-z))
+        return float(special.ndtr(drift * math.sqrt(t) - z))
     dt = t - running.t
-    return float(running.mass @ special.ndtr((running.x - z * math.sqrt(t)) / math.sqrt(dt)))
+    return float(running.mass @ special.ndtr((running.x + drift * dt - z * math.sqrt(t)) / math.sqrt(dt)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -256,78 +275,205 @@ def sequential_p(design: Design, k: int, z: float) -> float:
 
 # ----------------------------------------------------------------------------------------------------------
 # One look. Runs come as arrays (..., n) of final accuracies in points, NaN for a missing or diverged run,
-# so that the same code decides one comparison here and thousands of simulated studies in the tests.
+# so that the same code decides one study here and thousands of simulated studies in lrstudy-design.
 
 
-def _welch(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: mean(a) - mean(b), its standard error, Welch-Satterthwaite df, and whether both sides
-    have the two finished runs a test needs."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    na, nb = np.sum(~np.isnan(a), -1), np.sum(~np.isnan(b), -1)
-    with np.errstate(all="ignore"), warnings.catch_warnings(action="ignore", category=RuntimeWarning):
-        va, vb = np.nanvar(a, -1, ddof=1) / na, np.nanvar(b, -1, ddof=1) / nb
-        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-        return np.nanmean(a, -1) - np.nanmean(b, -1), np.sqrt(va + vb), df, (na >= 2) & (nb >= 2)
-
-
-def welch_z(a, b, shift: float = 0.0) -> np.ndarray:
-    """Phi^-1(1 - p) of Welch's one-sided test of mean(a) - mean(b) > shift, per row. NaN where a side
-    has fewer than two runs; +-inf where neither side has any spread (the difference is then exact)."""
-    diff, se, df, ok = _welch(a, b)
+def welch_z(a, b, resolution: float, shift: float = 0.0) -> np.ndarray:
+    """Phi^-1(1 - p) of Welch's one-sided test of mean(a) - mean(b) > shift, per row; NaN where a side
+    has fewer than two runs. Each side's spread is at least `resolution` (stats.welch_parts); only with
+    resolution 0 and no spread at all is a difference exact (+-inf)."""
+    diff, se, df, ok = st.welch_parts(a, b, resolution)
     diff = diff - shift
     with np.errstate(all="ignore"):
         p = np.where(se > 0, stats.t.sf(diff / se, df), np.where(diff > 0, 0.0, np.where(diff < 0, 1.0, 0.5)))
     return np.where(ok, stats.norm.isf(p), np.nan)
 
 
-def pooled_sd(a, b) -> np.ndarray:
-    """The seed-to-seed spread of the two sides together: the root mean of their sample variances."""
+def pooled_sd(a, b, resolution: float) -> np.ndarray:
+    """The seed-to-seed spread of the two sides together: the root mean of their sample variances, each
+    side's spread at least `resolution`."""
     with np.errstate(all="ignore"), warnings.catch_warnings(action="ignore", category=RuntimeWarning):
-        return np.sqrt((np.nanvar(a, -1, ddof=1) + np.nanvar(b, -1, ddof=1)) / 2)
+        sa = np.maximum(np.nanstd(a, -1, ddof=1), resolution)
+        sb = np.maximum(np.nanstd(b, -1, ddof=1), resolution)
+    return np.sqrt((sa**2 + sb**2) / 2)
 
 
-def conditional_power(design: Design, k: int, z, sd):
-    """P(the last look crosses its boundary | Z_k = z) if the true difference were effect_pct in the
-    direction of z, with seed-to-seed spread sd (normal approximation). The looks in between are left
-    out, which slightly understates it. Vectorised over z and sd."""
-    z, sd = np.abs(np.asarray(z, dtype=float)), np.asarray(sd, dtype=float)
+def _drift(design: Design, sd):
+    """E(S) per unit of information at a true difference of effect_pct with seed-to-seed spread sd."""
+    with np.errstate(divide="ignore"):
+        return np.where(sd > 0, design.effect_pct / (np.asarray(sd) * math.sqrt(2 / design.max_seeds)), np.inf)
+
+
+def conditional_power(design: Design, k: int, z, sd, c_last):
+    """P(the last look crosses its boundary c_last | Z_k = z) if the true difference were effect_pct in
+    the direction of z, with seed-to-seed spread sd (normal approximation). The looks in between are left
+    out, which slightly understates it. Vectorised over z, sd and c_last."""
+    z = np.abs(np.asarray(z, dtype=float))
     t = design.info[k - 1]
     with np.errstate(all="ignore"):
-        drift = np.where(sd > 0, design.effect_pct / (sd * math.sqrt(2 / design.max_seeds)), np.inf)
-        return stats.norm.sf((design.bounds[-1] - z * math.sqrt(t) - drift * (1 - t)) / math.sqrt(1 - t))
+        return stats.norm.sf((c_last - z * math.sqrt(t) - _drift(design, sd) * (1 - t)) / math.sqrt(1 - t))
 
 
-def look(design: Design, k: int, variant, reference) -> dict:
-    """The decision at look k from all runs so far of the variant and the reference (arrays (..., n)).
-    Returns arrays: decision, z (variant - reference > 0), conditional_power (NaN unless open or futile)
-    and sd."""
-    c = design.bounds[k - 1]
-    z = welch_z(variant, reference)
-    sd = pooled_sd(variant, reference)
-    with np.errstate(invalid="ignore"):
-        shown = np.abs(z) >= c
-        small = (welch_z(variant, reference, design.effect_pct) <= -c) & (
-            welch_z(variant, reference, -design.effect_pct) >= c
-        )
-    last = k == design.stages
-    cp = np.where(shown | small | np.isnan(z) | last, np.nan, conditional_power(design, k, z, sd))
-    decision = np.select(
-        [np.isnan(z), shown & (z > 0), shown, small, np.full(np.shape(z), last), cp < design.futility_cp],
-        [TOO_FEW, BETTER, WORSE, NEGLIGIBLE, MAXED, FUTILE],
-        default=OPEN,
-    )
-    return {"decision": decision, "z": z, "conditional_power": cp, "sd": sd}
-
-
-def repeated_ci(design: Design, k: int, variant, reference) -> tuple[float, float]:
-    """The repeated 95% confidence interval of the difference at look k (Jennison & Turnbull 1989): the
-    shifts that look's boundary does not reject. It covers at all looks at once, so stopping keeps it
+def repeated_ci(variant, reference, resolution: float, c: float) -> tuple[float, float]:
+    """The repeated confidence interval of the difference at a look with boundary c (Jennison & Turnbull
+    1989): the shifts that boundary does not reject. It covers at all looks at once, so stopping keeps it
     valid. Welch's df does not depend on the shift, so the ends are diff -+ t_crit * se."""
-    diff, se, df, _ = (float(x) for x in _welch(variant, reference))
+    diff, se, df, _ = (float(x) for x in st.welch_parts(variant, reference, resolution))
     if not se > 0:
         return diff, diff
-    half = float(stats.t.isf(stats.norm.sf(design.bounds[k - 1]), df)) * se
+    half = float(stats.t.isf(stats.norm.sf(c), df)) * se
     return diff - half, diff + half
+
+
+class Walk:
+    """The decisions of every comparison with the reference, look by look, for many studies at once:
+    arrays (studies, m) for m comparisons. study_plan walks one study with it and lrstudy-design thousands,
+    so the design it checks is the path the workflow takes.
+
+    The family-wise error is controlled by the graphical Holm procedure for group-sequential designs
+    (Maurer & Bretz 2013, Statistics in Biopharmaceutical Research 5:311-320): each comparison starts with
+    alpha / m and the spending function's boundaries at that level; when one is rejected its alpha is
+    passed on equally to those not rejected, and each of them is tested again at its larger level at
+    every look it has had (one stopped as negligible or futile can still be rejected then). Its repeated
+    p-values, Holm-adjusted (stats.holm), reject exactly the same comparisons. With multiplicity `none`
+    each comparison has all of alpha, as if it were the only one."""
+
+    def __init__(self, design: Design, m: int, studies: int, resolution: float):
+        self.design, self.m, self.resolution = design, m, resolution
+        shape, looks = (studies, m), design.stages
+        self.decision = np.full(shape, OPEN, dtype=object)
+        self.z = np.full((*shape, looks), np.nan)
+        self.last_look = np.zeros(shape, dtype=int)  # the last look each comparison had
+        self.crossed_at = np.zeros(shape, dtype=int)  # a rejected one's look whose Z crossed
+        self.level = np.full((*shape, looks), np.nan)  # each look's two-sided alpha of the comparison
+        self.conditional_power = np.full((*shape, looks), np.nan)
+        self.sd = np.full((*shape, looks), np.nan)
+        self.rejected_level = np.full(shape, np.nan)
+        shares = range(1, max(m, 1) + 1) if design.multiplicity == "holm" else [1]
+        self._bounds = np.stack([design.bounds_at(design.alpha / j) for j in shares])  # row j - 1: alpha / j
+
+    def rejected(self) -> np.ndarray:
+        return (self.decision == BETTER) | (self.decision == WORSE)
+
+    def _share(self) -> np.ndarray:
+        """Per study, j of the level alpha / j of a comparison not yet rejected."""
+        if self.design.multiplicity != "holm":
+            return np.ones(len(self.decision), dtype=int)
+        return np.maximum(self.m - self.rejected().sum(1), 1)
+
+    def step(self, k: int, variant, reference) -> None:
+        """Look k. variant: (studies, m, n) every run so far of each comparison's variant (NaN where it
+        has none); reference: (studies, n)."""
+        d, res = self.design, self.resolution
+        ref = np.asarray(reference, dtype=float)[:, None, :]
+        open_ = self.decision == OPEN
+        z = welch_z(variant, ref, res)
+        self.z[..., k - 1] = np.where(open_, z, np.nan)
+        self.last_look[open_] = k
+        self._reject(k)
+        still = self.decision == OPEN
+        share = self._share()
+        bounds = self._bounds[share - 1]
+        c, c_last = bounds[:, k - 1 : k], bounds[:, -1:]
+        with np.errstate(invalid="ignore"):
+            small = (welch_z(variant, ref, res, d.effect_pct) <= -c) & (welch_z(variant, ref, res, -d.effect_pct) >= c)
+        sd = pooled_sd(variant, ref, res)
+        last = k == d.stages
+        cp = np.where(np.isnan(z) | small | last, np.nan, conditional_power(d, k, z, sd, c_last))
+        decision = np.select(
+            [np.isnan(z), small, np.full(z.shape, last), cp < d.futility_cp],
+            [TOO_FEW, NEGLIGIBLE, MAXED, FUTILE],
+            default=OPEN,
+        )
+        self.decision = np.where(still, decision, self.decision)
+        level = np.where(still, d.alpha / share[:, None], self.rejected_level)
+        self.level[..., k - 1] = np.where(open_, level, np.nan)
+        self.conditional_power[..., k - 1] = np.where(still, cp, np.nan)
+        self.sd[..., k - 1] = np.where(open_, sd, np.nan)
+
+    def _reject(self, k: int) -> None:
+        """Holm's step-down at this look: reject every comparison whose Z crossed, at some look so far,
+        the boundary of its current level; their alpha goes to the rest, which are tested again."""
+        for _ in range(self.m):
+            share = self._share()
+            bounds = self._bounds[share - 1][:, None, :k]
+            z = self.z[..., :k]
+            excess = np.where(np.isnan(z), -np.inf, np.abs(z) - bounds)
+            look = excess.argmax(-1)
+            new = (np.take_along_axis(excess, look[..., None], -1)[..., 0] >= 0) & ~self.rejected()
+            if not new.any():
+                return
+            sign = np.take_along_axis(z, look[..., None], -1)[..., 0]
+            self.decision = np.where(new, np.where(sign > 0, BETTER, WORSE), self.decision)
+            self.crossed_at = np.where(new, look + 1, self.crossed_at)
+            self.rejected_level = np.where(new, self.design.alpha / share[:, None], self.rejected_level)
+
+    def seeds(self) -> np.ndarray:
+        """(studies, m): the seeds each comparison's variant ran."""
+        return np.asarray(self.design.ends)[np.maximum(self.last_look, 1) - 1]
+
+    def runs(self) -> np.ndarray:
+        """Runs per study: every variant's seeds, and the reference's, which runs while any comparison is open."""
+        seeds = self.seeds()
+        return seeds.sum(1) + seeds.max(1, initial=self.design.ends[0])
+
+
+def walk(design: Design, variant, reference, resolution: float) -> Walk:
+    """Every look of studies whose runs are drawn up front: variant (studies, m, max_seeds), reference
+    (studies, max_seeds); a stage is looked at while any comparison of any study is open."""
+    out = Walk(design, np.shape(variant)[1], len(reference), resolution)
+    for k, n in enumerate(design.ends, start=1):
+        if not (out.decision == OPEN).any():
+            break
+        out.step(k, variant[..., :n], reference[:, :n])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The power the design has, with the spread seen: the canonical joint distribution under a true
+# difference of effect_pct, with the stops for negligible and futile (normal approximation).
+
+
+def design_power(design: Design, sd: float, level: float) -> float:
+    """P(the comparison is called better) at a true difference of +effect_pct with seed-to-seed spread sd,
+    tested at two-sided `level` throughout, with every stop the design makes (normal approximation: with
+    few seeds Welch's t makes it a little lower; lrstudy-design simulates the exact path)."""
+    bounds, drift = design.bounds_at(level), float(_drift(design, sd))
+    if not math.isfinite(drift):
+        return 1.0
+    z_futile = stats.norm.isf(design.futility_cp)
+    running, power = None, 0.0
+    for k, (t, c) in enumerate(zip(design.info, bounds, strict=True), start=1):
+        power += _beyond(running, t, c, drift)
+        if k == design.stages:
+            break
+        negligible = drift * math.sqrt(t) - c  # |Z| below this: the repeated CI lies inside +-effect_pct
+        futile = (bounds[-1] - drift * (1 - t) - math.sqrt(1 - t) * z_futile) / math.sqrt(t)
+        running = _continue(running, t, c, drift, max(negligible, futile, 0.0))
+    return float(power)
+
+
+MAX_SEEDS_SEARCHED = 1000  # the schema's largest adaptive.max_seeds
+
+
+def max_seeds_for_power(design: Design, sd: float, level: float) -> float:
+    """The smallest max_seeds (same stages of `seeds`) whose design_power reaches adaptive.power; NaN
+    when even MAX_SEEDS_SEARCHED does not."""
+
+    def power(max_seeds: int) -> float:
+        return design_power(replace(design, max_seeds=max_seeds), sd, level)
+
+    # The power grows with max_seeds: double from this design's until it is reached, then bisect. Large
+    # designs have many looks and are slow to compute; most studies never need them.
+    low, high = 2 * design.stage_seeds - 1, design.max_seeds
+    while power(high) < design.power:
+        if high == MAX_SEEDS_SEARCHED:
+            return math.nan
+        low, high = high, min(2 * high, MAX_SEEDS_SEARCHED)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if power(mid) < design.power else (low, mid)
+    return float(high)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -335,27 +481,38 @@ def repeated_ci(design: Design, k: int, variant, reference) -> tuple[float, floa
 
 
 def study_plan(
-    design: Design, runs: pd.DataFrame, variants: Sequence[str], reference: str, seeds: Sequence[int]
+    design: Design,
+    runs: pd.DataFrame,
+    variants: Sequence[str],
+    reference: str,
+    seeds: Sequence[int],
+    resolution: float,
 ) -> pd.DataFrame:
     """Every look so far of every comparison, and the reference's stages: PLAN_COLUMNS, one row per
     variant and stage it ran. `runs` has one row per run: variant, seed, final_pct (NaN if diverged).
     A comparison is looked at once all its runs of that stage are in `runs`; the walk stops at the
-    first stage that is not complete."""
+    first stage that is not complete. A comparison closed earlier and rejected later, with alpha passed
+    on to it, has its last row's decision changed."""
     stage_seeds = seeds_by_stage(design, seeds)
     have = {(v, int(s)): f for v, s, f in runs[["variant", "seed", "final_pct"]].itertuples(index=False)}
     others = [v for v in variants if v != reference]
     rows: dict[str, list[dict]] = {v: [] for v in variants}
-    open_ = list(others)
+    state = Walk(design, len(others), 1, resolution)
     for k in range(1, design.stages + 1):
-        needed = stage_seeds[k - 1]
-        if not open_ or any((v, s) not in have for v in [reference, *open_] for s in needed):
+        open_ = [v for v, d in zip(others, state.decision[0], strict=True) if d == OPEN]
+        if not open_ or any((v, s) not in have for v in [reference, *open_] for s in stage_seeds[k - 1]):
             break
         rows[reference].append(_reference_row(design, k, reference, open_))
-        ref = np.array([have[(reference, s)] for stage in stage_seeds[:k] for s in stage])
-        for v in open_:
-            var = np.array([have[(v, s)] for stage in stage_seeds[:k] for s in stage])
-            rows[v].append(_look_row(design, k, v, var, ref, reference))
-        open_ = [v for v in open_ if rows[v][-1]["decision"] == OPEN]
+        so_far = [s for stage in stage_seeds[:k] for s in stage]
+        ref = np.array([[have[(reference, s)] for s in so_far]])
+        var = np.array([[[have.get((v, s), np.nan) for s in so_far] for v in others]])
+        before = state.decision[0].copy()
+        state.step(k, var, ref)
+        for i, v in enumerate(others):
+            if before[i] == OPEN:
+                rows[v].append(_look_row(design, state, k, i, v, var[0, i], ref[0], reference))
+            elif state.decision[0, i] != before[i]:
+                rows[v][-1] = _passed_on(rows[v][-1], state, k, i)
     table = pd.DataFrame([r for v in variants for r in rows[v]], columns=PLAN_COLUMNS)
     return table.astype({"stage": int, "seeds": int})
 
@@ -375,19 +532,20 @@ def _reference_row(design: Design, k: int, reference: str, open_: Sequence[str])
     }
 
 
-def _look_row(design: Design, k: int, variant: str, var: np.ndarray, ref: np.ndarray, reference: str) -> dict:
-    out = look(design, k, var, ref)
-    decision = str(out.pop("decision"))
-    out = {key: float(value) for key, value in out.items()}
+def _look_row(
+    design: Design, state: Walk, k: int, i: int, variant: str, var: np.ndarray, ref: np.ndarray, reference: str
+) -> dict:
+    decision, level = str(state.decision[0, i]), float(state.level[0, i, k - 1])
     row = {
         "variant": variant,
         "stage": k,
         "seeds": design.ends[k - 1],
         "decision": decision,
-        "boundary": float(design.bounds[k - 1]),
-        "z": out["z"],
-        "sd_pct": out["sd"],
-        "conditional_power": out["conditional_power"],
+        "alpha_level": level,
+        "boundary": float(design.bounds_at(level)[k - 1]),
+        "z": float(state.z[0, i, k - 1]),
+        "sd_pct": float(state.sd[0, i, k - 1]),
+        "conditional_power": float(state.conditional_power[0, i, k - 1]),
     }
     if decision == TOO_FEW:
         n_var, n_ref = int(np.sum(~np.isnan(var))), int(np.sum(~np.isnan(ref)))
@@ -396,34 +554,70 @@ def _look_row(design: Design, k: int, variant: str, var: np.ndarray, ref: np.nda
             f"{reference}: {n_ref}): no test, no more seeds"
         )
         return row
-    row["diff_pct"] = float(np.nanmean(var) - np.nanmean(ref))
-    row["rci_low_pct"], row["rci_high_pct"] = repeated_ci(design, k, var, ref)
-    row["sequential_p_value"] = sequential_p(design, k, out["z"])
-    row["reason"] = _reason(design, k, row)
+    row["diff_pct"] = float(st.welch_parts(var, ref, state.resolution)[0])
+    row["rci_low_pct"], row["rci_high_pct"] = repeated_ci(var, ref, state.resolution, row["boundary"])
+    row["sequential_p_value"] = sequential_p(design, k, row["z"])
+    row["design_power"] = design_power(design, row["sd_pct"], level)
+    row["max_seeds_for_power"] = max_seeds_for_power(design, row["sd_pct"], level)
+    row["reason"] = _reason(design, k, row, int(state.crossed_at[0, i]))
     return row
 
 
-def _reason(design: Design, k: int, row: dict) -> str:
+def _passed_on(row: dict, state: Walk, k: int, i: int) -> dict:
+    """The last row of a comparison closed before look k and rejected at it with alpha passed on."""
+    decision, look = str(state.decision[0, i]), int(state.crossed_at[0, i])
+    level = float(state.rejected_level[0, i])
+    return row | {
+        "decision": decision,
+        "alpha_level": level,
+        "boundary": float(state.design.bounds_at(level)[look - 1]),
+        "reason": (
+            f"{row['reason']}; at stage {k}, with alpha passed on from comparisons rejected since, its Z of "
+            f"stage {look} crosses the boundary at level {level:.3g}: shown {decision}"
+        ),
+    }
+
+
+def _reason(design: Design, k: int, row: dict, crossed_at: int) -> str:
     n, stages, d = design.ends[k - 1], design.stages, design.effect_pct
     seen = (
         f"after {n} seeds: difference {row['diff_pct']:+.2f} points, Z = {row['z']:+.2f} against the "
-        f"boundary \u00b1{row['boundary']:.2f}"
+        f"boundary \u00b1{row['boundary']:.2f} (two-sided alpha {row['alpha_level']:.3g})"
     )
     cp = (
         f"conditional power to show a difference of {d:g} points by {design.max_seeds} seeds: "
         f"{row['conditional_power']:.2f}"
     )
-    return {
-        BETTER: f"{seen}: shown better (sequential p = {row['sequential_p_value']:.2g})",
-        WORSE: f"{seen}: shown worse (sequential p = {row['sequential_p_value']:.2g})",
+    earlier = f" at its stage {crossed_at} look" if crossed_at and crossed_at != k else ""
+    reason = {
+        BETTER: f"{seen}: shown better{earlier} (sequential p = {row['sequential_p_value']:.2g})",
+        WORSE: f"{seen}: shown worse{earlier} (sequential p = {row['sequential_p_value']:.2g})",
         NEGLIGIBLE: (
-            f"{seen}; repeated 95% CI {row['rci_low_pct']:+.2f} to {row['rci_high_pct']:+.2f} lies "
+            f"{seen}; repeated CI {row['rci_low_pct']:+.2f} to {row['rci_high_pct']:+.2f} lies "
             f"inside \u00b1{d:g}: the difference is shown smaller than {d:g} points"
         ),
         FUTILE: f"{seen}; {cp}, below 1 - power = {design.futility_cp:.2f}: stopped, no more seeds",
         MAXED: f"{seen}: no difference shown with max_seeds = {design.max_seeds} seeds",
         OPEN: (f"{seen}; {cp}: {design.sizes[k] if k < stages else 0} more seeds (stage {k + 1} of up to {stages})"),
     }[row["decision"]]
+    return reason + power_warning(design, row)
+
+
+def power_warning(design: Design, row: Mapping) -> str:
+    """'' when the design reaches adaptive.power at effect_pct with the spread seen; else what it has,
+    and the max_seeds that would reach it."""
+    if not row["design_power"] < design.power:
+        return ""
+    needed = row["max_seeds_for_power"]
+    fix = (
+        f"max_seeds {int(needed)} would reach it"
+        if math.isfinite(needed)
+        else f"not even max_seeds {MAX_SEEDS_SEARCHED} would reach it"
+    )
+    return (
+        f". WARNING: with the spread seen (sd {row['sd_pct']:.2f} points) this design's power at "
+        f"{design.effect_pct:g} points is {row['design_power']:.2f}, short of power = {design.power:g}; {fix}"
+    )
 
 
 def planned_seeds(
@@ -468,17 +662,52 @@ VERDICTS = {
 }
 
 
-def with_design(table: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
-    """The per-variant stats table (lrstudy.analysis.stats.study_stats) with the design's verdicts: the stages
-    each variant ran, the repeated p-value of its last look and the verdict that look reached."""
-    table = table.copy()
-    last = plan.groupby("variant", sort=False).tail(1).set_index("variant")
-    for i, row in table.iterrows():
-        if row["variant"] not in last.index:
+def design_verdicts(
+    design: Design,
+    plan: pd.DataFrame,
+    points: pd.DataFrame,
+    variants: Sequence[str],
+    reference: str,
+    seeds: Sequence[int],
+    resolution: float,
+) -> dict[str, dict]:
+    """The verdict columns of stats.csv (stats.VERDICT_COLUMNS) from the plan and the runs it looked at.
+
+    p_value is a comparison's repeated p-value, the smallest over its looks (Jennison & Turnbull 1989);
+    p_value_adjusted is Holm's over the comparisons, which rejects exactly what the Walk rejected. The
+    difference and the repeated CI, at the level the comparison was tested at, are of the runs of the look
+    that decided: the crossing look of a rejected comparison, the last one of the others, with the
+    reference's seeds up to that look and none added later for other comparisons."""
+    others = [v for v in variants if v != reference]
+    looks = {v: plan[plan["variant"] == v] for v in others}
+    p = [looks[v]["sequential_p_value"].min(skipna=True) for v in others]  # NaN: no test at any look
+    adjusted, level = st.holm(p, design.alpha, design.multiplicity)
+    stage_seeds = seeds_by_stage(design, seeds)
+    have = {(v, int(s)): f for v, s, f in points[["variant", "seed", "final_pct"]].itertuples(index=False)}
+    mine = plan[plan["variant"] == reference]
+    out = {} if mine.empty else {reference: {"stages": int(mine["stage"].max())}}
+    for v, p_v, adj, lvl in zip(others, p, adjusted, level, strict=True):
+        if looks[v].empty:
             continue
-        decided = last.loc[row["variant"]]
-        table.loc[i, "stages"] = int(decided["stage"])
-        table.loc[i, "sequential_p_value"] = decided["sequential_p_value"]
-        if decided["decision"] in VERDICTS:
-            table.loc[i, "verdict"] = VERDICTS[decided["decision"]]
-    return table
+        last = looks[v].iloc[-1]
+        rejected = last["decision"] in (BETTER, WORSE)
+        k = int(looks[v].loc[looks[v]["sequential_p_value"].idxmin(), "stage"]) if rejected else int(last["stage"])
+        used = [s for stage in stage_seeds[:k] for s in stage]
+        var = np.array([have.get((v, s), math.nan) for s in used])
+        ref = np.array([have.get((reference, s), math.nan) for s in used])
+        row = {
+            "seeds": used,
+            "reference_seeds": used,
+            "n_reference": int(np.sum(~np.isnan(ref))),
+            "stages": int(last["stage"]),
+            "p_value": p_v,
+            "p_value_adjusted": adj,
+            "ci_level": 1 - lvl,
+        }
+        if last["decision"] in VERDICTS:
+            low, high = repeated_ci(var, ref, resolution, float(design.bounds_at(lvl)[k - 1]))
+            diff = float(st.welch_parts(var, ref, resolution)[0])
+            row |= {"verdict": VERDICTS[last["decision"]], "diff_pct": diff}
+            row |= {"diff_ci_low_pct": low, "diff_ci_high_pct": high}
+        out[v] = row
+    return out

@@ -20,7 +20,7 @@ import pandas as pd
 
 from lrstudy.analysis import adaptive
 from lrstudy.analysis.stats import STATS_COLUMNS as VARIANT_STATS_COLUMNS
-from lrstudy.analysis.stats import reference_variant, study_stats
+from lrstudy.analysis.stats import reference_variant, resolution_pct, study_stats
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, description, per_variant
 from lrstudy.atomic import atomic_path
 from lrstudy.metrics import METRIC_COLUMNS
@@ -142,13 +142,23 @@ def _in_config_order(df: pd.DataFrame, variants: Sequence[str], then: list[str])
 
 
 def variant_table(
-    summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design | None = None, seeds: Sequence[int] = ()
+    summary: pd.DataFrame,
+    variants: Sequence[str],
+    design: adaptive.Design | None = None,
+    seeds: Sequence[int] = (),
+    *,
+    multiplicity: str = "holm",
 ) -> pd.DataFrame:
     """One row per variant: its statistics (with an adaptive `design`, the design's verdicts), and the
     description columns after its name and reference."""
-    stats = study_stats(summary, variants)
+    verdicts = None
     if design is not None:
-        stats = adaptive.with_design(stats, seed_plan(summary, variants, design, seeds))
+        reference, points = reference_variant(variants), adaptive.final_points(summary)
+        plan = seed_plan(summary, variants, design, seeds)
+        verdicts = adaptive.design_verdicts(
+            design, plan, points, variants, reference, seeds, resolution_pct(summary["test_size"])
+        )
+    stats = study_stats(summary, variants, multiplicity if design is None else design.multiplicity, verdicts)
     described = per_variant(summary, variants).reset_index(names="variant")
     return stats.merge(described, on="variant", how="left")[STATS_COLUMNS]
 
@@ -158,18 +168,27 @@ def aggregate(
     variants: Sequence[str],
     design: adaptive.Design | None = None,
     seeds: Sequence[int] = (),
+    *,
+    multiplicity: str = "holm",
 ) -> dict[str, pd.DataFrame]:
     """The three tables; with an adaptive `design` (and the configured `seeds`, its first stage) the
-    verdicts are the design's."""
+    verdicts are the design's. `multiplicity` is the config's stats.multiplicity (a design carries its own)."""
     epochs, summary = run_tables(run_dirs, variants)
-    return {"epochs": epochs, "summary": summary, "stats": variant_table(summary, variants, design, seeds)}
+    return {
+        "epochs": epochs,
+        "summary": summary,
+        "stats": variant_table(summary, variants, design, seeds, multiplicity=multiplicity),
+    }
 
 
 def seed_plan(
     summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design, seeds: Sequence[int]
 ) -> pd.DataFrame:
     """The adaptive design's looks at these runs (one row per run, as summary.csv has them)."""
-    return adaptive.study_plan(design, adaptive.final_points(summary), variants, reference_variant(variants), seeds)
+    resolution = resolution_pct(summary["test_size"]) if len(summary) else 0.0
+    return adaptive.study_plan(
+        design, adaptive.final_points(summary), variants, reference_variant(variants), seeds, resolution
+    )
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

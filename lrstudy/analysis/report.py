@@ -239,7 +239,7 @@ def adaptive_section(plan: pd.DataFrame, stats: pd.DataFrame, runs: pd.DataFrame
                 "stages": int(r["stages"]),
                 "decision": "\u2013" if decided is None else decided["decision"],
                 "reason": "no look: it is the only variant" if decided is None else decided["reason"],
-                "p": r["sequential_p_value"],
+                "p": r["p_value"],
             }
         )
     ceiling = design.max_seeds * len(stats)

@@ -10,6 +10,7 @@ over epochs on the test set itself, so it is biased upwards and is not used for 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,11 +35,33 @@ NEGLIGIBLE = "negligible difference"  # adaptive designs only: the difference is
 TOO_FEW = "not enough seeds"
 ALL_DIVERGED = "all runs diverged"
 
+MULTIPLICITY = ("holm", "none")  # config stats.multiplicity: Holm's step-down, or each comparison on its own
+
+# The columns beside a verdict come from the runs that verdict used: in an adaptive design the reference's
+# seeds up to the look that decided (not those added later for other comparisons). The all_runs_ columns
+# are Welch's test on every finished run as if their number had been fixed: descriptive only.
+VERDICT_COLUMNS = [
+    "n",
+    "n_reference",
+    "diff_pct",
+    "diff_ci_low_pct",
+    "diff_ci_high_pct",
+    "ci_level",
+    "p_value",
+    "p_value_adjusted",
+    "verdict",
+]
+ALL_RUNS_COLUMNS = [
+    "all_runs_n_reference",
+    "all_runs_diff_pct",
+    "all_runs_diff_ci_low_pct",
+    "all_runs_diff_ci_high_pct",
+    "all_runs_p_value",
+]
 STATS_COLUMNS = [
     "variant",
     "reference",
     "n_runs",
-    "n",
     "n_diverged",
     "final_mean_pct",
     "final_std_pct",
@@ -48,16 +71,13 @@ STATS_COLUMNS = [
     "best_std_pct",
     "best_ci_low_pct",
     "best_ci_high_pct",
-    "diff_pct",
-    "diff_ci_low_pct",
-    "diff_ci_high_pct",
-    "p_value",
-    "verdict",
+    *VERDICT_COLUMNS,
+    "multiplicity",
     "seeds_needed",
     "detectable_diff_pct",
+    *ALL_RUNS_COLUMNS,
     "train_seconds_mean",
     "stages",
-    "sequential_p_value",  # a fixed design has one stage; its verdict comes from p_value
 ]
 
 
@@ -90,72 +110,146 @@ def _spread(x: np.ndarray) -> float:
     return 0.0 if sd < ROUNDING else sd
 
 
-def welch(a: Sequence[float], b: Sequence[float]) -> dict:
-    """Welch's t-test of mean(a) - mean(b): the difference, its 95% CI and the two-sided p-value.
+def resolution_pct(test_images) -> float:
+    """The step of an accuracy on `test_images` images, in points: one image more or less right.
+
+    No spread between seeds can be known to be smaller than this: runs that all agree to the image are
+    as consistent with a spread of one step as with none, so every test floors each side's spread here."""
+    n = np.asarray(test_images, dtype=float)
+    if n.size == 0 or not np.all(np.isfinite(n)) or np.any(n < 1):
+        raise ValueError(f"the runs' test_size is {test_images!r}: a test set needs a number of images >= 1")
+    return 100.0 / float(n.min())
+
+
+def welch_parts(a, b, resolution: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of arrays (..., n) of accuracies in points (NaN: no finished run): mean(a) - mean(b), its
+    standard error, the Welch-Satterthwaite df, and whether both sides have the two runs a test needs.
+
+    The one place both designs compute Welch's statistic. A difference below ROUNDING is 0 (float
+    rounding of equal means); each side's spread is at least `resolution`, the accuracy's step, so
+    equal or constant accuracies are never a difference known exactly (95.01 vs 95.00 is no proof)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    na, nb = np.sum(~np.isnan(a), -1), np.sum(~np.isnan(b), -1)
+    with np.errstate(all="ignore"), warnings.catch_warnings(action="ignore", category=RuntimeWarning):
+        sa = np.maximum(np.nanstd(a, -1, ddof=1), resolution)
+        sb = np.maximum(np.nanstd(b, -1, ddof=1), resolution)
+        va, vb = sa**2 / na, sb**2 / nb
+        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+        diff = np.nanmean(a, -1) - np.nanmean(b, -1)
+    diff = np.where(np.abs(diff) < ROUNDING, 0.0, diff)
+    return diff, np.sqrt(va + vb), df, (na >= 2) & (nb >= 2)
+
+
+def welch(a: Sequence[float], b: Sequence[float], resolution: float, alpha: float = ALPHA) -> dict:
+    """Welch's test of mean(a) - mean(b): the difference, its 1 - alpha CI and the two-sided p-value.
 
     A difference within ROUNDING is exactly 0, with p = 1: float rounding of equal means is no evidence."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    diff = float(a.mean() - b.mean())
-    if abs(diff) < ROUNDING:
-        diff = 0.0
-    if _spread(a) == 0 and _spread(b) == 0:
-        # No spread at all (e.g. a tiny deterministic test set): any difference is exact.
+    diff, se, df, _ = (float(x) for x in welch_parts(a, b, resolution))
+    if not se > 0:  # resolution 0 and no spread at all: any difference is exact
         return {"diff": diff, "ci_low": diff, "ci_high": diff, "p_value": 1.0 if diff == 0 else 0.0}
-    res = stats.ttest_ind(a, b, equal_var=False)
-    ci = res.confidence_interval(1 - ALPHA)
-    if diff == 0:
-        half = float(ci.high - ci.low) / 2  # Welch's CI is symmetric about the difference
-        return {"diff": 0.0, "ci_low": -half, "ci_high": half, "p_value": 1.0}
-    return {"diff": diff, "ci_low": float(ci.low), "ci_high": float(ci.high), "p_value": float(res.pvalue)}
+    half = float(stats.t.isf(alpha / 2, df)) * se
+    p = 1.0 if diff == 0 else float(2 * stats.t.sf(abs(diff) / se, df))
+    return {"diff": diff, "ci_low": diff - half, "ci_high": diff + half, "p_value": p}
 
 
-def welch_power(diff: float, sd_a: float, sd_b: float, n_a: int, n_b: int) -> float:
-    """Power of the two-sided Welch test at level ALPHA to detect a true difference `diff`."""
+def holm(p_values, alpha: float = ALPHA, multiplicity: str = "holm") -> tuple[np.ndarray, np.ndarray]:
+    """(adjusted p-values, level) per hypothesis: Holm's step-down (1979) over the comparisons with the
+    reference; with multiplicity `none`, the p-values themselves at level alpha.
+
+    NaN (no test) is never rejected but counts as a comparison, so a variant without a test keeps no one
+    else's share of alpha. `level` is the two-sided alpha each hypothesis was last tested at, alpha / (m - r)
+    with r the hypotheses rejected before it: the CI at 1 - level excludes 0 exactly when it is rejected,
+    so the interval beside a verdict agrees with it."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    if multiplicity == "none" or m == 0:
+        return p.copy(), np.full(m, alpha)
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), kind="stable")
+    adjusted, level = np.full(m, np.nan), np.full(m, np.nan)
+    running, rejected = 0.0, 0
+    for i, j in enumerate(order):
+        if not np.isnan(p[j]):
+            running = max(running, min(1.0, (m - i) * p[j]))
+            adjusted[j] = running
+        if adjusted[j] < alpha:
+            rejected += 1
+            level[j] = alpha / (m - i)
+    level[np.isnan(level)] = alpha / max(m - rejected, 1)  # every one rejected: no level left to use
+    return adjusted, level
+
+
+def welch_power(diff: float, sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float = ALPHA) -> float:
+    """Power of the two-sided Welch test at level alpha to detect a true difference `diff`."""
     va, vb = sd_a**2 / n_a, sd_b**2 / n_b
     if va + vb == 0:
-        return 1.0 if diff != 0 else ALPHA
+        return 1.0 if diff != 0 else alpha
     df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))  # Welch-Satterthwaite
     nc = abs(diff) / math.sqrt(va + vb)
-    t = stats.t.ppf(1 - ALPHA / 2, df)
+    t = stats.t.isf(alpha / 2, df)
     # The wrong-sign tail is tiny; scipy returns NaN for it when it underflows.
     return float(stats.nct.sf(t, df, nc) + np.nan_to_num(stats.nct.cdf(-t, df, nc)))
 
 
-def seeds_needed(diff: float, sd_a: float, sd_b: float) -> float:
-    """Seeds per variant (both arms equal) for 80% power to detect `diff` with the observed spreads.
+def seeds_needed(diff: float, sd_a: float, sd_b: float, alpha: float = ALPHA) -> float:
+    """Seeds per variant (both arms equal) for 80% power to detect `diff` with the observed spreads, in a
+    fixed design tested at level alpha.
 
     NaN when there is nothing to size (no difference, or no spread estimate); MAX_SEEDS + 1 when it
     takes more than MAX_SEEDS."""
     if not diff or not all(map(math.isfinite, (diff, sd_a, sd_b))):
         return math.nan
     # The normal approximation is a lower bound for the t-test; step up from it to the exact size.
-    spread = float(stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)) * math.hypot(sd_a, sd_b)
+    spread = float(stats.norm.isf(alpha / 2) + stats.norm.ppf(POWER)) * math.hypot(sd_a, sd_b)
     if spread > math.sqrt(MAX_SEEDS) * abs(diff):  # the lower bound alone is over the cap
         return MAX_SEEDS + 1
     n = max(2, math.ceil((spread / diff) ** 2))
-    while n <= MAX_SEEDS and welch_power(diff, sd_a, sd_b, n, n) < POWER:
+    while n <= MAX_SEEDS and welch_power(diff, sd_a, sd_b, n, n, alpha) < POWER:
         n += 1
     return n
 
 
-def detectable_diff(sd_a: float, sd_b: float, n_a: int, n_b: int) -> float:
-    """The smallest difference the current seeds detect with 80% power (NaN below two seeds a side)."""
+def detectable_diff(sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float = ALPHA) -> float:
+    """The smallest difference the current seeds detect with 80% power at level alpha (NaN below two
+    seeds a side)."""
     if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
         return math.nan
     se = math.sqrt(sd_a**2 / n_a + sd_b**2 / n_b)
     if se == 0:
         return 0.0
-    return optimize.brentq(lambda d: welch_power(d, sd_a, sd_b, n_a, n_b) - POWER, 0.0, 20 * se)
+    return optimize.brentq(lambda d: welch_power(d, sd_a, sd_b, n_a, n_b, alpha) - POWER, 0.0, 20 * se)
 
 
-def verdict(n: int, n_ref: int, n_diverged: int, diff: float, p_value: float) -> str:
+def verdict(n: int, n_ref: int, n_diverged: int, diff: float, p_adjusted: float) -> str:
     if n == 0 and n_diverged:
         return ALL_DIVERGED
     if n < 2 or n_ref < 2:
         return TOO_FEW
-    if p_value < ALPHA:
+    if p_adjusted < ALPHA:
         return BETTER if diff > 0 else WORSE
     return NO_DIFFERENCE
+
+
+def sizing_alpha(comparisons: int, multiplicity: str) -> float:
+    """The level `seeds_needed` and `detectable_diff_pct` plan for: Holm's first step, alpha / m."""
+    return ALPHA / max(comparisons, 1) if multiplicity == "holm" else ALPHA
+
+
+def fixed_design(final: dict[str, np.ndarray], reference: str, resolution: float, multiplicity: str) -> dict[str, dict]:
+    """The verdict columns of each comparison with the reference in a fixed design: Welch's test on every
+    finished run, Holm over the comparisons, the CI at the level each comparison was tested at."""
+    others = [v for v in final if v != reference]
+    ref = final[reference]
+    tests = {v: welch(final[v], ref, resolution) for v in others if len(final[v]) >= 2 and len(ref) >= 2}
+    adjusted, level = holm([tests[v]["p_value"] if v in tests else math.nan for v in others], ALPHA, multiplicity)
+    out = {}
+    for v, p_adj, lvl in zip(others, adjusted, level, strict=True):
+        row = {"n": len(final[v]), "n_reference": len(ref), "ci_level": 1 - lvl, "p_value_adjusted": p_adj}
+        if v in tests:
+            cmp = welch(final[v], ref, resolution, alpha=lvl)
+            row |= {"diff_pct": cmp["diff"], "diff_ci_low_pct": cmp["ci_low"], "diff_ci_high_pct": cmp["ci_high"]}
+            row["p_value"] = tests[v]["p_value"]
+        out[v] = row
+    return out
 
 
 def _check_finished_runs_have_accuracies(finished: pd.DataFrame) -> None:
@@ -172,54 +266,84 @@ def _check_finished_runs_have_accuracies(finished: pd.DataFrame) -> None:
             )
 
 
-def study_stats(runs: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
+def study_stats(
+    runs: pd.DataFrame,
+    variants: Sequence[str],
+    multiplicity: str = "holm",
+    design_verdicts: dict[str, dict] | None = None,
+) -> pd.DataFrame:
     """One row per variant (config order) from one row per run.
 
-    `runs` needs the columns variant, seed, final_test_acc, best_test_acc (fractions), diverged and
-    train_seconds. Diverged runs are counted but left out of every mean, CI and test."""
+    `runs` needs the columns variant, seed, final_test_acc, best_test_acc (fractions), diverged,
+    train_seconds and test_size. Diverged runs are counted but left out of every mean, CI and test.
+    Without `design_verdicts` the verdicts are the fixed design's; an adaptive design passes its own
+    (lrstudy.analysis.adaptive.design_verdicts): per variant the seeds its verdict used (`seeds`,
+    `reference_seeds`) and VERDICT_COLUMNS, and the variant's own means and CIs are of those seeds."""
+    if multiplicity not in MULTIPLICITY:
+        raise ValueError(f"stats.multiplicity is {multiplicity!r}; use one of {', '.join(MULTIPLICITY)}")
     reference = reference_variant(variants)
     ok = runs[~runs["diverged"].astype(bool)]
     _check_finished_runs_have_accuracies(ok)
+    resolution = resolution_pct(runs["test_size"]) if len(runs) else 0.0
     final = {v: 100 * ok.loc[ok["variant"] == v, "final_test_acc"].to_numpy(float) for v in variants}
-    ref = final[reference]
+    decided = design_verdicts or fixed_design(final, reference, resolution, multiplicity)
+    sizing = sizing_alpha(len(variants) - 1, multiplicity)
     rows = []
     for v in variants:
-        f, b = describe(final[v]), describe(100 * ok.loc[ok["variant"] == v, "best_test_acc"].to_numpy(float))
+        mine = ok[ok["variant"] == v]
+        row = {k: math.nan for k in VERDICT_COLUMNS} | {"stages": 1}
+        if v in decided:
+            row |= {k: val for k, val in decided[v].items() if k in (*VERDICT_COLUMNS, "stages")}
+            if "seeds" in decided[v]:
+                mine = mine[mine["seed"].isin(decided[v]["seeds"])]
+        f = describe(100 * mine["final_test_acc"].to_numpy(float))
+        b = describe(100 * mine["best_test_acc"].to_numpy(float))
         n_runs = int((runs["variant"] == v).sum())
-        n_diverged = n_runs - f["n"]
-        cmp = {"diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
+        n_diverged = n_runs - len(final[v])
+        row |= {"n": f["n"], "n_reference": len(final[reference]) if v == reference else row["n_reference"]}
+        all_runs = {k: math.nan for k in ALL_RUNS_COLUMNS}
         sized = {"seeds_needed": math.nan, "detectable_diff_pct": math.nan}
         if v == reference:
-            word = ALL_DIVERGED if f["n"] == 0 and n_diverged else REFERENCE
+            row["verdict"] = ALL_DIVERGED if f["n"] == 0 and n_diverged else REFERENCE
         else:
-            if f["n"] >= 2 and len(ref) >= 2:
-                cmp = welch(final[v], ref)
-                sd_ref = float(np.std(ref, ddof=1))
-                sized = {
-                    "seeds_needed": seeds_needed(cmp["diff"], f["std"], sd_ref),
-                    "detectable_diff_pct": detectable_diff(f["std"], sd_ref, f["n"], len(ref)),
+            if not isinstance(row["verdict"], str):  # no verdict from a design: the fixed analysis's own
+                p_adjusted = row["p_value_adjusted"]
+                row["verdict"] = verdict(f["n"], row["n_reference"], n_diverged, row["diff_pct"], p_adjusted)
+            if len(final[v]) >= 2 and len(final[reference]) >= 2:
+                cmp = welch(final[v], final[reference], resolution)
+                all_runs = {
+                    "all_runs_n_reference": len(final[reference]),
+                    "all_runs_diff_pct": cmp["diff"],
+                    "all_runs_diff_ci_low_pct": cmp["ci_low"],
+                    "all_runs_diff_ci_high_pct": cmp["ci_high"],
+                    "all_runs_p_value": cmp["p_value"],
                 }
-            word = verdict(f["n"], len(ref), n_diverged, cmp["diff"], cmp["p_value"])
+            if f["n"] >= 2 and row["n_reference"] >= 2 and math.isfinite(row["diff_pct"]):
+                ref_seeds = decided[v].get("reference_seeds")
+                ref = ok[ok["variant"] == reference]
+                if ref_seeds is not None:
+                    ref = ref[ref["seed"].isin(ref_seeds)]
+                sd_v, sd_ref = (max(float(np.std(100 * x["final_test_acc"], ddof=1)), resolution) for x in (mine, ref))
+                sized = {
+                    "seeds_needed": seeds_needed(row["diff_pct"], sd_v, sd_ref, sizing),
+                    "detectable_diff_pct": detectable_diff(sd_v, sd_ref, f["n"], len(ref), sizing),
+                }
         rows.append(
-            {
+            row
+            | {
                 "variant": v,
                 "reference": reference,
                 "n_runs": n_runs,
-                "n": f["n"],
                 "n_diverged": n_diverged,
                 **{f"final_{k}_pct": f[k] for k in ("mean", "std", "ci_low", "ci_high")},
                 **{f"best_{k}_pct": b[k] for k in ("mean", "std", "ci_low", "ci_high")},
-                "diff_pct": cmp["diff"],
-                "diff_ci_low_pct": cmp["ci_low"],
-                "diff_ci_high_pct": cmp["ci_high"],
-                "p_value": cmp["p_value"],
-                "verdict": word,
+                "multiplicity": multiplicity,
                 **sized,
+                **all_runs,
                 "train_seconds_mean": float(runs.loc[runs["variant"] == v, "train_seconds"].mean()),
-                "stages": 1,
-                "sequential_p_value": math.nan,
             }
         )
     table = pd.DataFrame(rows, columns=STATS_COLUMNS)
     table["seeds_needed"] = table["seeds_needed"].astype("Int64")
+    table["stages"] = table["stages"].astype(int)
     return table

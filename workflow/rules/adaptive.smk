@@ -34,7 +34,7 @@ if DESIGN is not None:
         conda:
             "../envs/study.yaml"
         params:
-            design={"adaptive": config.get("adaptive"), "seeds": SEEDS},
+            design={"adaptive": config.get("adaptive"), "seeds": SEEDS, "stats": config["stats"]},
             variants=VARIANTS,
         script:
             "../scripts/plan_seeds.py"

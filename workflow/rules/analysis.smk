@@ -25,7 +25,7 @@ rule aggregate:
     params:
         variants=VARIANTS,
         code=ANALYSIS_FINGERPRINT,
-        design={"adaptive": config.get("adaptive"), "seeds": SEEDS},
+        design={"adaptive": config.get("adaptive"), "seeds": SEEDS, "stats": config["stats"]},
     script:
         "../scripts/aggregate.py"
 

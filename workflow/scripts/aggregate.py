@@ -15,6 +15,7 @@ def main():
         sm.params.variants,
         design_from_config(sm.params.design),
         sm.params.design["seeds"],
+        multiplicity=sm.params.design["stats"]["multiplicity"],
     )
     for name, table in tables.items():
         write_csv(table, sm.output[name])

@@ -31,7 +31,7 @@ def train_cfg(**over):
     return cfg
 
 
-def run(cache, out: Path, seed=0, checkpoint=None, **over):
+def run(cache, out: Path, seed=0, checkpoint=None, board=None, **over):
     npz, meta = cache
     cfg = train_cfg(**over)
     return execute(
@@ -45,6 +45,7 @@ def run(cache, out: Path, seed=0, checkpoint=None, **over):
         summary_out=out / "summary.json",
         model_out=out / "model.pt",
         checkpoint_path=checkpoint,
+        tensorboard_dir=board,
     )
 
 
@@ -335,3 +336,63 @@ def test_the_default_is_one_thread_per_run():
     assert train_cfg()["cpu_threads"] == 1
     rule = (REPO / "workflow/rules/train.smk").read_text()
     assert "threads: STUDY.execution.cpu_threads" in rule
+
+
+def board_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar event in a run's folder as TensorBoard reads it (orphaned steps kept: a duplicate
+    epoch would show), tag -> [(epoch, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    acc = EventAccumulator(str(directory), size_guidance={"tensors": 0}, purge_orphaned_data=False)
+    acc.Reload()
+    return {
+        tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+        for tag in acc.Tags()["tensors"]
+    }
+
+
+def test_tensorboard_scalars_equal_metrics_and_a_resume_neither_repeats_nor_skips(cache, tmp_path, monkeypatch):
+    from lrstudy.train.tensorboard import TAGS
+
+    ckpt, board = tmp_path / "c.pt", tmp_path / "tb" / "v" / "seed0"
+    real_run = Trainer.run
+
+    def killed_after_three(self, checkpoint_path=None, on_epoch=None, on_batch=None):
+        def hook(rows, epochs):
+            on_epoch(rows, epochs)  # epoch 3 reaches TensorBoard, but the last checkpoint is epoch 2's
+            if len(rows) == 3:
+                raise KeyboardInterrupt
+
+        return real_run(self, checkpoint_path, on_epoch=hook, on_batch=on_batch)
+
+    monkeypatch.setattr(Trainer, "run", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2)
+    assert [step for step, _ in board_scalars(board)["lr"]] == [1, 2, 3]
+    monkeypatch.setattr(Trainer, "run", real_run)
+    resumed = run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2)
+    assert resumed["resumed_from_epoch"] == 2
+
+    import pandas as pd
+
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    scalars = board_scalars(board)
+    assert set(scalars) == set(TAGS)
+    for tag, column in TAGS.items():
+        assert scalars[tag] == list(zip(metrics["epoch"], metrics[column], strict=True)), tag
+
+
+def test_tensorboard_records_the_recipe_and_seed_and_can_be_turned_off(cache, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb_on", epochs=1)
+    acc = EventAccumulator(str(tmp_path / "tb_on"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hparams["seed"].number_value == 5 and hparams["lr"].number_value == 0.05
+    assert hparams["schedule"].string_value == "cosine" and hparams["lr_windows"].string_value == "[]"
+    run(cache, tmp_path / "off", board=tmp_path / "tb_off", epochs=1, tensorboard=False)
+    assert not (tmp_path / "tb_off").exists()

@@ -32,6 +32,7 @@ from lrstudy.train.engine import (
     resolve_device,
 )
 from lrstudy.train.steps import GraphedSteps
+from lrstudy.train.tensorboard import TensorBoardLog
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +122,13 @@ def execute(
     model_out: Path,
     checkpoint_path: Path | None,
     project: Path | None = None,
+    tensorboard_dir: Path | None = None,
 ) -> dict:
     """Train (or resume) one run and write its outputs atomically; returns the summary.
 
     `recipe` defines the run (with `seed`); `execution` says how it is computed. With a checkpoint path
-    the run holds a lock for its whole life: one run, one trainer."""
+    the run holds a lock for its whole life: one run, one trainer. With `tensorboard_dir` (and
+    execution.tensorboard on) TensorBoard event files are written there as the run trains."""
     lock = run_lock(checkpoint_path) if checkpoint_path is not None else contextlib.nullcontext()
     with lock:
         return _execute(
@@ -140,11 +143,23 @@ def execute(
             model_out,
             checkpoint_path,
             project,
+            tensorboard_dir if execution.get("tensorboard") else None,
         )
 
 
 def _execute(
-    recipe, execution, seed, variant, data_npz, data_meta, metrics_out, summary_out, model_out, checkpoint_path, project
+    recipe,
+    execution,
+    seed,
+    variant,
+    data_npz,
+    data_meta,
+    metrics_out,
+    summary_out,
+    model_out,
+    checkpoint_path,
+    project,
+    tensorboard_dir,
 ) -> dict:
     recipe = {k: recipe[k] for k in RECIPE_KEYS}
     train = {**recipe, **execution}
@@ -174,14 +189,23 @@ def _execute(
     verify_cache(data_npz, meta)
     data = DeviceData.from_arrays(load_cache(data_npz), device)
     trainer = Trainer(train, seed, data, device, config_hash)
+    name = f"{variant}/seed{seed}"
+    board = None if tensorboard_dir is None else TensorBoardLog(tensorboard_dir, recipe, seed)
+
+    def on_epoch(rows: list[dict], epochs: int) -> None:
+        log.info(progress_line(rows, epochs, name))
+        if board is not None:
+            board.update(rows)
+
     try:
-        name = f"{variant}/seed{seed}"
         result = trainer.run(
             checkpoint_path,
-            on_epoch=lambda rows, epochs: log.info(progress_line(rows, epochs, name)),
+            on_epoch=on_epoch,
             # A GPU epoch takes seconds; a CPU one can take minutes, so it reports from inside the epoch.
             on_batch=EpochProgress(name, train["epochs"]) if device.type == "cpu" else None,
         )
+        if board is not None:  # a run resumed after its last epoch trains none: its rows are written here
+            board.update(result.metrics)
     except torch.OutOfMemoryError as exc:
         raise DeviceError(
             f"out of memory on {device_name(device)} (batch_size {train['batch_size']}, eval_batch_size "
@@ -189,6 +213,9 @@ def _execute(
             "run the whole GPU (check nvidia-smi for other processes; run fewer jobs at once with "
             "--resources gpu=N). The run resumes from its last checkpoint when started again."
         ) from exc
+    finally:
+        if board is not None:
+            board.close()
 
     finite = [m for m in result.metrics if m["epoch"] != result.diverged_epoch]
     best = max(finite, key=lambda m: m["test_acc"], default=None)

@@ -40,6 +40,9 @@ def main():
             model_out=Path(sm.output.model),
             checkpoint_path=Path(sm.params.checkpoint),
             project=Path(sm.params.project),
+            # Not a param or an output: an execution setting that must not retrain a run, and not a file
+            # Snakemake should delete when a run fails.
+            tensorboard_dir=Path("results/tensorboard", sm.wildcards.variant, f"seed{sm.wildcards.seed}"),
         )
 
 

@@ -46,7 +46,12 @@ include: "workflow/rules/adaptive.smk"
 include: "workflow/rules/analysis.smk"
 
 
+# Every run's files are targets too: Snakemake does not remake a missing file that only feeds up-to-date
+# tables, so without them a deleted run would stay deleted and the report would go on showing it.
 rule all:
     default_target: True
     input:
         "report.html",
+        study_runs("metrics.csv"),
+        study_runs("summary.json"),
+        study_runs("model.pt"),

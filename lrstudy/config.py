@@ -29,6 +29,7 @@ import yaml
 from lrstudy.train.schedule import default_milestones
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config.yaml"
+SCHEMA_FILE = DEFAULTS_FILE.parent / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_STUDY = "default"
 # Keys whose value given by a study replaces the default as a whole instead of being merged into it.
 REPLACED_WHOLE = ("variants", "seeds", "grid")
@@ -341,6 +342,22 @@ def prepare_config(config: dict) -> None:
         config["variants"] = {n: ({} if v is None else v) for n, v in config["variants"].items()}
     check_names_and_numbers(config)
     expand_grid(config)
+
+
+def checked_study(config: dict, schema: Path = SCHEMA_FILE) -> Study:
+    """What the workflow does with an assembled config (lrstudy.studies.assemble), in place: prepared,
+    checked against the JSON schema, parsed. A ConfigError names the offending key."""
+    # Snakemake's validate, so that the workflow and this function judge a config alike; imported here
+    # because only the workflow needs Snakemake.
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    prepare_config(config)
+    try:
+        validate(config, str(schema), set_default=False)
+    except WorkflowError as error:
+        raise ConfigError(describe_schema_error(error)) from None
+    return parse_study(config)
 
 
 def shareable(config: Mapping) -> dict:

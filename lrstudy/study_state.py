@@ -57,6 +57,24 @@ def drop_stale_aggregate(variants: list[str]) -> list[str]:
     return missing
 
 
+def cache_is_current(meta: str | Path, identity: dict) -> bool:
+    """Whether the dataset cache described by `meta` was decoded from the data `identity` names (the archive's
+    md5 and the subsets, as config.Dataset.identity() gives them). Without a configured md5 the data has no
+    identity known before it is read: False."""
+    if identity["md5"] is None:
+        return False
+    try:
+        recorded = json.loads(Path(meta).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(recorded, dict) or "md5" not in recorded:
+        return False
+    # A cache made before the subsets were recorded is taken at its md5: a study made with an older version
+    # keeps its runs (a changed subset still reruns prepare_data and the runs, through their params).
+    limits = [k for k in ("train_limit", "test_limit") if k in recorded]
+    return str(recorded["md5"]).lower() == identity["md5"] and all(recorded[k] == identity[k] for k in limits)
+
+
 def warn_if_cache_damaged(npz: str | Path, meta: str | Path) -> bool:
     """True (with a warning saying what to do) when the cache's size differs from the one recorded."""
     npz, meta = Path(npz), Path(meta)

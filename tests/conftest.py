@@ -37,6 +37,14 @@ class Workflow:
             elif src.exists():
                 shutil.copy2(src, root / name)
 
+    @classmethod
+    def copy_of(cls, other: Workflow, root: Path) -> Workflow:
+        """A copy of another workflow folder with everything made in it (links kept as links)."""
+        shutil.copytree(other.root, root, symlinks=True)
+        copy = cls.__new__(cls)
+        copy.root = root
+        return copy
+
     def write_config(self, config: dict, name: str = "study.yaml") -> Path:
         path = self.root / name
         path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -53,23 +61,35 @@ class Workflow:
         return proc
 
     def planned_jobs(self, *args: str) -> dict[str, int]:
-        """Rule -> job count of a dry run (Snakemake's job-stats table)."""
-        out = self.snakemake("-n", *args).stdout
-        counts, in_table = {}, False
-        for line in out.splitlines():
-            parts = line.split()
-            if parts[:2] == ["job", "count"]:
-                in_table = True
-            elif in_table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-                counts[parts[0]] = int(parts[1])
-            elif in_table and parts[:1] == ["total"]:
-                break
-        return counts
+        """Rule -> job count of a dry run."""
+        return job_counts(self.snakemake("-n", *args).stdout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's job-stats table (a dry run's, or a run's)."""
+    counts, in_table = {}, False
+    for line in output.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+        elif in_table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+        elif in_table and parts[:1] == ["total"]:
+            break
+    return counts
 
 
 @pytest.fixture
 def workflow(tmp_path) -> Workflow:
     return Workflow(tmp_path / "wf")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that takes the `workflow` fixture runs Snakemake: it is marked `workflow` here, so that no
+    such test can slip into the fast tier (tests that start Snakemake otherwise carry the mark themselves)."""
+    for item in items:
+        if "workflow" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.workflow)
 
 
 def small_study(archive: Path, **keys) -> dict:

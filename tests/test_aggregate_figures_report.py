@@ -95,7 +95,7 @@ def test_when_no_variant_beats_the_baseline_the_best_row_says_so(tmp_path):
 
 
 def test_figures_are_png_and_svg(tmp_path):
-    build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6})
+    build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6}, draw=True)
     for name in FIGURES:
         png, svg = tmp_path / f"results/figures/{name}.png", tmp_path / f"results/figures/{name}.svg"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -164,6 +164,7 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.workflow
 def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analysed):
     snakemake(analysed, *ANALYSIS_RULES, "report.html")
     html = analysed / "report.html"
@@ -176,6 +177,7 @@ def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analys
     assert html.read_bytes() == before
 
 
+@pytest.mark.workflow
 def test_snakemakes_report_without_a_path_is_refused(analysed):
     before = (analysed / "report.html").read_bytes()
     proc = subprocess.run(
@@ -189,6 +191,7 @@ def test_snakemakes_report_without_a_path_is_refused(analysed):
     assert (analysed / "report.html").read_bytes() == before
 
 
+@pytest.mark.workflow
 def test_lint_has_nothing_to_say_about_the_analysis_rules(analysed):
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint", "--configfile", "study.yaml"],

@@ -13,6 +13,9 @@ from conftest import small_study, synthetic_md5
 RUNS = [(v, s) for v in ("baseline", "lr_x5") for s in (0, 1)]
 
 
+pytestmark = pytest.mark.workflow  # every test here plans or runs a study through Snakemake
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, archive):
     """One complete study, shared by the tests below (they only read it or dry-run against it)."""

@@ -36,6 +36,9 @@ def runs_on_disk(root) -> dict[str, list[int]]:
     return {v: sorted(s) for v, s in found.items()}
 
 
+pytestmark = pytest.mark.workflow  # every test here plans or runs a study through Snakemake
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, archive):
     wf = Workflow(tmp_path_factory.mktemp("adaptive") / "wf")

@@ -307,6 +307,9 @@ def prepare(archive: Path, out_npz: Path, out_meta: Path, *, train_limit: int | 
     meta = {
         "archive": str(archive),
         "md5": md5,
+        # The subsets asked for: with the md5, what the workflow compares with the config (study_state).
+        "train_limit": train_limit,
+        "test_limit": test_limit,
         "sha256": sha256,
         "train_size": int(arrays["y_train"].size),
         "test_size": int(arrays["y_test"].size),

@@ -9,9 +9,10 @@ rule download:
     conda:
         "../envs/study.yaml"
     params:
-        url=STUDY.dataset.url,
-        md5=STUDY.dataset.md5,
-        archive=STUDY.dataset.archive,
+        # The data's identity, known before anything is fetched: another url or path to the same md5 is the
+        # same data and fetches nothing again (the script reads them from the config). Without an md5, the
+        # source is all that names the data.
+        data=STUDY.dataset.identity()["md5"] or STUDY.dataset.archive or STUDY.dataset.url,
     script:
         "../scripts/download.py"
 
@@ -19,10 +20,10 @@ rule download:
 rule prepare_data:
     """Decode the archive once into a uint8 cache (and its description) that training reads.
 
-    The archive is ancient(): relinking an identical copy from elsewhere rebuilds nothing. What the cache
-    depends on is the dataset's identity (its md5 and the subsets), a params value."""
+    What the cache depends on is the dataset's identity (its md5 and the subsets), a params value; the
+    archive is an input through data_input() (common.smk)."""
     input:
-        ancient(rules.download.output[0]),
+        data_input(rules.download.output[0]),
     output:
         npz="results/data/cifar10.npz",
         meta="results/data/cifar10.json",

@@ -1,12 +1,12 @@
 rule train:
     """One seeded run of one variant. Resumes from results/checkpoints/ after an interruption.
 
-    A run depends on its recipe and the dataset's identity (params), never on the cache file's date: the
-    cache is ancient(), so a rebuilt or damaged cache cannot throw finished runs away. The cache is
-    verified against its recorded checksum before training reads it."""
+    A run depends on its recipe and the dataset's identity (params), never on the cache file's date: while
+    the cache is the configured data's, it is ancient() (data_input), so a rebuilt or damaged cache cannot
+    throw finished runs away. The cache is verified against its recorded checksum before training reads it."""
     input:
-        npz=ancient(rules.prepare_data.output.npz),
-        meta=ancient(rules.prepare_data.output.meta),
+        npz=data_input(rules.prepare_data.output.npz),
+        meta=data_input(rules.prepare_data.output.meta),
     output:
         metrics="results/runs/{variant}/seed{seed}/metrics.csv",
         summary="results/runs/{variant}/seed{seed}/summary.json",

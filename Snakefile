@@ -36,6 +36,7 @@ localrules:
     download,
     aggregate,
     figures,
+    tables,
     report,
 
 
@@ -52,6 +53,7 @@ rule all:
     default_target: True
     input:
         "report.html",
+        rules.tables.output,
         study_runs("metrics.csv"),
         study_runs("summary.json"),
         study_runs("model.pt"),

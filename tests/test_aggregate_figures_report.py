@@ -128,7 +128,7 @@ def test_report_is_self_contained_summary_first_and_escaped(tmp_path):
 
 # The three rules, run by Snakemake on synthetic runs. --allowed-rules keeps training out: the run
 # files are taken as they are.
-ANALYSIS_RULES = ["--allowed-rules", "aggregate", "figures", "report"]
+ANALYSIS_RULES = ["--allowed-rules", "aggregate", "figures", "tables", "report"]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,8 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.workflow
 def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analysed):
-    snakemake(analysed, *ANALYSIS_RULES, "report.html")
+    snakemake(analysed, *ANALYSIS_RULES, "report.html", "results/aggregate/stats.md", "results/aggregate/stats.tex")
+    assert "| lr_x5 |" in (analysed / "results/aggregate/stats.md").read_text()
     html = analysed / "report.html"
     before = html.read_bytes()
     for name in ("aggregate", "figures", "report"):

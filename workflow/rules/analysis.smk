@@ -53,6 +53,25 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule tables:
+    """stats.csv -> the per-variant table for a paper, as Markdown and as LaTeX (booktabs)."""
+    input:
+        stats=rules.aggregate.output.stats,
+    output:
+        md="results/aggregate/stats.md",
+        tex="results/aggregate/stats.tex",
+    log:
+        "logs/tables.log",
+    benchmark:
+        "benchmarks/tables.tsv"
+    conda:
+        "../envs/study.yaml"
+    params:
+        code=ANALYSIS_FINGERPRINT,
+    script:
+        "../scripts/tables.py"
+
+
 rule report:
     """report.html: verdicts, tables, figures, config, provenance; one file that opens offline."""
     input:

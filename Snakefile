@@ -38,6 +38,7 @@ localrules:
     figures,
     tables,
     report,
+    mlflow,
 
 
 include: "workflow/rules/common.smk"

@@ -563,3 +563,27 @@ def test_seed_lines_are_drawn_only_when_asked(tmp_path):
     assert len(seeds) - len(plain) == len(tables["summary"])
     # write_figures passes the option to the curve figures only.
     write_figures(tables, list(SMALL), [tmp_path / "lr.png", tmp_path / "accuracy.png"], seed_lines=True)
+
+
+@pytest.mark.workflow
+def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads its file store only when asked
+
+    snakemake(analysed, "--allowed-rules", "mlflow", "--", "mlflow")
+    exported = json.loads((analysed / "results/mlflow/exported.json").read_text())
+    assert exported["tracking_uri"] == (analysed / "results/mlflow/mlruns").resolve().as_uri()
+    client = MlflowClient(tracking_uri=exported["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    assert (
+        sorted(r.info.run_name for r in runs)
+        == sorted(exported["runs"])
+        == [
+            "baseline/seed0",
+            "baseline/seed1",
+            "lr_x5/seed0",
+            "lr_x5/seed1",
+        ]
+    )

@@ -96,3 +96,24 @@ rule report:
         code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/render_report.py"
+
+
+rule mlflow:
+    """Optional (snakemake mlflow): every finished run to MLflow, the study as the experiment; exporting
+    again adds nothing. Needs the mlflow extra: pip install '.[mlflow]'."""
+    input:
+        metrics=study_runs("metrics.csv"),
+        summaries=study_runs("summary.json"),
+    output:
+        "results/mlflow/exported.json",
+    log:
+        "logs/mlflow.log",
+    benchmark:
+        "benchmarks/mlflow.tsv"
+    conda:
+        "../envs/mlflow.yaml"
+    params:
+        study=config["study"],
+        tracking_uri=config["mlflow"]["tracking_uri"],  # null: the file store results/mlflow/mlruns
+    script:
+        "../scripts/mlflow_export.py"

@@ -139,7 +139,7 @@ def test_report_is_self_contained_summary_first_and_escaped(tmp_path):
 
 # The three rules, run by Snakemake on synthetic runs. --allowed-rules keeps training out: the run
 # files are taken as they are.
-ANALYSIS_RULES = ["--allowed-rules", "aggregate", "figures", "report"]
+ANALYSIS_RULES = ["--allowed-rules", "aggregate", "figures", "tables", "report"]
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,8 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.workflow
 def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analysed):
-    snakemake(analysed, *ANALYSIS_RULES, "report.html")
+    snakemake(analysed, *ANALYSIS_RULES, "report.html", "results/aggregate/stats.md", "results/aggregate/stats.tex")
+    assert "| lr_x5 |" in (analysed / "results/aggregate/stats.md").read_text()
     html = analysed / "report.html"
     before = html.read_bytes()
     for name in ("aggregate", "figures", "report"):
@@ -570,3 +571,27 @@ def test_seed_lines_are_drawn_only_when_asked(tmp_path):
     assert len(seeds) - len(plain) == len(tables["summary"])
     # write_figures passes the option to the curve figures only.
     write_figures(tables, list(SMALL), [tmp_path / "lr.png", tmp_path / "accuracy.png"], seed_lines=True)
+
+
+@pytest.mark.workflow
+def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads its file store only when asked
+
+    snakemake(analysed, "--allowed-rules", "mlflow", "--", "mlflow")
+    exported = json.loads((analysed / "results/mlflow/exported.json").read_text())
+    assert exported["tracking_uri"] == (analysed / "results/mlflow/mlruns").resolve().as_uri()
+    client = MlflowClient(tracking_uri=exported["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    assert (
+        sorted(r.info.run_name for r in runs)
+        == sorted(exported["runs"])
+        == [
+            "baseline/seed0",
+            "baseline/seed1",
+            "lr_x5/seed0",
+            "lr_x5/seed1",
+        ]
+    )

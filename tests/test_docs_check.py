@@ -21,6 +21,21 @@ def test_every_fenced_command_is_run_or_listed_with_a_reason():
     assert all(reason.strip() for reason in docs_check.NOT_RUN.values())
 
 
+def test_links_between_the_pages_reach_a_file_and_heading():
+    assert docs_check.broken_links() == []
+
+
+def test_a_broken_link_is_reported(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "README.md").write_text("# A title\n[ok](#a-title) [gone](docs/x.md) [no heading](#nope)\n")
+    (tmp_path / "config/README.md").write_text("# Keys\n")
+    assert docs_check.broken_links(tmp_path) == [
+        "README.md: link to docs/x.md: no such file",
+        "README.md: link to #nope: no such heading",
+    ]
+
+
 def test_a_command_with_a_placeholder_must_be_listed(tmp_path):
     page = tmp_path / "docs" / "p.md"
     page.parent.mkdir()

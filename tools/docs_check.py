@@ -114,6 +114,29 @@ def problems(found: list[Command]) -> list[str]:
     return out
 
 
+def broken_links(repo: Path = REPO) -> list[str]:
+    """Links between the pages (README.md, docs/, config/README.md) to a file or heading that is not there."""
+    files = [*pages(repo), repo / "config/README.md"]
+    headings = {f: {_slug(h) for h in re.findall(r"^#+ (.*)$", f.read_text(), re.M)} for f in files}
+    out = []
+    for f in files:
+        for link in re.findall(r"\]\(([^)]+)\)", f.read_text()):
+            if re.match(r"[a-z]+://", link):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (f.parent / path).resolve() if path else f
+            if not target.exists():
+                out.append(f"{f.relative_to(repo)}: link to {link}: no such file")
+            elif anchor and target in headings and anchor not in headings[target]:
+                out.append(f"{f.relative_to(repo)}: link to {link}: no such heading")
+    return out
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation other than - and _ dropped, spaces as -."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
 def shrink(path: Path, defaults: bool) -> None:
     """Make a study config train in seconds on the tiny archive: width 4, no data limits, one seed per
     variant, and no more epochs than its lr windows and step milestones need. The defaults (config.yaml)
@@ -206,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="run in this folder (kept) instead of a temporary one")
     args = parser.parse_args(argv)
     found = all_commands()
-    issues = problems(found)
+    issues = problems(found) + broken_links()
     if args.list:
         for c in found:
             print(f"{c}\n    {'not run: ' + NOT_RUN[c.text] if c.text in NOT_RUN else 'run'}")

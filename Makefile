@@ -2,6 +2,7 @@
 #   make study   the whole study:  snakemake --cores 1 --resources gpu=1
 #   make demo    the CPU demo:     snakemake --cores 2 --configfile config/smoke.yaml
 #   make test    the test suite (what CI runs)
+#   make test-fast  the tests that start neither Snakemake nor a system (markers in pyproject.toml): < 1 min
 #   make lint    the declared style and Snakemake's lint (CI runs it too); make format applies the style
 
 VENV ?= .venv
@@ -10,7 +11,7 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 CORES ?= 1
 GPUS ?= 1
 
-.PHONY: venv study demo test lint format lock local clean-results
+.PHONY: venv study demo test test-fast lint format lock local clean-results
 
 venv: $(VENV)/.installed
 
@@ -29,6 +30,10 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# Two workers (pytest-xdist), a test file each at a time: module fixtures are made once.
+test-fast: venv
+	$(PY) -m pytest -q -m "not workflow and not system" -n 2 --dist loadfile
 
 # The declared style (pyproject.toml): ruff for Python, snakefmt for the Snakefiles, Snakemake's own lint.
 lint: venv

@@ -80,6 +80,7 @@ class Execution:
     checkpoint_every: int
     cpu_threads: int
     runs_per_gpu: int
+    tensorboard: bool
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -395,6 +396,22 @@ def prepare_config(config: dict) -> None:
     check_names_and_numbers(config)
     check_grid(config)
     expand_grid(config)
+
+
+def checked_study(config: dict, schema: Path = SCHEMA_FILE) -> Study:
+    """What the workflow does with an assembled config (lrstudy.studies.assemble), in place: prepared,
+    checked against the JSON schema, parsed. A ConfigError names the offending key."""
+    # Snakemake's validate, so that the workflow and this function judge a config alike; imported here
+    # because only the workflow needs Snakemake.
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    prepare_config(config)
+    try:
+        validate(config, str(schema), set_default=False)
+    except WorkflowError as error:
+        raise ConfigError(describe_schema_error(error)) from None
+    return parse_study(config)
 
 
 def shareable(config: Mapping) -> dict:

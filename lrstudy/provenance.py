@@ -32,6 +32,7 @@ ANALYSIS_CODE = [
     "lrstudy.analysis.variants",
     "lrstudy.analysis.figures",
     "lrstudy.analysis.report",
+    "lrstudy.analysis.tables",
     "lrstudy.metrics",
 ]
 

@@ -106,7 +106,7 @@ def test_when_no_variant_beats_the_baseline_the_best_row_says_so(tmp_path):
 
 
 def test_figures_are_png_and_svg(tmp_path):
-    build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6})
+    build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6}, draw=True)
     for name in FIGURES:
         png, svg = tmp_path / f"results/figures/{name}.png", tmp_path / f"results/figures/{name}.svg"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -139,7 +139,7 @@ def test_report_is_self_contained_summary_first_and_escaped(tmp_path):
 
 # The three rules, run by Snakemake on synthetic runs. --allowed-rules keeps training out: the run
 # files are taken as they are.
-ANALYSIS_RULES = ["--allowed-rules", "aggregate", "figures", "report"]
+ANALYSIS_RULES = ["--allowed-rules", "aggregate", "figures", "tables", "report"]
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +175,10 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.workflow
 def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analysed):
-    snakemake(analysed, *ANALYSIS_RULES, "report.html")
+    snakemake(analysed, *ANALYSIS_RULES, "report.html", "results/aggregate/stats.md", "results/aggregate/stats.tex")
+    assert "| lr_x5 |" in (analysed / "results/aggregate/stats.md").read_text()
     html = analysed / "report.html"
     before = html.read_bytes()
     for name in ("aggregate", "figures", "report"):
@@ -187,6 +189,7 @@ def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analys
     assert html.read_bytes() == before
 
 
+@pytest.mark.workflow
 def test_snakemakes_report_without_a_path_is_refused(analysed):
     before = (analysed / "report.html").read_bytes()
     proc = subprocess.run(
@@ -200,6 +203,7 @@ def test_snakemakes_report_without_a_path_is_refused(analysed):
     assert (analysed / "report.html").read_bytes() == before
 
 
+@pytest.mark.workflow
 def test_lint_has_nothing_to_say_about_the_analysis_rules(analysed):
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint", "--configfile", "study.yaml"],
@@ -578,3 +582,27 @@ def test_the_reproduce_hint_works_for_the_studys_data(tmp_path, md5, official):
     assert "make local ARCHIVE=" in reproduce
     assert ("would fail the md5 check" in reproduce) is not official
     assert (f"md5 {md5}" in reproduce) is not official
+
+
+@pytest.mark.workflow
+def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads its file store only when asked
+
+    snakemake(analysed, "--allowed-rules", "mlflow", "--", "mlflow")
+    exported = json.loads((analysed / "results/mlflow/exported.json").read_text())
+    assert exported["tracking_uri"] == (analysed / "results/mlflow/mlruns").resolve().as_uri()
+    client = MlflowClient(tracking_uri=exported["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    assert (
+        sorted(r.info.run_name for r in runs)
+        == sorted(exported["runs"])
+        == [
+            "baseline/seed0",
+            "baseline/seed1",
+            "lr_x5/seed0",
+            "lr_x5/seed1",
+        ]
+    )

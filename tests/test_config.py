@@ -1,24 +1,36 @@
-"""Bad configuration is rejected before any job runs, with the key named, and nothing is written."""
+"""Bad configuration is rejected before any job runs, with the key named, and nothing is written.
+
+Most cases are checked in-process, through the functions workflow/rules/common.smk calls (assemble, then
+checked_study); a few go through Snakemake end to end, to show that the workflow reports those errors."""
+
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import small_study
+from conftest import REPO, small_study
 
-from lrstudy.config import ConfigError, prepare_config
+from lrstudy.config import ConfigError, Study, checked_study, load_yaml, prepare_config
+from lrstudy.studies import assemble
+
+NAME = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # the schema's pattern for a variant name
+EXECUTION_SETTING = (
+    "is an execution setting, not part of the recipe: move it under `execution:` (it applies to every run)"
+)
 
 BAD = [
-    ({"train": {"epochs": 0}}, "train.epochs: 0 is less than the minimum of 1"),
-    ({"train": {"batch_size": -2}}, "train.batch_size: -2 is less than the minimum of 1"),
-    ({"train": {"epochs": "ten"}}, "train.epochs: 'ten' is not of type 'integer'"),
-    ({"train": {"bogus": 1}}, "invalid config: train: unknown key 'bogus'\n"),
-    ({"train": {"epoch": 1}}, "invalid config: train: unknown key 'epoch' (did you mean `epochs`?)"),
-    ({"datasets": {}}, "(top level): unknown key 'datasets' (did you mean `dataset`?)"),
-    ({"variants": {"a b": {}}}, "variants: 'a b' does not match"),
-    ({"variants": {"a/b": {}}}, "variants: 'a/b' does not match"),
-    ({"variants": {"x": {"lr": 0}}}, "variants.x.lr: 0 is less than or equal to the minimum of 0"),
+    ({"train": {"epochs": 0}}, "invalid config: train.epochs: 0 is less than the minimum of 1"),
+    ({"train": {"batch_size": -2}}, "invalid config: train.batch_size: -2 is less than the minimum of 1"),
+    ({"train": {"epochs": "ten"}}, "invalid config: train.epochs: 'ten' is not of type 'integer'"),
+    ({"train": {"bogus": 1}}, "invalid config: train: unknown key 'bogus'"),
+    ({"datasets": {}}, "invalid config: (top level): unknown key 'datasets' (did you mean `dataset`?)"),
+    ({"variants": {"a b": {}}}, f"invalid config: variants: 'a b' does not match {NAME!r}"),
+    ({"variants": {"a/b": {}}}, f"invalid config: variants: 'a/b' does not match {NAME!r}"),
+    ({"variants": {"x": {"lr": 0}}}, "invalid config: variants.x.lr: 0 is less than or equal to the minimum of 0"),
     (
         {"variants": {"x": {"lr_windows": [{"start": 3, "end": 9, "factor": 2}]}}},
-        "variants.x.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4",
+        "variants.x.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4 "
+        "(end is the first epoch after the window, at most 5)",
     ),
     (
         {"variants": {"x": {"lr_windows": [{"start": 3, "end": 3, "factor": 2}]}}},
@@ -26,34 +38,43 @@ BAD = [
     ),
     (
         {"variants": {"x": {"lr_windows": [{"start": 1, "end": 3, "factor": 2}, {"start": 2, "end": 4, "factor": 2}]}}},
-        "variants.x.lr_windows[0] and [1] overlap",
+        "variants.x.lr_windows[0] and [1] overlap; give one window per epoch range",
     ),
-    ({"variants": {"x": {"schedul": "step"}}}, "variants.x: unknown key 'schedul' (did you mean `schedule`?)"),
-    ({"seeds": [0, -1]}, "seeds[1]: -1 is less than the minimum of 0"),
-    ({"seeds": [1, 1]}, "seeds: [1, 1] has non-unique elements"),
-    ({"dataset": {"url": "ftp://x/y.tgz"}}, "dataset.url: 'ftp://x/y.tgz' does not match"),
-    ({"dataset": {"md5": "xyz"}}, "dataset.md5: 'xyz' does not match"),
+    (
+        {"variants": {"x": {"schedul": "step"}}},
+        "invalid config: variants.x: unknown key 'schedul' (did you mean `schedule`?)",
+    ),
+    ({"seeds": [0, -1]}, "invalid config: seeds[1]: -1 is less than the minimum of 0"),
+    ({"seeds": [1, 1]}, "invalid config: seeds: [1, 1] has non-unique elements"),
+    (
+        {"dataset": {"url": "ftp://x/y.tgz"}},
+        "invalid config: dataset.url: 'ftp://x/y.tgz' does not match '^(https?|file)://'",
+    ),
+    ({"dataset": {"md5": "xyz"}}, "invalid config: dataset.md5: 'xyz' does not match '^[0-9a-fA-F]{32}$'"),
     ({"train": {"lr": float("nan")}}, "invalid config: train.lr: nan is not a finite number"),
     (
         {"variants": {"x": {"weight_decay": float("inf")}}},
-        "invalid config: variants.x.weight_decay: inf is not a finite",
+        "invalid config: variants.x.weight_decay: inf is not a finite number",
     ),
     (
         {"variants": {"x": {"lr_windows": [{"start": 2, "end": 3, "factor": float("-inf")}]}}},
-        "variants.x.lr_windows[0].factor: -inf is not a finite number",
+        "invalid config: variants.x.lr_windows[0].factor: -inf is not a finite number",
     ),
-    ({"train": {"device": "cpu"}}, "train.device is an execution setting, not part of the recipe: move it under"),
-    ({"variants": {"x": {"compile": True}}}, "variants.x.compile is an execution setting"),
-    ({"execution": {"cpu_threads": 0}}, "execution.cpu_threads: 0 is less than the minimum of 1"),
-    ({"figures": {"seed_lines": "yes"}}, "figures.seed_lines: 'yes' is not of type 'boolean'"),
+    ({"train": {"device": "cpu"}}, f"train.device {EXECUTION_SETTING}"),
+    ({"variants": {"x": {"compile": True}}}, f"variants.x.compile {EXECUTION_SETTING}"),
+    ({"execution": {"cpu_threads": 0}}, "invalid config: execution.cpu_threads: 0 is less than the minimum of 1"),
+    ({"figures": {"seed_lines": "yes"}}, "invalid config: figures.seed_lines: 'yes' is not of type 'boolean'"),
     (
         {"grid": [{"windows": [{"start": 2, "end": 3}], "factors": [5], "name": "lr_x5"}]},
-        "grid[0]: variant 'lr_x5' is already defined",
+        "grid[0]: variant 'lr_x5' is already defined; give the grid another `name` pattern "
+        "(fields {start}, {end}, {factor})",
     ),
     (
         {"grid": [{"windows": [{"start": 3, "end": 9}], "factors": [2]}]},
-        "variants.lr_x2_e3-9.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4",
+        "variants.lr_x2_e3-9.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4 "
+        "(end is the first epoch after the window, at most 5)",
     ),
+    ({"train": {"epoch": 1}}, "invalid config: train: unknown key 'epoch' (did you mean `epochs`?)"),
 ]
 
 
@@ -67,12 +88,35 @@ def merged(base: dict, bad: dict) -> dict:
     return out
 
 
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A project folder as common.smk sees it: the defaults (config.yaml), no local.yaml yet."""
+    shutil.copy2(REPO / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path
+
+
+def study_of(project: Path, study: dict) -> Study:
+    """What common.smk makes of `snakemake --configfile STUDY`: the layers assembled, then checked. The study
+    goes through YAML as a config file does."""
+    config, _ = assemble(project, yaml.safe_load(yaml.safe_dump(study)))
+    return checked_study(config)
+
+
 @pytest.mark.parametrize("bad, message", BAD, ids=[m.split(":")[0] + str(i) for i, (_, m) in enumerate(BAD)])
-def test_bad_config_names_the_key(workflow, archive, bad, message):
+def test_bad_config_names_the_key(project, archive, bad, message):
+    with pytest.raises(ConfigError) as error:
+        study_of(project, merged(small_study(archive), bad))
+    assert str(error.value) == message
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("case", [0, 10], ids=["schema", "lr_windows"])
+def test_bad_config_stops_the_workflow_before_any_job(workflow, archive, case):
+    bad, message = BAD[case]
     cfg = workflow.write_config(merged(small_study(archive), bad))
     proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
-    assert proc.returncode != 0
-    assert message in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "ConfigError in file" in out and message in out
     assert not (workflow.root / "results").exists() and not (workflow.root / "resources").exists()
 
 
@@ -89,12 +133,15 @@ def test_target_outside_the_study(workflow, archive):
         assert "variants: baseline, lr_x5; seeds: 0, 1" in proc.stdout + proc.stderr
 
 
-def test_targets_inside_the_study_print_no_error(workflow, archive):
+def test_targets_inside_the_study_plan_exactly_their_jobs(workflow, archive):
     cfg = workflow.write_config(small_study(archive))
-    for target in ("results/runs/lr_x5/summary.csv", "results/runs/lr_x5/seed1/metrics.csv", "report.html"):
-        proc = workflow.snakemake("-n", "--configfile", str(cfg), "--", target)
-        out = proc.stdout + proc.stderr
-        assert "Exception" not in out and "no such run" not in out, out
+    data = {"download": 1, "prepare_data": 1}
+    for target, jobs in [
+        ("results/runs/lr_x5/summary.csv", {**data, "train": 2, "variant_summary": 1}),
+        ("results/runs/lr_x5/seed1/metrics.csv", {**data, "train": 1}),
+        ("report.html", {**data, "train": 4, "aggregate": 1, "figures": 1, "report": 1}),
+    ]:
+        assert workflow.planned_jobs("--configfile", str(cfg), "--", target) == jobs, target
 
 
 def test_configfile_variants_and_seeds_replace_the_defaults(workflow, archive):
@@ -117,50 +164,64 @@ def test_missing_local_archive_is_named(workflow, archive, tmp_path):
     assert not (workflow.root / "resources" / "cifar-10-python.tar.gz").exists()
 
 
-def test_duplicate_variant_names_are_rejected(workflow, archive):
-    cfg = workflow.write_config(small_study(archive))
-    text = cfg.read_text().replace("  lr_x5:", "  baseline:\n    lr: 0.2\n  lr_x5:")
-    cfg.write_text(text)
+def duplicated_baseline(path: Path) -> Path:
+    path.write_text(path.read_text().replace("  lr_x5:", "  baseline:\n    lr: 0.2\n  lr_x5:"))
+    return path
+
+
+def test_duplicate_variant_names_are_rejected(tmp_path, archive):
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(small_study(archive), sort_keys=False))
+    line = cfg.read_text().splitlines().index("  lr_x5:") + 1  # where the second `baseline:` goes, 1-based
+    with pytest.raises(ConfigError) as error:
+        load_yaml(duplicated_baseline(cfg))
+    assert str(error.value) == f"{cfg}, line {line}: key 'baseline' appears twice"
+
+
+@pytest.mark.workflow
+def test_duplicate_variant_names_stop_the_workflow(workflow, archive):
+    cfg = duplicated_baseline(workflow.write_config(small_study(archive)))
     proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
-    assert proc.returncode != 0
-    assert (
-        "study.yaml, line" in proc.stderr + proc.stdout and "key 'baseline' appears twice" in proc.stderr + proc.stdout
-    )
+    assert proc.returncode == 1 and "key 'baseline' appears twice" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("name, kind", [("1", "int"), ("on", "bool"), ("null", "NoneType"), ("1.5", "float")])
-def test_variant_names_that_yaml_reads_as_other_types_are_refused(workflow, archive, name, kind):
-    cfg = workflow.write_config(small_study(archive))
-    cfg.write_text(cfg.read_text().replace("  lr_x5:", f"  {name}:"))
-    proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
-    assert proc.returncode != 0
-    assert f"is read by YAML as a {kind}, not a name; quote it" in proc.stderr + proc.stdout
+def test_variant_names_that_yaml_reads_as_other_types_are_refused(project, archive, name, kind):
+    text = yaml.safe_dump(small_study(archive), sort_keys=False).replace("  lr_x5:", f"  {name}:")
+    config, _ = assemble(project, yaml.safe_load(text))
+    with pytest.raises(ConfigError) as error:
+        checked_study(config)
+    assert str(error.value).startswith(f"variants: the name {yaml.safe_load(name)!r} is read by YAML as a {kind}, ")
 
 
 @pytest.mark.parametrize("text, message", [("", "the config file is empty"), ("- 1\n", "holds a list")])
-def test_an_empty_or_non_mapping_local_file_is_named(workflow, text, message):
-    (workflow.root / "local.yaml").write_text(text)
-    proc = workflow.snakemake("-n", check=False)
-    assert proc.returncode != 0
-    assert "local.yaml: " in proc.stdout + proc.stderr and message in proc.stdout + proc.stderr
+def test_an_empty_or_non_mapping_local_file_is_named(project, text, message):
+    (project / "local.yaml").write_text(text)
+    with pytest.raises(ConfigError) as error:
+        assemble(project, {})
+    assert str(error.value).startswith(f"{project / 'local.yaml'}: ") and message in str(error.value)
 
 
-def test_a_grid_expands_to_named_variants(workflow, archive):
+def test_a_grid_expands_to_named_variants(project, archive):
     study = small_study(archive)
     del study["variants"]
     study["grid"] = [{"windows": [{"start": 2, "end": 3}, {"start": 3, "end": 5}], "factors": [0.5, 2]}]
+    parsed = study_of(project, study)
+    assert parsed.variants == ["lr_x0.5_e2-3", "lr_x2_e2-3", "lr_x0.5_e3-5", "lr_x2_e3-5"]
+    assert parsed.recipes["lr_x2_e3-5"].lr_windows == ((3, 5, 2.0),) and parsed.seeds == (0, 1)
+
+
+def test_a_grid_study_plans_the_sweep_plot(workflow, archive):
+    study = small_study(archive)
+    study["grid"] = [{"windows": [{"start": 2, "end": 3}], "factors": [0.5, 2]}]
     out = workflow.snakemake("-n", "--configfile", str(workflow.write_config(study))).stdout
-    names = {"lr_x0.5_e2-3", "lr_x2_e2-3", "lr_x0.5_e3-5", "lr_x2_e3-5"}
-    assert {line.split("variant=")[1].split(",")[0] for line in out.splitlines() if "variant=" in line} == names
-    assert "results/figures/sweep.png" in out  # a grid study gets the sweep plot
-    assert workflow.planned_jobs("--configfile", str(workflow.write_config(study)))["train"] == 8
+    assert "results/figures/sweep.png" in out
 
 
-def test_a_grid_beside_written_variants_adds_to_them(workflow, archive):
+def test_a_grid_beside_written_variants_adds_to_them(project, archive):
     study = small_study(archive)
     study["grid"] = [{"windows": [{"start": 2, "end": 4}], "factors": [3], "name": "bump{factor}"}]
-    out = workflow.snakemake("-n", "--configfile", str(workflow.write_config(study))).stdout
-    assert "variant=bump3," in out and "variant=baseline," in out and "variant=lr_x5," in out
+    assert study_of(project, study).variants == ["baseline", "lr_x5", "bump3"]
 
 
 GRID_WINDOW = [{"start": 2, "end": 3}]

@@ -20,18 +20,19 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def cache(archive, tmp_path_factory):
     d = tmp_path_factory.mktemp("cache")
-    dataset.prepare(archive, d / "c.npz", d / "c.json", train_limit=500, test_limit=200)
+    dataset.prepare(archive, d / "c.npz", d / "c.json", train_limit=200, test_limit=100)
     return d / "c.npz", d / "c.json"
 
 
 def train_cfg(**over):
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())
     cfg = {**defaults["train"], **defaults["execution"]}
-    cfg.update({"epochs": 4, "batch_size": 64, "lr": 0.05, "width": 4, "device": "cpu", **over})
+    # One thread: the fast tier must not depend on a second core being free.
+    cfg.update({"epochs": 2, "batch_size": 64, "lr": 0.05, "width": 4, "device": "cpu", "cpu_threads": 1, **over})
     return cfg
 
 
-def run(cache, out: Path, seed=0, checkpoint=None, **over):
+def run(cache, out: Path, seed=0, checkpoint=None, board=None, **over):
     npz, meta = cache
     cfg = train_cfg(**over)
     return execute(
@@ -45,6 +46,7 @@ def run(cache, out: Path, seed=0, checkpoint=None, **over):
         summary_out=out / "summary.json",
         model_out=out / "model.pt",
         checkpoint_path=checkpoint,
+        tensorboard_dir=board,
     )
 
 
@@ -52,18 +54,23 @@ def metrics_without_timing(path: Path) -> list[str]:
     return [",".join(line.split(",")[:-1]) for line in path.read_text().splitlines()]
 
 
-def test_same_seed_same_metrics_other_seed_differs(cache, tmp_path):
-    run(cache, tmp_path / "a", seed=3)
-    run(cache, tmp_path / "b", seed=3)
-    run(cache, tmp_path / "c", seed=4)
-    a = metrics_without_timing(tmp_path / "a" / "metrics.csv")
-    assert a == metrics_without_timing(tmp_path / "b" / "metrics.csv")
-    assert a != metrics_without_timing(tmp_path / "c" / "metrics.csv")
-    assert a[0] == "epoch,lr,train_loss,train_acc,test_loss,test_acc" and len(a) == 5
+@pytest.fixture(scope="module")
+def fresh_two_epochs(cache, tmp_path_factory) -> list[str]:
+    """Seed 0's uninterrupted 2-epoch run: the reference for the repeat, resume and fresh-start tests."""
+    out = tmp_path_factory.mktemp("fresh")
+    run(cache, out)
+    return metrics_without_timing(out / "metrics.csv")
 
 
-def test_resumed_run_equals_uninterrupted(cache, tmp_path):
-    run(cache, tmp_path / "full", seed=1)
+def test_same_seed_same_metrics_other_seed_differs(cache, tmp_path, fresh_two_epochs):
+    run(cache, tmp_path / "again", seed=0)
+    run(cache, tmp_path / "other", seed=1)
+    assert metrics_without_timing(tmp_path / "again" / "metrics.csv") == fresh_two_epochs
+    assert metrics_without_timing(tmp_path / "other" / "metrics.csv") != fresh_two_epochs
+    assert fresh_two_epochs[0] == "epoch,lr,train_loss,train_acc,test_loss,test_acc" and len(fresh_two_epochs) == 3
+
+
+def test_resumed_run_equals_uninterrupted(cache, tmp_path, fresh_two_epochs):
     npz, meta = cache
     data = DeviceData.from_arrays(dataset.load_cache(npz), torch.device("cpu"))
     ckpt = tmp_path / "ckpt.pt"
@@ -71,29 +78,27 @@ def test_resumed_run_equals_uninterrupted(cache, tmp_path):
     class Stop(Exception):
         pass
 
-    def stop_after_two(rows, _epochs):
-        if rows[-1]["epoch"] == 2:
+    def stop_after_one(rows, _epochs):
+        if rows[-1]["epoch"] == 1:
             raise Stop
 
-    h = run_hash(train_cfg(), 1, {k: dataset.load_meta(meta)[k] for k in ("md5", "sha256", "train_size", "test_size")})
+    h = run_hash(train_cfg(), 0, {k: dataset.load_meta(meta)[k] for k in ("md5", "sha256", "train_size", "test_size")})
     with pytest.raises(Stop):
-        Trainer(train_cfg(), 1, data, torch.device("cpu"), h).run(ckpt, on_epoch=stop_after_two)
+        Trainer(train_cfg(), 0, data, torch.device("cpu"), h).run(ckpt, on_epoch=stop_after_one)
     assert ckpt.exists()
-    summary = run(cache, tmp_path / "resumed", seed=1, checkpoint=ckpt)
-    assert summary["resumed_from_epoch"] == 2
-    assert metrics_without_timing(tmp_path / "resumed" / "metrics.csv") == metrics_without_timing(
-        tmp_path / "full" / "metrics.csv"
-    )
+    summary = run(cache, tmp_path / "resumed", seed=0, checkpoint=ckpt)
+    assert summary["resumed_from_epoch"] == 1
+    assert metrics_without_timing(tmp_path / "resumed" / "metrics.csv") == fresh_two_epochs
     assert not ckpt.exists(), "a finished run removes its checkpoint, so that a forced rerun trains again"
 
 
 def test_the_cuda_graph_path_computes_what_the_eager_path_does(cache):
     # GraphedSteps without capturing (the CPU has no CUDA graphs) runs its own arithmetic: static batch
-    # buffers, the lr as a tensor, gradients zeroed in place, an eager remainder on both train (500 % 64)
-    # and eval (200 % 64). Any of those done wrong changes the numbers; the capture itself needs a GPU.
+    # buffers, the lr as a tensor, gradients zeroed in place, an eager remainder on both train (200 % 64)
+    # and eval (100 % 64). Any of those done wrong changes the numbers; the capture itself needs a GPU.
     npz, _ = cache
     cpu = torch.device("cpu")
-    cfg = train_cfg(epochs=3, eval_batch_size=64)
+    cfg = train_cfg(eval_batch_size=64)
 
     def metrics(graphed: bool) -> list[dict]:
         trainer = Trainer(cfg, 2, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
@@ -102,7 +107,7 @@ def test_the_cuda_graph_path_computes_what_the_eager_path_does(cache):
         return [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in trainer.run(None).metrics]
 
     eager = metrics(False)
-    assert metrics(True) == eager and eager[0]["train_acc"] != eager[2]["train_acc"]
+    assert metrics(True) == eager and eager[0]["train_acc"] != eager[1]["train_acc"]
 
 
 # ATen ops that torch.use_deterministic_algorithms(True) refuses on CUDA (PyTorch's "Reproducibility"
@@ -157,7 +162,6 @@ def test_an_epoch_uses_no_op_that_deterministic_cuda_refuses(cache):
 
 def test_checkpoint_of_another_config_is_not_resumed(cache, tmp_path, caplog):
     ckpt = tmp_path / "ckpt.pt"
-    run(cache, tmp_path / "a", checkpoint=None, epochs=2)
     torch.save({"config_hash": "something-else", "epoch": 1}, ckpt)
     summary = run(cache, tmp_path / "b", checkpoint=ckpt, epochs=2)
     assert summary["resumed_from_epoch"] == 0
@@ -165,11 +169,11 @@ def test_checkpoint_of_another_config_is_not_resumed(cache, tmp_path, caplog):
 
 
 def test_summary_fields(cache, tmp_path):
-    s = run(cache, tmp_path / "a", epochs=3)
-    assert s["epochs_completed"] == 3 and s["diverged"] is False
+    s = run(cache, tmp_path / "a")
+    assert s["epochs_completed"] == 2 and s["diverged"] is False
     assert 0 <= s["final_test_acc"] <= 1 and s["best_test_acc"] >= s["final_test_acc"]
     assert s["device"] == "cpu" and s["versions"]["torch"] == torch.__version__
-    assert s["dataset"]["train_size"] == 500 and len(s["config_hash"]) == 16
+    assert s["dataset"]["train_size"] == 200 and len(s["config_hash"]) == 16
     assert set(torch.load(tmp_path / "a" / "model.pt", weights_only=True)) >= {"fc.weight", "stem.0.weight"}
 
 
@@ -243,13 +247,6 @@ def one_epoch_state(cache) -> dict:
     return trainer.state(1.0)
 
 
-@pytest.fixture(scope="module")
-def fresh_two_epochs(cache, tmp_path_factory):
-    out = tmp_path_factory.mktemp("fresh")
-    run(cache, out, epochs=2)
-    return metrics_without_timing(out / "metrics.csv")
-
-
 def test_the_intact_checkpoint_resumes(cache, tmp_path, one_epoch_state):
     """The one the broken checkpoints below are made from: each differs from it only where it is broken."""
     torch.save(one_epoch_state, tmp_path / "ckpt.pt")
@@ -287,3 +284,111 @@ def test_a_checkpoint_of_the_wrong_structure_is_a_fresh_start(
     assert summary["resumed_from_epoch"] == 0
     assert re.search(f"checkpoint {re.escape(str(ckpt))} {reason}.*starting from epoch 1", caplog.text), caplog.text
     assert metrics_without_timing(tmp_path / "out" / "metrics.csv") == fresh_two_epochs
+
+
+def test_epoch_lines_name_their_run_and_cpu_epochs_report_from_inside(cache, tmp_path, caplog, monkeypatch):
+    from lrstudy.train.engine import EpochProgress
+
+    ticks = iter(range(0, 10_000, 20))  # every batch "takes" 20 s: a line every other batch, every 30 s
+    monkeypatch.setattr(EpochProgress, "clock", staticmethod(lambda: next(ticks)))
+    with caplog.at_level("INFO", logger="lrstudy.train"):
+        run(cache, tmp_path / "r", epochs=2, seed=2, batch_size=32)
+    lines = [r.getMessage() for r in caplog.records]
+    epoch_lines = [line for line in lines if re.match(r"\[v/seed2\] epoch \d/2  lr ", line)]
+    assert len(epoch_lines) == 2
+    inside = [line for line in lines if "left in this epoch" in line]
+    # 200 images in batches of 32: 7 batches; the clock starts after the first, a line 40 s and 80 s later
+    # (batches 3 and 5), none at the last batch (the epoch line follows).
+    assert inside == [
+        "[v/seed2] epoch 1/2: 96/200 images, 40 s, about 0:00:43 left in this epoch",
+        "[v/seed2] epoch 1/2: 160/200 images, 80 s, about 0:00:20 left in this epoch",
+        "[v/seed2] epoch 2/2: 96/200 images, 40 s, about 0:00:43 left in this epoch",
+        "[v/seed2] epoch 2/2: 160/200 images, 80 s, about 0:00:20 left in this epoch",
+    ]
+
+
+def test_a_short_epoch_reports_nothing_from_inside(monkeypatch, caplog):
+    from lrstudy.train.engine import EpochProgress
+
+    clock = iter([0.0, 5.0, 10.0, 29.0])
+    monkeypatch.setattr(EpochProgress, "clock", staticmethod(lambda: next(clock)))
+    progress = EpochProgress("v/seed0", 3)
+    with caplog.at_level("INFO", logger="lrstudy.train"):
+        for done in (64, 128, 192, 256):
+            progress(1, done, 256)
+    assert caplog.records == []
+
+
+def test_more_threads_than_the_job_has_cores_is_said():
+    from lrstudy.train.run import oversubscribed
+
+    assert oversubscribed(1, 1) is None and oversubscribed(2, 4) is None
+    assert oversubscribed(2, 1).startswith("execution.cpu_threads is 2 but this job has 1 core (--cores)")
+
+
+def test_the_default_is_one_thread_per_run():
+    # Measured on a busy 2-core machine: 24-31 s an epoch with 1 thread, 155-185 s with 2; the train
+    # rule's threads are cpu_threads, so with --cores N at most N runs of 1 thread train at once.
+    assert train_cfg()["cpu_threads"] == 1
+    rule = (REPO / "workflow/rules/train.smk").read_text()
+    assert "threads: STUDY.execution.cpu_threads" in rule
+
+
+def board_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar event in a run's folder as TensorBoard reads it (orphaned steps kept: a duplicate
+    epoch would show), tag -> [(epoch, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    acc = EventAccumulator(str(directory), size_guidance={"tensors": 0}, purge_orphaned_data=False)
+    acc.Reload()
+    return {
+        tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+        for tag in acc.Tags()["tensors"]
+    }
+
+
+def test_tensorboard_scalars_equal_metrics_and_a_resume_neither_repeats_nor_skips(cache, tmp_path, monkeypatch):
+    from lrstudy.train.tensorboard import TAGS
+
+    ckpt, board = tmp_path / "c.pt", tmp_path / "tb" / "v" / "seed0"
+    real_run = Trainer.run
+
+    def killed_after_three(self, checkpoint_path=None, on_epoch=None, on_batch=None):
+        def hook(rows, epochs):
+            on_epoch(rows, epochs)  # epoch 3 reaches TensorBoard, but the last checkpoint is epoch 2's
+            if len(rows) == 3:
+                raise KeyboardInterrupt
+
+        return real_run(self, checkpoint_path, on_epoch=hook, on_batch=on_batch)
+
+    monkeypatch.setattr(Trainer, "run", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2, epochs=4)
+    assert [step for step, _ in board_scalars(board)["lr"]] == [1, 2, 3]
+    monkeypatch.setattr(Trainer, "run", real_run)
+    resumed = run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2, epochs=4)
+    assert resumed["resumed_from_epoch"] == 2
+
+    import pandas as pd
+
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    scalars = board_scalars(board)
+    assert set(scalars) == set(TAGS)
+    for tag, column in TAGS.items():
+        assert scalars[tag] == list(zip(metrics["epoch"], metrics[column], strict=True)), tag
+
+
+def test_tensorboard_records_the_recipe_and_seed_and_can_be_turned_off(cache, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb_on", epochs=1)
+    acc = EventAccumulator(str(tmp_path / "tb_on"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hparams["seed"].number_value == 5 and hparams["lr"].number_value == 0.05
+    assert hparams["schedule"].string_value == "cosine" and hparams["lr_windows"].string_value == "[]"
+    run(cache, tmp_path / "off", board=tmp_path / "tb_off", epochs=1, tensorboard=False)
+    assert not (tmp_path / "tb_off").exists()

@@ -20,7 +20,10 @@ import pytest
 from synthetic_runs import KNOWN, build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
+]
 
 FLAGS = [
     "--headless",
@@ -168,7 +171,7 @@ def check_in_browser(html: Path, screenshot: Path, profile: Path) -> tuple[list[
 
 def test_report_loads_offline_with_every_image_and_a_clean_console(tmp_path):
     finals = {k: v[:3] for k, v in KNOWN.items()}
-    html = build_report(tmp_path, finals, diverged={("lr_x2", 2): 5})
+    html = build_report(tmp_path, finals, diverged={("lr_x2", 2): 5}, draw=True)
     shot = tmp_path / "report.png"
     images, problems = check_in_browser(html, shot, tmp_path / "profile")
     assert problems == []

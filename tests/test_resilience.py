@@ -28,6 +28,7 @@ def checkpoint_epoch(path) -> int:
         return 0
 
 
+@pytest.mark.workflow
 def test_sigkilled_workflow_resumes_to_the_uninterrupted_result(tmp_path, archive):
     from conftest import Workflow
 
@@ -75,7 +76,7 @@ def test_sigkilled_workflow_resumes_to_the_uninterrupted_result(tmp_path, archiv
 
 
 def test_divergence_ends_the_run_cleanly(cache, tmp_path):  # noqa: F811
-    s = run(cache, tmp_path / "d", lr_windows=[{"start": 2, "end": 4, "factor": 1.0e12}])
+    s = run(cache, tmp_path / "d", lr_windows=[{"start": 2, "end": 3, "factor": 1.0e12}])
     assert s["diverged"] is True and s["diverged_epoch"] == 2
     assert s["epochs_completed"] == 2 and s["final_test_acc"] is None
     assert s["best_epoch"] == 1 and s["best_test_acc"] is not None
@@ -84,7 +85,7 @@ def test_divergence_ends_the_run_cleanly(cache, tmp_path):  # noqa: F811
 
 
 def test_out_of_memory_says_what_to_do(cache, tmp_path, monkeypatch):  # noqa: F811
-    def oom(self, lr):
+    def oom(self, lr, progress):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(Trainer, "train_epoch", oom)

@@ -12,10 +12,14 @@ from conftest import REPO, Workflow, small_study
 
 TOOLS = REPO / "tools/slurm"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("slurmctld") is None or shutil.which("munged") is None or os.geteuid() != 0,
-    reason="needs root and SLURM + munge (apt-get install slurm-wlm munge) to start a test cluster",
-)
+pytestmark = [
+    pytest.mark.workflow,
+    pytest.mark.system,
+    pytest.mark.skipif(
+        shutil.which("slurmctld") is None or shutil.which("munged") is None or os.geteuid() != 0,
+        reason="needs root and SLURM + munge (apt-get install slurm-wlm munge) to start a test cluster",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

@@ -99,19 +99,19 @@ def test_the_thread_count_is_the_runs_own_and_survives_a_resume(cache, tmp_path,
     ckpt = tmp_path / "c.pt"
     real_run = Trainer.run
 
-    def stop_after_two(self, checkpoint_path=None, on_epoch=None):
+    def stop_after_one(self, checkpoint_path=None, on_epoch=None, on_batch=None):
         def hook(rows, epochs):
-            if len(rows) == 2:
+            if len(rows) == 1:
                 raise KeyboardInterrupt
 
-        return real_run(self, checkpoint_path, on_epoch=hook)
+        return real_run(self, checkpoint_path, on_epoch=hook, on_batch=on_batch)
 
-    monkeypatch.setattr(Trainer, "run", stop_after_two)
+    monkeypatch.setattr(Trainer, "run", stop_after_one)
     with pytest.raises(KeyboardInterrupt):
         run(cache, tmp_path / "killed", checkpoint=ckpt, cpu_threads=2)
     monkeypatch.setattr(Trainer, "run", real_run)
     resumed = run(cache, tmp_path / "resumed", checkpoint=ckpt, cpu_threads=1)  # resumed under fewer cores
-    assert resumed["resumed_from_epoch"] == 2 and resumed["execution"]["cpu_threads_used"] == 2
+    assert resumed["resumed_from_epoch"] == 1 and resumed["execution"]["cpu_threads_used"] == 2
     strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731
     assert strip(tmp_path / "resumed/metrics.csv") == strip(tmp_path / "straight/metrics.csv")
     assert json.loads((tmp_path / "resumed/summary.json").read_text())["final_test_acc"] == straight["final_test_acc"]

@@ -8,9 +8,8 @@ import shutil
 
 import pandas as pd
 import pytest
+import synthetic_archive
 from conftest import Workflow, job_counts, small_study, synthetic_md5
-
-from lrstudy.data import synthetic
 
 pytestmark = pytest.mark.workflow
 
@@ -25,7 +24,9 @@ def tiny_study(archive, **changes) -> dict:
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory):
     folder = tmp_path_factory.mktemp("archives")
-    return [synthetic.write_archive(folder / f"a{i}.tar.gz", train_per_batch=20, test=50, seed=i) for i in (1, 2)]
+    return [
+        synthetic_archive.write_archive(folder / f"a{i}.tar.gz", train_per_batch=20, test=50, seed=i) for i in (1, 2)
+    ]
 
 
 @pytest.fixture(scope="module")

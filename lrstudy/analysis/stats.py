@@ -153,29 +153,30 @@ def welch(a: Sequence[float], b: Sequence[float], resolution: float, alpha: floa
 
 
 def holm(p_values, alpha: float = ALPHA, multiplicity: str = "holm") -> tuple[np.ndarray, np.ndarray]:
-    """(adjusted p-values, level) per hypothesis: Holm's step-down (1979) over the comparisons with the
-    reference; with multiplicity `none`, the p-values themselves at level alpha.
+    """(adjusted p-values, level) per hypothesis along the last axis (one study's comparisons with the
+    reference; leading axes: many studies): Holm's step-down (1979); with multiplicity `none`, the
+    p-values themselves at level alpha.
 
-    NaN (no test) is never rejected but counts as a comparison, so a variant without a test keeps no one
-    else's share of alpha. `level` is the two-sided alpha each hypothesis was last tested at, alpha / (m - r)
+    NaN (no test) is never rejected but counts as a comparison, so a variant without a test hands no one
+    its share of alpha. `level` is the two-sided alpha each hypothesis was last tested at, alpha / (m - r)
     with r the hypotheses rejected before it: the CI at 1 - level excludes 0 exactly when it is rejected,
     so the interval beside a verdict agrees with it."""
     p = np.asarray(p_values, dtype=float)
-    m = len(p)
+    m = p.shape[-1]
     if multiplicity == "none" or m == 0:
-        return p.copy(), np.full(m, alpha)
-    order = np.argsort(np.where(np.isnan(p), np.inf, p), kind="stable")
-    adjusted, level = np.full(m, np.nan), np.full(m, np.nan)
-    running, rejected = 0.0, 0
-    for i, j in enumerate(order):
-        if not np.isnan(p[j]):
-            running = max(running, min(1.0, (m - i) * p[j]))
-            adjusted[j] = running
-        if adjusted[j] < alpha:
-            rejected += 1
-            level[j] = alpha / (m - i)
-    level[np.isnan(level)] = alpha / max(m - rejected, 1)  # every one rejected: no level left to use
-    return adjusted, level
+        return p.copy(), np.full(p.shape, alpha)
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), axis=-1, kind="stable")
+    ranked = np.take_along_axis(p, order, -1)
+    steps = m - np.arange(m)  # hypotheses left at each step
+    adjusted = np.fmax.accumulate(np.minimum(1.0, steps * ranked), axis=-1)  # fmax skips the NaN at the end
+    adjusted[np.isnan(ranked)] = np.nan
+    rejected = adjusted < alpha
+    left = np.maximum(m - rejected.sum(-1, keepdims=True), 1)  # every one rejected: no level left to use
+    level = np.where(rejected, alpha / steps, alpha / left)
+    out_adjusted, out_level = np.empty_like(adjusted), np.empty_like(level)
+    np.put_along_axis(out_adjusted, order, adjusted, -1)
+    np.put_along_axis(out_level, order, level, -1)
+    return out_adjusted, out_level
 
 
 def welch_power(diff: float, sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float = ALPHA) -> float:
@@ -216,7 +217,11 @@ def detectable_diff(sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float =
     se = math.sqrt(sd_a**2 / n_a + sd_b**2 / n_b)
     if se == 0:
         return 0.0
-    return optimize.brentq(lambda d: welch_power(d, sd_a, sd_b, n_a, n_b, alpha) - POWER, 0.0, 20 * se)
+    short = lambda d: welch_power(d, sd_a, sd_b, n_a, n_b, alpha) - POWER  # noqa: E731
+    high = 20 * se
+    while short(high) < 0:  # with two seeds a side and a small alpha, t's heavy tails need more room
+        high *= 4
+    return optimize.brentq(short, 0.0, high)
 
 
 def verdict(n: int, n_ref: int, n_diverged: int, diff: float, p_adjusted: float) -> str:

@@ -8,6 +8,7 @@ Inside an epoch nothing waits for the device: losses and correct counts are summ
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ from lrstudy.train import checkpoint
 from lrstudy.train.augment import Normalize, draw_epoch
 from lrstudy.train.model import ResNet18
 from lrstudy.train.schedule import lr_for_epoch
-from lrstudy.train.steps import EagerSteps, GraphedSteps
+from lrstudy.train.steps import BatchProgress, EagerSteps, GraphedSteps
 
 log = logging.getLogger(__name__)
 
@@ -213,14 +214,14 @@ class Trainer:
             torch.set_num_threads(self.cpu_threads)
 
     # -- one epoch --------------------------------------------------------------------------------
-    def train_epoch(self, lr: float) -> tuple[float, float]:
+    def train_epoch(self, lr: float, progress: BatchProgress | None = None) -> tuple[float, float]:
         self.steps.set_lr(lr)
         self.model.train()
         n = self.data.y_train.numel()
         order, top, left, flip = (t.to(self.device, non_blocking=True) for t in draw_epoch(self.generator, n))
         self.steps.reset_sums()
         # Every image every epoch: the last batch is the remainder, as with a DataLoader (drop_last=False).
-        self.steps.train_batches(order, top, left, flip, self.cfg["batch_size"])
+        self.steps.train_batches(order, top, left, flip, self.cfg["batch_size"], progress)
         return self.steps.loss_sum.item() / n, self.steps.correct.item() / n
 
     @torch.no_grad()
@@ -233,9 +234,13 @@ class Trainer:
 
     # -- the run ----------------------------------------------------------------------------------
     def run(
-        self, checkpoint_path: Path | None = None, on_epoch: Callable[[list[dict], int], None] | None = None
+        self,
+        checkpoint_path: Path | None = None,
+        on_epoch: Callable[[list[dict], int], None] | None = None,
+        on_batch: Callable[[int, int, int], None] | None = None,
     ) -> RunResult:
-        """Train until `epochs`, resuming from `checkpoint_path` when it holds this run's state."""
+        """Train until `epochs`, resuming from `checkpoint_path` when it holds this run's state. After each
+        epoch `on_epoch(metrics, epochs)`; after each train batch `on_batch(epoch, images done, images)`."""
         epochs, every = self.cfg["epochs"], self.cfg["checkpoint_every"]
         if checkpoint_path is not None and (state := checkpoint.load_matching(checkpoint_path, self.config_hash)):
             try:
@@ -257,7 +262,8 @@ class Trainer:
             epoch = self.epoch + 1
             lr = lr_for_epoch(epoch, self.cfg)
             t0 = time.perf_counter()
-            train_loss, train_acc = self.train_epoch(lr)
+            progress = None if on_batch is None else functools.partial(on_batch, epoch)
+            train_loss, train_acc = self.train_epoch(lr, progress)
             test_loss, test_acc = self.evaluate()
             row = {
                 "epoch": epoch,
@@ -302,19 +308,51 @@ def _finite(row: dict) -> bool:
     return math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])
 
 
-def progress_line(metrics: list[dict], epochs: int) -> str:
-    """One line per epoch: losses, accuracies, lr, time, and an ETA from the recent epochs (the first
-    epochs of a run include warm-up such as compilation)."""
+def progress_line(metrics: list[dict], epochs: int, run: str) -> str:
+    """One line per epoch, named by its run (several runs may share a log stream): losses, accuracies, lr,
+    time, and an ETA from the recent epochs (the first epochs of a run include warm-up such as
+    compilation)."""
     row = metrics[-1]
     done = row["epoch"]
     recent = [m["epoch_seconds"] for m in metrics[-10:]]
     eta = sum(recent) / len(recent) * (epochs - done)
     return (
-        f"epoch {done:>4}/{epochs}  lr {row['lr']:.5f}  "
+        f"[{run}] epoch {done}/{epochs}  lr {row['lr']:.5f}  "
         f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%  "
         f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:6.2f}%  "
         f"{row['epoch_seconds']:.2f} s  ETA {_hms(eta)}"
     )
+
+
+class EpochProgress:
+    """A line from inside an epoch at most every `every` seconds (none for an epoch shorter than that):
+    `[lr_x5/seed2] epoch 37/200: 12,800/50,000 images, 45 s, about 0:02:10 left in this epoch`."""
+
+    every = 30.0  # seconds between lines: a modest rate beside one line per epoch
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, run: str, epochs: int):
+        self.run, self.epochs = run, epochs
+        self.epoch, self.started, self.last = 0, 0.0, 0.0
+
+    def __call__(self, epoch: int, done: int, total: int) -> None:
+        now = self.clock()
+        if epoch != self.epoch:  # the first batch of an epoch: its clock starts when that batch is done
+            self.epoch, self.started, self.last = epoch, now, now
+        if now - self.last < self.every or done >= total:
+            return
+        self.last = now
+        elapsed = now - self.started
+        log.info(
+            "[%s] epoch %d/%d: %s/%s images, %.0f s, about %s left in this epoch",
+            self.run,
+            epoch,
+            self.epochs,
+            f"{done:,}",
+            f"{total:,}",
+            elapsed,
+            _hms(elapsed * (total - done) / done),
+        )
 
 
 def _hms(seconds: float) -> str:

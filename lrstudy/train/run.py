@@ -22,8 +22,17 @@ from lrstudy.data.cifar10 import load_cache, load_meta, verify_cache
 from lrstudy.metrics import metrics_csv, metrics_sha256
 from lrstudy.provenance import code_record
 from lrstudy.train import checkpoint
-from lrstudy.train.engine import DeviceData, DeviceError, Trainer, cpu_seconds, progress_line, resolve_device
+from lrstudy.train.engine import (
+    DeviceData,
+    DeviceError,
+    EpochProgress,
+    Trainer,
+    cpu_seconds,
+    progress_line,
+    resolve_device,
+)
 from lrstudy.train.steps import GraphedSteps
+from lrstudy.train.tensorboard import TensorBoardLog
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,19 @@ def versions() -> dict:
     }
 
 
+def oversubscribed(cpu_threads: int, job_threads: int) -> str | None:
+    """A warning when a run computes with more threads than Snakemake gave its job (--cores below
+    execution.cpu_threads): the count is part of the run's numbers, so it is kept, but the CPU is then
+    shared by more threads than it has cores."""
+    if cpu_threads <= job_threads:
+        return None
+    return (
+        f"execution.cpu_threads is {cpu_threads} but this job has {job_threads} core"
+        f"{'s' * (job_threads != 1)} (--cores): the run computes with {cpu_threads} threads, more than it was "
+        f"given; set execution.cpu_threads to {job_threads} or less for new runs, or give more --cores"
+    )
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -100,11 +122,13 @@ def execute(
     model_out: Path,
     checkpoint_path: Path | None,
     project: Path | None = None,
+    tensorboard_dir: Path | None = None,
 ) -> dict:
     """Train (or resume) one run and write its outputs atomically; returns the summary.
 
     `recipe` defines the run (with `seed`); `execution` says how it is computed. With a checkpoint path
-    the run holds a lock for its whole life: one run, one trainer."""
+    the run holds a lock for its whole life: one run, one trainer. With `tensorboard_dir` (and
+    execution.tensorboard on) TensorBoard event files are written there as the run trains."""
     lock = run_lock(checkpoint_path) if checkpoint_path is not None else contextlib.nullcontext()
     with lock:
         return _execute(
@@ -119,11 +143,23 @@ def execute(
             model_out,
             checkpoint_path,
             project,
+            tensorboard_dir if execution.get("tensorboard") else None,
         )
 
 
 def _execute(
-    recipe, execution, seed, variant, data_npz, data_meta, metrics_out, summary_out, model_out, checkpoint_path, project
+    recipe,
+    execution,
+    seed,
+    variant,
+    data_npz,
+    data_meta,
+    metrics_out,
+    summary_out,
+    model_out,
+    checkpoint_path,
+    project,
+    tensorboard_dir,
 ) -> dict:
     recipe = {k: recipe[k] for k in RECIPE_KEYS}
     train = {**recipe, **execution}
@@ -153,8 +189,23 @@ def _execute(
     verify_cache(data_npz, meta)
     data = DeviceData.from_arrays(load_cache(data_npz), device)
     trainer = Trainer(train, seed, data, device, config_hash)
+    name = f"{variant}/seed{seed}"
+    board = None if tensorboard_dir is None else TensorBoardLog(tensorboard_dir, recipe, seed)
+
+    def on_epoch(rows: list[dict], epochs: int) -> None:
+        log.info(progress_line(rows, epochs, name))
+        if board is not None:
+            board.update(rows)
+
     try:
-        result = trainer.run(checkpoint_path, on_epoch=lambda rows, epochs: log.info(progress_line(rows, epochs)))
+        result = trainer.run(
+            checkpoint_path,
+            on_epoch=on_epoch,
+            # A GPU epoch takes seconds; a CPU one can take minutes, so it reports from inside the epoch.
+            on_batch=EpochProgress(name, train["epochs"]) if device.type == "cpu" else None,
+        )
+        if board is not None:  # a run resumed after its last epoch trains none: its rows are written here
+            board.update(result.metrics)
     except torch.OutOfMemoryError as exc:
         raise DeviceError(
             f"out of memory on {device_name(device)} (batch_size {train['batch_size']}, eval_batch_size "
@@ -162,6 +213,9 @@ def _execute(
             "run the whole GPU (check nvidia-smi for other processes; run fewer jobs at once with "
             "--resources gpu=N). The run resumes from its last checkpoint when started again."
         ) from exc
+    finally:
+        if board is not None:
+            board.close()
 
     finite = [m for m in result.metrics if m["epoch"] != result.diverged_epoch]
     best = max(finite, key=lambda m: m["test_acc"], default=None)

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-from snakemake.utils import validate
 
 from lrstudy.analysis.adaptive import possible_seeds
-from lrstudy.config import ConfigError, describe_schema_error, load_yaml, parse_study, prepare_config, shareable
+from lrstudy.config import ConfigError, checked_study, load_yaml, shareable
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.studies import assemble, remember, study_report_at
 from lrstudy.study_state import cache_is_current, drop_stale_aggregate, warn_if_cache_damaged
@@ -90,12 +89,7 @@ refuse_swallowed_targets()
 _config, _to_remember = assemble(PROJECT, workflow.config_settings.overwrite_config)
 config.clear()
 config.update(_config)
-prepare_config(config)
-try:
-    validate(config, "../schemas/config.schema.yaml", set_default=False)
-except WorkflowError as error:
-    raise ConfigError(describe_schema_error(error)) from None
-STUDY = parse_study(config)
+STUDY = checked_study(config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
 if _to_remember and PLAIN_RUN:
     remember(PROJECT, _to_remember)
 

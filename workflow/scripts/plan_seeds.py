@@ -15,8 +15,10 @@ def main():
     design = adaptive.design_from_config(sm.params.design)
     _, summary = run_tables([Path(p).parent for p in sm.input.summaries], sm.params.variants)
     plan = seed_plan(summary, sm.params.variants, design, sm.params.design["seeds"])
+    log = logging.getLogger("lrstudy")
     for row in plan[plan["stage"] == int(sm.wildcards.stage)].itertuples():
-        logging.getLogger("lrstudy").info("%s: %s (%s)", row.variant, row.decision, row.reason)
+        short = row.design_power < design.power  # the reason says by how much and what would reach it
+        (log.warning if short else log.info)("%s: %s (%s)", row.variant, row.decision, row.reason)
     write_csv(plan, sm.output[0])
 
 

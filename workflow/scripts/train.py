@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import logging
 from pathlib import Path
 
 from lrstudy.config import execution_of
@@ -9,7 +10,7 @@ from lrstudy.data.cifar10 import DatasetError
 from lrstudy.logs import run_logged
 from lrstudy.train.engine import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
-from lrstudy.train.run import RunBusyError, execute
+from lrstudy.train.run import RunBusyError, execute, oversubscribed
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -17,6 +18,8 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 def main():
     # Execution settings come from the config, not params: they must not retrain a finished run.
     execution = execution_of(sm.config["execution"])
+    if warning := oversubscribed(execution.cpu_threads, sm.threads):
+        logging.getLogger("lrstudy.train").warning(warning)
     # With --resources gpu=N, N runs start at once: each takes its own GPU (or GPU slot, with
     # runs_per_gpu > 1) before CUDA is initialised.
     lease = (
@@ -37,6 +40,9 @@ def main():
             model_out=Path(sm.output.model),
             checkpoint_path=Path(sm.params.checkpoint),
             project=Path(sm.params.project),
+            # Not a param or an output: an execution setting that must not retrain a run, and not a file
+            # Snakemake should delete when a run fails.
+            tensorboard_dir=Path("results/tensorboard", sm.wildcards.variant, f"seed{sm.wildcards.seed}"),
         )
 
 

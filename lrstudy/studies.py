@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 from lrstudy.atomic import atomic_write_text
-from lrstudy.config import DEFAULT_STUDY, ConfigError, load_yaml, merge
+from lrstudy.config import DEFAULT_STUDY, SCHEMA_FILE, ConfigError, load_yaml, merge
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def assemble(project: Path, command_line: Mapping) -> tuple[dict, dict | None]:
     own = {k: v for k, v in command_line.items() if k != "study"}
     to_remember = None
     if name != DEFAULT_STUDY and isinstance(name, str):
+        check_study_name(name)  # before a path is made of it, or a config suggested that would be refused
         path = remembered_path(project, name)
         if own:
             to_remember = {"study": name, **own}
@@ -61,6 +63,16 @@ def assemble(project: Path, command_line: Mapping) -> tuple[dict, dict | None]:
     config = merge(config, own)
     config["study"] = name
     return config, to_remember
+
+
+def check_study_name(name: str) -> None:
+    """A study name is a folder under studies/: the schema's pattern (no '/', no '..'), said in words."""
+    pattern = yaml.safe_load(SCHEMA_FILE.read_text())["properties"]["study"]["pattern"]
+    if not re.fullmatch(pattern, name):
+        raise ConfigError(
+            f"invalid config: study: {name!r} is not a study name: up to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (it names the folder studies/<name>/)"
+        )
 
 
 def _machine_local(path: Path) -> dict:

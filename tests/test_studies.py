@@ -135,3 +135,15 @@ def test_any_spelling_of_any_studys_report_is_found(tmp_path, monkeypatch):
     assert study_report_at("snakemake-report.html", project) is None
     (project / "report.html").unlink()
     assert study_report_at("../../report.html", project) == project / "report.html"  # not made yet: by path
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", ""])
+def test_a_study_name_that_is_not_a_folder_name_is_refused_before_anything_is_suggested(tmp_path, name):
+    """Issue 20.11: `--config study=../x` suggested starting it with `study: ../x`, a name then refused."""
+    from lrstudy.config import ConfigError
+    from lrstudy.studies import assemble
+
+    (tmp_path / "config.yaml").write_text("study: default\n")
+    with pytest.raises(ConfigError, match="invalid config: study: .* is not a study name") as error:
+        assemble(tmp_path, {"study": name})
+    assert "has no remembered config" not in str(error.value)

@@ -116,6 +116,25 @@ def test_permanent_http_error_is_not_retried(serve, tmp_path):
     assert len(server.requests) == 1 and list(tmp_path.iterdir()) == []
 
 
+def test_a_host_name_that_does_not_exist_is_not_retried(tmp_path, monkeypatch):
+    """Issue 20.8: "Name or service not known" took 62 s of retries before the `make local` hint."""
+    import socket
+    import time
+    import urllib.request
+
+    calls = []
+
+    def unknown_host(request, timeout):
+        calls.append(request.full_url)
+        raise urllib.error.URLError(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", unknown_host)
+    monkeypatch.setattr(time, "sleep", lambda s: pytest.fail(f"slept {s} s before giving up"))
+    with pytest.raises(DatasetError, match="Name or service not known.*make local ARCHIVE="):
+        download("https://no-such-host.invalid/cifar.tar.gz", None, tmp_path / "a.tar.gz", backoff=10)
+    assert len(calls) == 1
+
+
 def test_retries_give_up_with_the_url_named(serve, tmp_path):
     server = serve(fail=10)
     with pytest.raises(DatasetError, match="127.0.0.1.*503") as failed:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pickle
+import socket
 import tarfile
 import time
 import urllib.error
@@ -150,8 +151,12 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code in _TRANSIENT_HTTP
     if isinstance(exc, urllib.error.URLError):
-        # A missing local file (file://) will not appear by retrying.
-        return not isinstance(exc.reason, FileNotFoundError)
+        # A missing local file (file://) will not appear by retrying, nor will a host name that does not exist
+        # (EAI_NONAME, "Name or service not known"; a resolver that cannot be reached, EAI_AGAIN, may recover).
+        reason = exc.reason
+        if isinstance(reason, socket.gaierror):
+            return reason.errno != socket.EAI_NONAME
+        return not isinstance(reason, FileNotFoundError)
     return not isinstance(exc, FileNotFoundError)
 
 

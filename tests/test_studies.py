@@ -147,3 +147,21 @@ def test_a_study_name_that_is_not_a_folder_name_is_refused_before_anything_is_su
     with pytest.raises(ConfigError, match="invalid config: study: .* is not a study name") as error:
         assemble(tmp_path, {"study": name})
     assert "has no remembered config" not in str(error.value)
+
+
+def test_a_missing_archive_is_named_with_the_file_that_set_it(tmp_path):
+    """Issue 20.8: a wrong dataset.archive in local.yaml passed `-n` and failed 30 s into the run without
+    saying where it came from; now the config is refused before any job, naming local.yaml."""
+    from lrstudy.config import ConfigError
+    from lrstudy.studies import assemble
+
+    (tmp_path / "config.yaml").write_text("study: default\ndataset: {archive: null}\n")
+    (tmp_path / "local.yaml").write_text(f"dataset: {{archive: {tmp_path / 'gone.tar.gz'}}}\n")
+    with pytest.raises(
+        ConfigError, match=f"gone.tar.gz does not exist or is not a file \\(set in {tmp_path / 'local.yaml'}\\)"
+    ):
+        assemble(tmp_path, {})
+    with pytest.raises(ConfigError, match="elsewhere.tar.gz does not exist .*set in the command line"):
+        assemble(tmp_path, {"dataset": {"archive": str(tmp_path / "elsewhere.tar.gz")}})
+    (tmp_path / "gone.tar.gz").write_bytes(b"")
+    assert assemble(tmp_path, {})[0]["dataset"]["archive"] == str(tmp_path / "gone.tar.gz")

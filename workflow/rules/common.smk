@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from lrstudy.analysis.adaptive import possible_seeds
-from lrstudy.config import ConfigError, checked_study, load_yaml, shareable
+from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.studies import assemble, remember
 from lrstudy.study_state import cache_is_current, drop_stale_aggregate, warn_if_cache_damaged
@@ -128,7 +128,7 @@ def run_files(name):
 def recipe_json(wildcards):
     """The variant's recipe, as JSON: a params value, so that changing one variant reruns that variant
     only, and nothing else (execution settings, paths) reruns a finished run."""
-    return json.dumps(STUDY.recipes[wildcards.variant].as_dict(), sort_keys=True)
+    return recipe_param(STUDY.recipes[wildcards.variant])
 
 
 DATASET_IDENTITY = json.dumps(STUDY.dataset.identity(), sort_keys=True)

@@ -36,7 +36,9 @@ localrules:
     download,
     aggregate,
     figures,
+    tables,
     report,
+    mlflow,
 
 
 include: "workflow/rules/common.smk"
@@ -52,6 +54,7 @@ rule all:
     default_target: True
     input:
         "report.html",
+        rules.tables.output,
         study_runs("metrics.csv"),
         study_runs("summary.json"),
         study_runs("model.pt"),

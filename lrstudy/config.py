@@ -79,6 +79,7 @@ class Execution:
     checkpoint_every: int
     cpu_threads: int
     runs_per_gpu: int
+    tensorboard: bool
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -34,6 +34,7 @@ ANALYSIS_CODE = [
     "lrstudy.analysis.variants",
     "lrstudy.analysis.figures",
     "lrstudy.analysis.report",
+    "lrstudy.analysis.tables",
     "lrstudy.metrics",
 ]
 

@@ -15,7 +15,8 @@ its fields: lr, epochs, schedule, step_milestones, step_gamma, lr_windows as (st
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 
 
 def base_lr(
@@ -68,6 +69,19 @@ def lr_for_epoch(epoch: int, recipe) -> float:
         step_gamma=recipe.step_gamma,
     )
     return base * window_factor(epoch, recipe.lr_windows)
+
+
+def of_mapping(recipe: Mapping) -> SimpleNamespace:
+    """The schedule's keys of a recipe written as a mapping (summary.json's `config`), in the form
+    lr_for_epoch reads; a recipe's other keys may be missing (a KeyError names a missing schedule key)."""
+    return SimpleNamespace(
+        lr=recipe["lr"],
+        epochs=recipe["epochs"],
+        schedule=recipe["schedule"],
+        step_milestones=recipe["step_milestones"],
+        step_gamma=recipe["step_gamma"],
+        lr_windows=[(w["start"], w["end"], w["factor"]) for w in recipe["lr_windows"]],
+    )
 
 
 def lr_table(recipe) -> list[float]:

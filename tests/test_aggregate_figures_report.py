@@ -14,7 +14,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from synthetic_runs import FIGURES, KNOWN, REPO, WINDOWS, analyse, build_report, grid_finals, study_config, write_study
+from synthetic_runs import (
+    FIGURES,
+    KNOWN,
+    REPO,
+    WINDOWS,
+    analyse,
+    build_report,
+    change_recipe,
+    grid_finals,
+    study_config,
+    write_study,
+)
 
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis import stats as st
@@ -128,7 +139,7 @@ def test_report_is_self_contained_summary_first_and_escaped(tmp_path):
 
 # The three rules, run by Snakemake on synthetic runs. --allowed-rules keeps training out: the run
 # files are taken as they are.
-ANALYSIS_RULES = ["--allowed-rules", "aggregate", "figures", "report"]
+ANALYSIS_RULES = ["--allowed-rules", "aggregate", "figures", "tables", "report"]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +177,8 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.workflow
 def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analysed):
-    snakemake(analysed, *ANALYSIS_RULES, "report.html")
+    snakemake(analysed, *ANALYSIS_RULES, "report.html", "results/aggregate/stats.md", "results/aggregate/stats.tex")
+    assert "| lr_x5 |" in (analysed / "results/aggregate/stats.md").read_text()
     html = analysed / "report.html"
     before = html.read_bytes()
     for name in ("aggregate", "figures", "report"):
@@ -274,8 +286,8 @@ def test_summary_and_stats_carry_each_variants_description(tmp_path):
 
 def test_summary_has_every_recipe_key_and_the_code_of_each_run(tmp_path):
     run_dirs = write_study(tmp_path, {"baseline": SMALL["baseline"], "lr_x5": SMALL["lr_x5"]})
-    step = json.loads((run_dirs[3] / "summary.json").read_text())  # lr_x5 seed 0: every key off its default
-    step["config"].update(
+    step = change_recipe(  # lr_x5 seed 0: every key off its default
+        run_dirs[3],
         momentum=0.8,
         nesterov=True,
         weight_decay=1e-4,
@@ -304,10 +316,7 @@ def test_several_windows_are_joined_with_semicolons_in_order_of_start(tmp_path, 
 
 def test_runs_of_one_variant_with_different_configs_are_an_error(tmp_path):
     run_dirs = write_study(tmp_path, SMALL)
-    stale = run_dirs[4]  # lr_x5 seed 1
-    summary = json.loads((stale / "summary.json").read_text())
-    summary["config"]["lr"] = 0.2
-    (stale / "summary.json").write_text(json.dumps(summary))
+    change_recipe(run_dirs[4], lr=0.2)  # lr_x5 seed 1
     with pytest.raises(ValueError, match="runs of variant lr_x5 disagree on lr"):
         ag.aggregate(run_dirs, list(SMALL))
 
@@ -562,3 +571,27 @@ def test_seed_lines_are_drawn_only_when_asked(tmp_path):
     assert len(seeds) - len(plain) == len(tables["summary"])
     # write_figures passes the option to the curve figures only.
     write_figures(tables, list(SMALL), [tmp_path / "lr.png", tmp_path / "accuracy.png"], seed_lines=True)
+
+
+@pytest.mark.workflow
+def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads its file store only when asked
+
+    snakemake(analysed, "--allowed-rules", "mlflow", "--", "mlflow")
+    exported = json.loads((analysed / "results/mlflow/exported.json").read_text())
+    assert exported["tracking_uri"] == (analysed / "results/mlflow/mlruns").resolve().as_uri()
+    client = MlflowClient(tracking_uri=exported["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    assert (
+        sorted(r.info.run_name for r in runs)
+        == sorted(exported["runs"])
+        == [
+            "baseline/seed0",
+            "baseline/seed1",
+            "lr_x5/seed0",
+            "lr_x5/seed1",
+        ]
+    )

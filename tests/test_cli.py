@@ -38,7 +38,7 @@ def test_cli_run_and_resume_flag(archive, tmp_path):
         {"start": 2, "end": 3, "factor": 2.0}
     ]
     assert (tmp_path / "metrics.csv").read_text().splitlines()[2].split(",")[1] == repr(0.05 * 0.5 * 2)
-    assert "epoch    2/2" in (tmp_path / "train.log").read_text()
+    assert "[cli/seed0] epoch 2/2  lr" in (tmp_path / "train.log").read_text()
     cli.main(args + ["--resume"])  # no checkpoint left after a finished run: trains again from epoch 1
     assert json.loads((tmp_path / "summary.json").read_text())["resumed_from_epoch"] == 0
 

@@ -41,7 +41,7 @@ def parts(**over) -> tuple[Recipe, Execution]:
     return recipe_of(cfg, where="test"), execution_of(cfg)
 
 
-def run(cache, out: Path, seed=0, checkpoint=None, **over):
+def run(cache, out: Path, seed=0, checkpoint=None, board=None, **over):
     npz, meta = cache
     recipe, execution = parts(**over)
     return execute(
@@ -55,6 +55,7 @@ def run(cache, out: Path, seed=0, checkpoint=None, **over):
         summary_out=out / "summary.json",
         model_out=out / "model.pt",
         checkpoint_path=checkpoint,
+        tensorboard_dir=board,
     )
 
 
@@ -303,3 +304,111 @@ def test_a_checkpoint_of_the_wrong_structure_is_a_fresh_start(
     assert summary["resumed_from_epoch"] == 0
     assert re.search(f"checkpoint {re.escape(str(ckpt))} {reason}.*starting from epoch 1", caplog.text), caplog.text
     assert metrics_without_timing(tmp_path / "out" / "metrics.csv") == fresh_two_epochs
+
+
+def test_epoch_lines_name_their_run_and_cpu_epochs_report_from_inside(cache, tmp_path, caplog, monkeypatch):
+    from lrstudy.train.engine import EpochProgress
+
+    ticks = iter(range(0, 10_000, 20))  # every batch "takes" 20 s: a line every other batch, every 30 s
+    monkeypatch.setattr(EpochProgress, "clock", staticmethod(lambda: next(ticks)))
+    with caplog.at_level("INFO", logger="lrstudy.train"):
+        run(cache, tmp_path / "r", epochs=2, seed=2, batch_size=32)
+    lines = [r.getMessage() for r in caplog.records]
+    epoch_lines = [line for line in lines if re.match(r"\[v/seed2\] epoch \d/2  lr ", line)]
+    assert len(epoch_lines) == 2
+    inside = [line for line in lines if "left in this epoch" in line]
+    # 200 images in batches of 32: 7 batches; the clock starts after the first, a line 40 s and 80 s later
+    # (batches 3 and 5), none at the last batch (the epoch line follows).
+    assert inside == [
+        "[v/seed2] epoch 1/2: 96/200 images, 40 s, about 0:00:43 left in this epoch",
+        "[v/seed2] epoch 1/2: 160/200 images, 80 s, about 0:00:20 left in this epoch",
+        "[v/seed2] epoch 2/2: 96/200 images, 40 s, about 0:00:43 left in this epoch",
+        "[v/seed2] epoch 2/2: 160/200 images, 80 s, about 0:00:20 left in this epoch",
+    ]
+
+
+def test_a_short_epoch_reports_nothing_from_inside(monkeypatch, caplog):
+    from lrstudy.train.engine import EpochProgress
+
+    clock = iter([0.0, 5.0, 10.0, 29.0])
+    monkeypatch.setattr(EpochProgress, "clock", staticmethod(lambda: next(clock)))
+    progress = EpochProgress("v/seed0", 3)
+    with caplog.at_level("INFO", logger="lrstudy.train"):
+        for done in (64, 128, 192, 256):
+            progress(1, done, 256)
+    assert caplog.records == []
+
+
+def test_more_threads_than_the_job_has_cores_is_said():
+    from lrstudy.train.run import oversubscribed
+
+    assert oversubscribed(1, 1) is None and oversubscribed(2, 4) is None
+    assert oversubscribed(2, 1).startswith("execution.cpu_threads is 2 but this job has 1 core (--cores)")
+
+
+def test_the_default_is_one_thread_per_run():
+    # Measured on a busy 2-core machine: 24-31 s an epoch with 1 thread, 155-185 s with 2; the train
+    # rule's threads are cpu_threads, so with --cores N at most N runs of 1 thread train at once.
+    assert train_cfg()["cpu_threads"] == 1
+    rule = (REPO / "workflow/rules/train.smk").read_text()
+    assert "threads: STUDY.execution.cpu_threads" in rule
+
+
+def board_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar event in a run's folder as TensorBoard reads it (orphaned steps kept: a duplicate
+    epoch would show), tag -> [(epoch, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    acc = EventAccumulator(str(directory), size_guidance={"tensors": 0}, purge_orphaned_data=False)
+    acc.Reload()
+    return {
+        tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+        for tag in acc.Tags()["tensors"]
+    }
+
+
+def test_tensorboard_scalars_equal_metrics_and_a_resume_neither_repeats_nor_skips(cache, tmp_path, monkeypatch):
+    from lrstudy.train.tensorboard import TAGS
+
+    ckpt, board = tmp_path / "c.pt", tmp_path / "tb" / "v" / "seed0"
+    real_run = Trainer.run
+
+    def killed_after_three(self, checkpoint_path=None, on_epoch=None, on_batch=None):
+        def hook(row):
+            on_epoch(row)  # epoch 3 reaches TensorBoard, but the last checkpoint is epoch 2's
+            if row["epoch"] == 3:
+                raise KeyboardInterrupt
+
+        return real_run(self, checkpoint_path, on_epoch=hook, on_batch=on_batch)
+
+    monkeypatch.setattr(Trainer, "run", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2, epochs=4)
+    assert [step for step, _ in board_scalars(board)["lr"]] == [1, 2, 3]
+    monkeypatch.setattr(Trainer, "run", real_run)
+    resumed = run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2, epochs=4)
+    assert resumed["resumed_from_epoch"] == 2
+
+    import pandas as pd
+
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    scalars = board_scalars(board)
+    assert set(scalars) == set(TAGS)
+    for tag, column in TAGS.items():
+        assert scalars[tag] == list(zip(metrics["epoch"], metrics[column], strict=True)), tag
+
+
+def test_tensorboard_records_the_recipe_and_seed_and_can_be_turned_off(cache, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb_on", epochs=1)
+    acc = EventAccumulator(str(tmp_path / "tb_on"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hparams["seed"].number_value == 5 and hparams["lr"].number_value == 0.05
+    assert hparams["schedule"].string_value == "cosine" and hparams["lr_windows"].string_value == "[]"
+    run(cache, tmp_path / "off", board=tmp_path / "tb_off", epochs=1, tensorboard=False)
+    assert not (tmp_path / "tb_off").exists()

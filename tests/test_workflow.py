@@ -136,7 +136,9 @@ def test_variant_summary_has_one_row_per_seed_and_the_recipe(finished):
 
 def test_execution_settings_never_retrain(finished, archive):
     wf, _ = finished
-    study = small_study(archive, eval_batch_size=7, checkpoint_every=3, compile=True, cuda_graph=True, cpu_threads=1)
+    study = small_study(
+        archive, eval_batch_size=7, checkpoint_every=3, compile=True, cuda_graph=True, cpu_threads=2, tensorboard=False
+    )
     jobs = wf.planned_jobs("--configfile", str(wf.write_config(study, "exec.yaml")))
     assert set(jobs) == {"report", "all"}, jobs  # the report shows the config; nothing is retrained
 
@@ -157,8 +159,9 @@ def test_every_run_records_its_code_and_execution(finished):
     s = json.loads((wf.root / "results/runs/baseline/seed0/summary.json").read_text())
     assert len(s["code"]["engine_fingerprint"]) == 16
     assert set(s["code"]) == {"commit", "dirty", "engine_fingerprint"}
-    assert s["execution"]["device"] == "cpu" and s["execution"]["cpu_threads_used"] == 2
+    assert s["execution"]["device"] == "cpu" and s["execution"]["cpu_threads_used"] == 1
     assert "eval_batch_size" not in s["config"] and s["config"]["width"] == 4
+    assert s["execution"]["tensorboard"] and list((wf.root / "results/tensorboard/baseline/seed0").glob("events.out.*"))
     html = (wf.root / "report.html").read_text()
     assert s["code"]["engine_fingerprint"] in html and "Mixed code" not in html
 

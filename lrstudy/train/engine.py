@@ -10,6 +10,7 @@ Inside an epoch nothing waits for the device: losses and correct counts are summ
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -157,17 +158,25 @@ class Trainer:
         return self.epoch % self.execution.checkpoint_every == 0 or self.epoch == self.recipe.epochs or diverged
 
     # -- the run ----------------------------------------------------------------------------------
-    def run(self, checkpoint_path: Path | None = None, on_epoch: Callable[[dict], None] | None = None) -> RunResult:
+    def run(
+        self,
+        checkpoint_path: Path | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+        on_batch: Callable[[int, int, int], None] | None = None,
+    ) -> RunResult:
         """Train until the recipe's last epoch, resuming from `checkpoint_path` when it holds this run's state.
-        `on_epoch(row)` is called after each epoch (its metrics.csv row), once its checkpoint is written."""
+        The hooks: `on_epoch(row)` after each epoch (its metrics.csv row; `self.metrics` holds every row so
+        far), once its checkpoint is written; `on_batch(epoch, images done, images)` after each train batch."""
         if checkpoint_path is not None:
             self.resume(checkpoint_path)
         resumed_from = self.epoch
         started = time.perf_counter()
         diverged_epoch = next((m["epoch"] for m in self.metrics if not _finite(m)), None)
         while self.epoch < self.recipe.epochs and diverged_epoch is None:
+            epoch = self.epoch + 1
+            progress = None if on_batch is None else functools.partial(on_batch, epoch)
             row = loop.run_epoch(
-                self.epoch + 1, self.recipe, self.steps, self.data, self.generator, self.execution.eval_batch_size
+                epoch, self.recipe, self.steps, self.data, self.generator, self.execution.eval_batch_size, progress
             )
             self.metrics.append(row)
             self.epoch = row["epoch"]
@@ -203,19 +212,51 @@ def _finite(row: dict) -> bool:
     return math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])
 
 
-def progress_line(metrics: list[dict], epochs: int) -> str:
-    """One line per epoch: losses, accuracies, lr, time, and an ETA from the recent epochs (the first
-    epochs of a run include warm-up such as compilation)."""
+def progress_line(metrics: list[dict], epochs: int, run: str) -> str:
+    """One line per epoch, named by its run (several runs may share a log stream): losses, accuracies, lr,
+    time, and an ETA from the recent epochs (the first epochs of a run include warm-up such as
+    compilation)."""
     row = metrics[-1]
     done = row["epoch"]
     recent = [m["epoch_seconds"] for m in metrics[-10:]]
     eta = sum(recent) / len(recent) * (epochs - done)
     return (
-        f"epoch {done:>4}/{epochs}  lr {row['lr']:.5f}  "
+        f"[{run}] epoch {done}/{epochs}  lr {row['lr']:.5f}  "
         f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%  "
         f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:6.2f}%  "
         f"{row['epoch_seconds']:.2f} s  ETA {_hms(eta)}"
     )
+
+
+class EpochProgress:
+    """A line from inside an epoch at most every `every` seconds (none for an epoch shorter than that):
+    `[lr_x5/seed2] epoch 37/200: 12,800/50,000 images, 45 s, about 0:02:10 left in this epoch`."""
+
+    every = 30.0  # seconds between lines: a modest rate beside one line per epoch
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, run: str, epochs: int):
+        self.run, self.epochs = run, epochs
+        self.epoch, self.started, self.last = 0, 0.0, 0.0
+
+    def __call__(self, epoch: int, done: int, total: int) -> None:
+        now = self.clock()
+        if epoch != self.epoch:  # the first batch of an epoch: its clock starts when that batch is done
+            self.epoch, self.started, self.last = epoch, now, now
+        if now - self.last < self.every or done >= total:
+            return
+        self.last = now
+        elapsed = now - self.started
+        log.info(
+            "[%s] epoch %d/%d: %s/%s images, %.0f s, about %s left in this epoch",
+            self.run,
+            epoch,
+            self.epochs,
+            f"{done:,}",
+            f"{total:,}",
+            elapsed,
+            _hms(elapsed * (total - done) / done),
+        )
 
 
 def _hms(seconds: float) -> str:

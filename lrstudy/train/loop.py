@@ -19,7 +19,7 @@ from lrstudy.config import Recipe
 from lrstudy.schedule import lr_for_epoch
 from lrstudy.train.augment import draw_epoch
 from lrstudy.train.model import ResNet18
-from lrstudy.train.steps import EagerSteps
+from lrstudy.train.steps import BatchProgress, EagerSteps
 
 
 @dataclass
@@ -61,7 +61,12 @@ def build_optimizer(model: torch.nn.Module, recipe: Recipe, device: torch.device
 
 
 def train_epoch(
-    steps: EagerSteps, data: DeviceData, generator: torch.Generator, lr: float, batch_size: int
+    steps: EagerSteps,
+    data: DeviceData,
+    generator: torch.Generator,
+    lr: float,
+    batch_size: int,
+    progress: BatchProgress | None = None,
 ) -> tuple[float, float]:
     """One pass over every image at `lr`, in the order and with the crops and flips the generator draws;
     the last batch is the remainder, as with a DataLoader (drop_last=False). Mean loss and accuracy."""
@@ -70,7 +75,7 @@ def train_epoch(
     n = data.y_train.numel()
     order, top, left, flip = (t.to(steps.device, non_blocking=True) for t in draw_epoch(generator, n))
     steps.reset_sums()
-    steps.train_batches(order, top, left, flip, batch_size)
+    steps.train_batches(order, top, left, flip, batch_size, progress)
     return steps.loss_sum.item() / n, steps.correct.item() / n
 
 
@@ -85,12 +90,18 @@ def evaluate(steps: EagerSteps, data: DeviceData, eval_batch_size: int) -> tuple
 
 
 def run_epoch(
-    epoch: int, recipe: Recipe, steps: EagerSteps, data: DeviceData, generator: torch.Generator, eval_batch_size: int
+    epoch: int,
+    recipe: Recipe,
+    steps: EagerSteps,
+    data: DeviceData,
+    generator: torch.Generator,
+    eval_batch_size: int,
+    progress: BatchProgress | None = None,
 ) -> dict:
     """Epoch `epoch` (1-based) of a run of `recipe`: its metrics.csv row."""
     lr = lr_for_epoch(epoch, recipe)
     t0 = time.perf_counter()
-    train_loss, train_acc = train_epoch(steps, data, generator, lr, recipe.batch_size)
+    train_loss, train_acc = train_epoch(steps, data, generator, lr, recipe.batch_size, progress)
     test_loss, test_acc = evaluate(steps, data, eval_batch_size)
     return {
         "epoch": epoch,

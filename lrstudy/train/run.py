@@ -19,13 +19,14 @@ import torch
 from lrstudy.atomic import atomic_write_json, atomic_write_text
 from lrstudy.config import Execution, Recipe, run_hash
 from lrstudy.data.cifar10 import load_cache, load_meta, verify_cache
-from lrstudy.metrics import metrics_csv
+from lrstudy.metrics import metrics_csv, metrics_sha256
 from lrstudy.provenance import code_record
 from lrstudy.train import checkpoint
 from lrstudy.train.device import DeviceError, cpu_seconds, device_name, resolve_device
-from lrstudy.train.engine import Trainer, progress_line
+from lrstudy.train.engine import EpochProgress, Trainer, progress_line
 from lrstudy.train.loop import DeviceData
 from lrstudy.train.steps import GraphedSteps
+from lrstudy.train.tensorboard import TensorBoardLog
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,19 @@ def versions() -> dict:
     }
 
 
+def oversubscribed(cpu_threads: int, job_threads: int) -> str | None:
+    """A warning when a run computes with more threads than Snakemake gave its job (--cores below
+    execution.cpu_threads): the count is part of the run's numbers, so it is kept, but the CPU is then
+    shared by more threads than it has cores."""
+    if cpu_threads <= job_threads:
+        return None
+    return (
+        f"execution.cpu_threads is {cpu_threads} but this job has {job_threads} core"
+        f"{'s' * (job_threads != 1)} (--cores): the run computes with {cpu_threads} threads, more than it was "
+        f"given; set execution.cpu_threads to {job_threads} or less for new runs, or give more --cores"
+    )
+
+
 def execute(
     *,
     recipe: Recipe,
@@ -90,11 +104,13 @@ def execute(
     model_out: Path,
     checkpoint_path: Path | None,
     project: Path | None = None,
+    tensorboard_dir: Path | None = None,
 ) -> dict:
     """Train (or resume) one run and write its outputs atomically; returns the summary.
 
     `recipe` defines the run (with `seed`); `execution` says how it is computed. With a checkpoint path
-    the run holds a lock for its whole life: one run, one trainer."""
+    the run holds a lock for its whole life: one run, one trainer. With `tensorboard_dir` (and
+    execution.tensorboard on) TensorBoard event files are written there as the run trains."""
     lock = run_lock(checkpoint_path) if checkpoint_path is not None else contextlib.nullcontext()
     with lock:
         return _execute(
@@ -109,6 +125,7 @@ def execute(
             model_out,
             checkpoint_path,
             project,
+            tensorboard_dir if execution.tensorboard else None,
         )
 
 
@@ -124,6 +141,7 @@ def _execute(
     model_out: Path,
     checkpoint_path: Path | None,
     project: Path | None,
+    tensorboard_dir: Path | None,
 ) -> dict:
     meta = load_meta(data_meta)
     dataset = {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")}
@@ -151,10 +169,23 @@ def _execute(
     verify_cache(data_npz, meta)
     data = DeviceData.from_arrays(load_cache(data_npz), device)
     trainer = Trainer(recipe, execution, seed, data, device, config_hash)
+    name = f"{variant}/seed{seed}"
+    board = None if tensorboard_dir is None else TensorBoardLog(tensorboard_dir, recipe.as_dict(), seed)
+
+    def on_epoch(_row: dict) -> None:
+        log.info(progress_line(trainer.metrics, recipe.epochs, name))
+        if board is not None:
+            board.update(trainer.metrics)
+
     try:
         result = trainer.run(
-            checkpoint_path, on_epoch=lambda _row: log.info(progress_line(trainer.metrics, recipe.epochs))
+            checkpoint_path,
+            on_epoch=on_epoch,
+            # A GPU epoch takes seconds; a CPU one can take minutes, so it reports from inside the epoch.
+            on_batch=EpochProgress(name, recipe.epochs) if device.type == "cpu" else None,
         )
+        if board is not None:  # a run resumed after its last epoch trains none: its rows are written here
+            board.update(result.metrics)
     except torch.OutOfMemoryError as exc:
         raise DeviceError(
             f"out of memory on {device_name(device)} (batch_size {recipe.batch_size}, eval_batch_size "
@@ -162,9 +193,13 @@ def _execute(
             "run the whole GPU (check nvidia-smi for other processes; run fewer jobs at once with "
             "--resources gpu=N). The run resumes from its last checkpoint when started again."
         ) from exc
+    finally:
+        if board is not None:
+            board.close()
 
     finite = [m for m in result.metrics if m["epoch"] != result.diverged_epoch]
     best = max(finite, key=lambda m: m["test_acc"], default=None)
+    metrics_text = metrics_csv(result.metrics)
     summary = {
         "variant": variant,
         "seed": seed,
@@ -182,6 +217,7 @@ def _execute(
         "versions": versions(),
         "config": recipe.as_dict(),
         "config_hash": config_hash,
+        "metrics_sha256": metrics_sha256(metrics_text),  # the analysis refuses a metrics.csv changed since
         "dataset": dataset,
         "execution": {
             **execution.as_dict(),
@@ -193,7 +229,7 @@ def _execute(
         "code": code_record(project or _PROJECT_ROOT),
     }
     checkpoint.save(model_out, result.model.state_dict())
-    atomic_write_text(metrics_out, metrics_csv(result.metrics))
+    atomic_write_text(metrics_out, metrics_text)
     atomic_write_json(summary_out, summary)
     if checkpoint_path is not None:
         # The outputs now hold the run; a forced rerun (-f) must train again, not resume at the end.

@@ -17,6 +17,8 @@ A replay is only correct when it reads and writes the tensors the capture saw, s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -25,6 +27,8 @@ from lrstudy.train.augment import crop_flip
 # Steps run before a capture, on a side stream as torch.cuda.graphs asks: cuDNN's autotuning, the
 # momentum buffers and compilation happen there, never inside the captured region.
 WARMUP_STEPS = 3
+# Called after each train batch with (images done, images in the epoch): a CPU run's in-epoch progress.
+BatchProgress = Callable[[int, int], None]
 
 
 class EagerSteps:
@@ -76,10 +80,13 @@ class EagerSteps:
         self.loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         self.correct += (logits.argmax(1) == y).sum()
 
-    def train_batches(self, order, top, left, flip, batch_size: int) -> None:
-        for start in range(0, order.numel(), batch_size):
+    def train_batches(self, order, top, left, flip, batch_size: int, progress: BatchProgress | None = None) -> None:
+        n = order.numel()
+        for start in range(0, n, batch_size):
             end = start + batch_size
             self.train_step(order[start:end], top[start:end], left[start:end], flip[start:end], self.forward)
+            if progress is not None:
+                progress(min(end, n), n)
 
     def eval_batches(self, x_all, y_all, batch_size: int) -> None:
         for start in range(0, y_all.numel(), batch_size):
@@ -122,7 +129,7 @@ class GraphedSteps(EagerSteps):
         self.train_graph = self.eval_graph = None
         self.train_warmups = self.eval_warmups = 0
 
-    def train_batches(self, order, top, left, flip, batch_size: int) -> None:
+    def train_batches(self, order, top, left, flip, batch_size: int, progress: BatchProgress | None = None) -> None:
         n = order.numel()
         full = n - n % batch_size
         for start in range(0, full, batch_size):
@@ -136,6 +143,8 @@ class GraphedSteps(EagerSteps):
                 self.train_warmups,
                 lambda: self.train_step(self.idx, self.top, self.left, self.flip, self.forward),
             )
+            if progress is not None:
+                progress(end, n)
         if full < n:
             self.train_step(order[full:], top[full:], left[full:], flip[full:], self.model)
 

@@ -53,6 +53,25 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule tables:
+    """stats.csv -> the per-variant table for a paper, as Markdown and as LaTeX (booktabs)."""
+    input:
+        stats=rules.aggregate.output.stats,
+    output:
+        md="results/aggregate/stats.md",
+        tex="results/aggregate/stats.tex",
+    log:
+        "logs/tables.log",
+    benchmark:
+        "benchmarks/tables.tsv"
+    conda:
+        "../envs/study.yaml"
+    params:
+        code=ANALYSIS_FINGERPRINT,
+    script:
+        "../scripts/tables.py"
+
+
 rule report:
     """report.html: verdicts, tables, figures, config, provenance; one file that opens offline."""
     input:
@@ -77,3 +96,24 @@ rule report:
         code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/render_report.py"
+
+
+rule mlflow:
+    """Optional (snakemake mlflow): every finished run to MLflow, the study as the experiment; exporting
+    again adds nothing. Needs the mlflow extra: pip install '.[mlflow]'."""
+    input:
+        metrics=study_runs("metrics.csv"),
+        summaries=study_runs("summary.json"),
+    output:
+        "results/mlflow/exported.json",
+    log:
+        "logs/mlflow.log",
+    benchmark:
+        "benchmarks/mlflow.tsv"
+    conda:
+        "../envs/mlflow.yaml"
+    params:
+        study=config["study"],
+        tracking_uri=config["mlflow"]["tracking_uri"],  # null: the file store results/mlflow/mlruns
+    script:
+        "../scripts/mlflow_export.py"

@@ -1,6 +1,7 @@
 """Rule train: one seeded run of one variant, resumed from its checkpoint if one matches."""
 
 import contextlib
+import logging
 from pathlib import Path
 
 from lrstudy.config import execution_of, recipe_from_param
@@ -8,7 +9,7 @@ from lrstudy.data.cifar10 import DatasetError
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
-from lrstudy.train.run import RunBusyError, execute
+from lrstudy.train.run import RunBusyError, execute, oversubscribed
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -16,6 +17,8 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 def main():
     # Execution settings come from the config, not params: they must not retrain a finished run.
     execution = execution_of(sm.config["execution"])
+    if warning := oversubscribed(execution.cpu_threads, sm.threads):
+        logging.getLogger("lrstudy.train").warning(warning)
     # With --resources gpu=N, N runs start at once: each takes its own GPU (or GPU slot, with
     # runs_per_gpu > 1) before CUDA is initialised.
     lease = (
@@ -36,6 +39,9 @@ def main():
             model_out=Path(sm.output.model),
             checkpoint_path=Path(sm.params.checkpoint),
             project=Path(sm.params.project),
+            # Not a param or an output: an execution setting that must not retrain a run, and not a file
+            # Snakemake should delete when a run fails.
+            tensorboard_dir=Path("results/tensorboard", sm.wildcards.variant, f"seed{sm.wildcards.seed}"),
         )
 
 

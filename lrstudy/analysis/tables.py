@@ -1,0 +1,240 @@
+"""The per-variant table for a paper: results/aggregate/stats.md (Markdown) and stats.tex (LaTeX, booktabs),
+from stats.csv; and `lrstudy-compare`, the same table for two or more named studies side by side.
+
+One row per variant: what it changes (its lr windows and every recipe key in which it differs from the
+reference), the final test accuracy as mean +- s.d. over its finished seeds with the 95% CI of the mean,
+the difference from the reference with the CI the verdict used (its level in stats.csv's ci_level: wider
+than 95% under a family-wise correction), the p-value the verdict used (Holm-adjusted where it applies) and
+the verdict, and the seeds (finished of run, diverged). Columns are read by name, so columns stats.csv gains
+later do not change these tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from lrstudy.analysis.variants import RECIPE_KEYS, WINDOW_COLUMNS, labels
+from lrstudy.atomic import atomic_write_text
+
+HEADERS = ["Variant", "Changes", "Final acc. (%)", "95% CI", "\u0394 vs reference (pts)", "p", "Verdict", "Seeds"]
+
+
+def paper_rows(stats: pd.DataFrame) -> list[list[str]]:
+    """The table's cells, one list per variant, from stats.csv (one row per variant)."""
+    stats = stats.set_index("variant", drop=False)
+    reference = stats["reference"].iloc[0]
+    changes = labels(stats, reference)
+    rows = []
+    for v, r in stats.iterrows():
+        is_ref = v == reference
+        rows.append(
+            [
+                f"{v} (reference)" if is_ref else str(v),
+                changes[v],
+                _mean_sd(r["final_mean_pct"], r["final_std_pct"]),
+                _interval(r["final_ci_low_pct"], r["final_ci_high_pct"]),
+                "" if is_ref else _difference(r),
+                "" if is_ref else _p(r),
+                "" if is_ref else str(r["verdict"]),
+                _seeds(r),
+            ]
+        )
+    return rows
+
+
+def _number(x: float, digits: int = 2, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "\u2013"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    return _number(mean) if pd.isna(sd) else f"{_number(mean)} \u00b1 {_number(sd)}"
+
+
+def _interval(low: float, high: float, sign: bool = False) -> str:
+    return "\u2013" if pd.isna(low) else f"[{_number(low, sign=sign)}, {_number(high, sign=sign)}]"
+
+
+def _difference(r: pd.Series) -> str:
+    text = f"{_number(r['diff_pct'], sign=True)} {_interval(r['diff_ci_low_pct'], r['diff_ci_high_pct'], sign=True)}"
+    level = r.get("ci_level")
+    if pd.notna(level) and abs(level - 0.95) > 1e-9:
+        text += f" ({100 * level:.1f}% CI)"
+    return text
+
+
+def _p(r: pd.Series) -> str:
+    """The p-value the verdict rests on: Holm-adjusted under a family-wise correction; a sequential
+    design's verdict has its own (stats.csv's p_value_adjusted holds it where the design gives one)."""
+    p = r.get("p_value_adjusted", r.get("p_value"))
+    if pd.isna(p):
+        return "\u2013"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _seeds(r: pd.Series) -> str:
+    text = f"{int(r['n'])}" if "n" in r and pd.notna(r["n"]) else "0"
+    if "n_runs" in r and pd.notna(r["n_runs"]) and int(r["n_runs"]) != int(r.get("n", 0) or 0):
+        text += f" of {int(r['n_runs'])}"
+    if r.get("n_diverged"):
+        text += f", {int(r['n_diverged'])} diverged"
+    return text
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(headers), line(["---"] * len(headers)), *map(line, rows)]) + "\n"
+
+
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\u00b1": r"$\pm$",
+    "\u0394": r"$\Delta$",
+    "\u2013": "--",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX.get(c, c) for c in str(text))
+
+
+def latex(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str) -> str:
+    """A booktabs table (\\usepackage{booktabs}) ready to paste."""
+    body = [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
+    return "\n".join(
+        [
+            r"\begin{table}[t]",
+            r"\centering",
+            r"\small",
+            r"\begin{tabular}{" + "l" * 2 + "r" * (len(headers) - 2) + "}",
+            r"\toprule",
+            " & ".join(latex_escape(h) for h in headers) + r" \\",
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            r"\caption{" + latex_escape(caption) + "}",
+            r"\end{table}",
+            "",
+        ]
+    )
+
+
+def caption(stats: pd.DataFrame) -> str:
+    multiplicity = stats["multiplicity"].iloc[0] if "multiplicity" in stats else None
+    correction = (
+        "p-values Holm-adjusted over the comparisons with the reference, CIs of the differences at the matching level"
+        if multiplicity == "holm"
+        else "each comparison on its own (no correction for multiplicity)"
+    )
+    return (
+        "Final test accuracy per variant: mean \u00b1 s.d. over finished seeds and the 95% CI of the mean; "
+        f"difference from the reference (Welch), {correction}."
+    )
+
+
+def write_tables(stats_csv: str | Path, md_out: str | Path, tex_out: str | Path) -> None:
+    stats = pd.read_csv(stats_csv)
+    rows = paper_rows(stats)
+    atomic_write_text(md_out, markdown(HEADERS, rows))
+    atomic_write_text(tex_out, latex(HEADERS, rows, caption(stats)))
+
+
+# -------------------------------------------------------------------------------------- across studies
+
+COMPARE_VALUES = ["final_mean_pct", "final_std_pct", "n", "diff_pct", "verdict"]
+
+
+def compare(studies: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Studies' stats side by side: one row per variant of any study, the recipe keys that differ
+    anywhere as columns (one per study where they differ between studies), then each study's final
+    accuracy, seeds, difference and verdict. A variant a study lacks has empty cells there."""
+    keys = [*WINDOW_COLUMNS, *RECIPE_KEYS]
+    described = pd.concat(
+        {name: s.set_index("variant")[[k for k in keys if k in s]] for name, s in studies.items()}, axis=1
+    )
+    variants = list(dict.fromkeys(v for s in studies.values() for v in s["variant"]))
+    out = pd.DataFrame(index=pd.Index(variants, name="variant"))
+    for key in keys:
+        per_study = described.xs(key, axis=1, level=1) if key in described.columns.get_level_values(1) else None
+        if per_study is None:
+            continue
+        per_study = per_study.reindex(variants)
+        same = per_study.astype(str).nunique(axis=1, dropna=False).le(1).all()
+        if same:
+            out[key] = per_study.bfill(axis=1).iloc[:, 0]
+        else:
+            for name in studies:
+                out[f"{key} [{name}]"] = per_study[name]
+    for name, s in studies.items():
+        values = s.set_index("variant").reindex(variants)
+        for col in COMPARE_VALUES:
+            if col in values:
+                out[f"{col} [{name}]"] = values[col]
+    return out.reset_index()
+
+
+def study_stats(study: str, root: Path) -> Path:
+    """Where a named study keeps its stats.csv (`default`: results/ at the top)."""
+    base = root if study == "default" else root / "studies" / study
+    return base / "results" / "aggregate" / "stats.csv"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="lrstudy-compare",
+        description="Two or more named studies' per-variant results side by side (same recipe keys as columns).",
+    )
+    ap.add_argument("studies", nargs="+", help="study names (`default`: the study at the top, results/)")
+    ap.add_argument("--root", type=Path, default=Path.cwd(), help="the project directory (default: here)")
+    ap.add_argument("--format", choices=["md", "csv", "tex"], default="md")
+    ap.add_argument("--out", type=Path, help="write here instead of printing")
+    args = ap.parse_args(argv)
+    if len(args.studies) < 2:
+        ap.error("name two or more studies")
+    tables = {}
+    for study in args.studies:
+        path = study_stats(study, args.root)
+        if not path.is_file():
+            ap.error(f"study {study}: no {path} (make it first: snakemake --config study={study})")
+        tables[study] = pd.read_csv(path)
+    table = compare(tables)
+    if args.format == "csv":
+        text = table.to_csv(index=False)
+    else:
+        cells = [
+            ["\u2013" if pd.isna(c) else (f"{c:.2f}" if isinstance(c, float) else str(c)) for c in row]
+            for row in table.itertuples(index=False)
+        ]
+        text = (
+            markdown(list(table.columns), cells)
+            if args.format == "md"
+            else latex(list(table.columns), cells, f"Studies compared: {', '.join(tables)}.")
+        )
+    if args.out:
+        atomic_write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""stats.md and stats.tex from stats.csv, and lrstudy-compare across named studies."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from synthetic_runs import KNOWN, analyse
+
+from lrstudy.analysis import tables
+
+SMALL = {k: v[:3] for k, v in KNOWN.items()}
+
+
+def test_markdown_and_latex_tables_have_a_row_per_variant_with_its_numbers(tmp_path):
+    analyse(tmp_path, SMALL)
+    stats_csv = tmp_path / "results/aggregate/stats.csv"
+    tables.write_tables(stats_csv, tmp_path / "stats.md", tmp_path / "stats.tex")
+    stats = pd.read_csv(stats_csv).set_index("variant")
+    md = (tmp_path / "stats.md").read_text().splitlines()
+    assert md[0] == "| " + " | ".join(tables.HEADERS) + " |" and len(md) == 2 + len(SMALL)
+    row = dict(zip(tables.HEADERS, [c.strip() for c in md[3].strip("|").split(" | ")], strict=True))
+    r = stats.loc["lr_x5"]
+    assert row["Variant"] == "lr_x5" and row["Changes"] == "x5 for epochs 4\u20137"
+    assert row["Final acc. (%)"] == f"{r['final_mean_pct']:.2f} \u00b1 {r['final_std_pct']:.2f}"
+    assert row["95% CI"] == f"[{r['final_ci_low_pct']:.2f}, {r['final_ci_high_pct']:.2f}]"
+    assert row["\u0394 vs reference (pts)"].startswith(f"{r['diff_pct']:+.2f} [{r['diff_ci_low_pct']:+.2f}, ")
+    assert row["Verdict"] == r["verdict"] == "better" and row["Seeds"] == "3"
+    assert md[2].startswith("| baseline (reference) | base recipe |")
+    tex = (tmp_path / "stats.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex and tex.count(" \\\\\n") == 1 + len(SMALL)
+    assert "lr\\_x5 & x5 for epochs 4--7 & " in tex and "$\\pm$" in tex and "_" not in tex.replace("\\_", "")
+
+
+def test_a_diverged_seed_and_a_correction_are_said(tmp_path):
+    analyse(tmp_path, SMALL, diverged={("lr_x2", 0): 6})
+    stats = pd.read_csv(tmp_path / "results/aggregate/stats.csv")
+    rows = {r[0]: r for r in tables.paper_rows(stats)}
+    assert rows["lr_x2"][7] == "2 of 3, 1 diverged"
+    if (stats["ci_level"] != 0.95).any():  # Holm over three comparisons widens the CIs beside the verdicts
+        assert "% CI)" in rows["lr_x5"][4]
+
+
+def study(root, name, lr=0.1) -> None:
+    """A study's stats.csv where `lrstudy-compare --root root` looks for it, with this base lr."""
+    analyse(root / "src" / name, {"baseline": SMALL["baseline"], "lr_x5": SMALL["lr_x5"]})
+    stats = pd.read_csv(root / "src" / name / "results/aggregate/stats.csv").assign(lr=lr)
+    target = root / ("results" if name == "default" else f"studies/{name}/results") / "aggregate/stats.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stats.to_csv(target, index=False)
+
+
+def test_compare_puts_studies_side_by_side_with_differing_recipe_keys_per_study(tmp_path, capsys):
+    study(tmp_path, "default")
+    study(tmp_path, "big_lr", lr=0.2)
+    assert tables.main(["default", "big_lr", "--root", str(tmp_path), "--format", "csv"]) == 0
+    out = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert out["variant"].tolist() == ["baseline", "lr_x5"]
+    assert "epochs" in out and "lr [default]" in out and "lr [big_lr]" in out and "lr" not in out
+    assert out["lr [default]"].tolist() == [0.1, 0.1] and out["lr [big_lr]"].tolist() == [0.2, 0.2]
+    assert {"final_mean_pct [default]", "verdict [big_lr]", "n [default]"} <= set(out.columns)
+    assert tables.main(["default", "big_lr", "--root", str(tmp_path)]) == 0  # Markdown, the default
+    assert capsys.readouterr().out.startswith("| variant | window_start |")
+
+
+def test_compare_names_a_study_without_results(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        tables.main(["default", "nothing", "--root", str(tmp_path)])
+    assert exit_.value.code == 2 and "study default: no " in capsys.readouterr().err

@@ -111,6 +111,7 @@ class Study:
     seeds: tuple[int, ...]
     execution: Execution
     adaptive: Mapping[str, Any] | None
+    design: Any  # the adaptive Design (lrstudy.analysis.adaptive), parsed once here; None: a fixed design
 
     @property
     def variants(self) -> list[str]:
@@ -336,6 +337,9 @@ def default_parts() -> tuple[Recipe, Execution]:
 
 def parse_study(config: Mapping) -> Study:
     """The typed study from a complete config (defaults merged, schema-validated)."""
+    # Imported here: the design's statistics (scipy) are the workflow's business, not lrstudy-train's.
+    from lrstudy.analysis.adaptive import design_from_config
+
     base = config["train"]
     recipes = {}
     recipe_of(base, "train")
@@ -349,6 +353,7 @@ def parse_study(config: Mapping) -> Study:
         seeds=tuple(int(s) for s in config["seeds"]),
         execution=execution_of(config["execution"]),
         adaptive=copy.deepcopy(config.get("adaptive")),
+        design=design_from_config(config),
     )
 
 

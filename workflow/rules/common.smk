@@ -108,7 +108,7 @@ if PLAIN_RUN:
     drop_stale_aggregate(VARIANTS)
 warn_if_cache_damaged("results/data/cifar10.npz", "results/data/cifar10.json")
 # Every seed a run may have: the configured ones, and with `adaptive` the later stages' (workflow/rules/adaptive.smk).
-RUN_SEEDS = possible_seeds(config)
+RUN_SEEDS = possible_seeds(STUDY.design, SEEDS)
 
 
 wildcard_constraints:

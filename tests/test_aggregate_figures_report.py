@@ -587,3 +587,13 @@ def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatc
             "lr_x5/seed1",
         ]
     )
+
+
+def test_two_seed_intervals_run_off_the_rows_with_an_arrow(tmp_path):
+    # As the CPU demo: two seeds 2.6 points apart give 95% CIs of +-15 points.
+    finals = {v: [accs[0] / 2, accs[0] / 2 + 0.026] for v, accs in grid_finals(12, seeds=2).items()}
+    _, tables = analyse(tmp_path, finals)
+    ax = PLOTS["final_accuracy"](tables, list(finals)).axes[0]
+    arrows = [t.get_text() for t in ax.texts]
+    ci = tables["stats"].set_index("variant").loc["baseline"]
+    assert f"{ci['final_ci_high_pct']:.1f} \u2192" in arrows and f"\u2190 {ci['final_ci_low_pct']:.1f}" in arrows

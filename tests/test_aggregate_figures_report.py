@@ -18,7 +18,7 @@ from synthetic_runs import FIGURES, KNOWN, REPO, WINDOWS, analyse, build_report,
 
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis import stats as st
-from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_WIDTH, PLOTS, looks, write_figures
+from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_ROWS, MAX_WIDTH, PLOTS, looks, write_figures
 from lrstudy.analysis.report import load_published, provenance
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
 
@@ -532,8 +532,13 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
     if n > DISTINCT:
         best = tables["stats"].set_index("variant")["final_mean_pct"].drop("baseline").idxmax()
         assert looks(tables, variants)[best].legend == "best #1: "
-        rows = PLOTS["final_accuracy"](tables, variants).axes[0].get_yticklabels()
-        assert rows[0].get_text().startswith(f"best #1  {best} ")
+        ax = PLOTS["final_accuracy"](tables, variants).axes[0]
+        rows = [t.get_text() for t in ax.get_yticklabels()]
+        assert rows[0].startswith(f"best #1  {best} ") and len(rows) == min(n, MAX_ROWS + 1)
+        means = tables["stats"].set_index("variant")["final_mean_pct"]
+        shown = [means[r.split("  ")[-1].split(" (")[0]] for r in rows]
+        assert shown == sorted(shown, reverse=True) and any(r.startswith("reference  baseline") for r in rows)
+        assert (f"{n - len(rows)} variants between the best" in ax.get_title()) == (n > MAX_ROWS)
 
 
 def test_sweep_draws_each_window_against_the_factor_with_the_reference_band(tmp_path):

@@ -338,12 +338,10 @@ def _final_rows(tables: Tables, variants: Sequence[str]) -> Figure:
     reference = stats["reference"].iloc[0]
     look, texts = looks(tables, variants), labels(stats, reference)
     order = list(stats["final_mean_pct"].sort_values(ascending=False, na_position="last", kind="stable").index)
-    left_out = 0
-    if len(order) > MAX_ROWS:
-        keep = order[: MAX_ROWS - 10] + order[-10:]
-        left_out = len(order) - len(keep)
-        order = keep if reference in keep else [*keep[: MAX_ROWS - 11], reference, *keep[MAX_ROWS - 11 :]]
-        left_out = len(variants) - len(order)
+    if len(order) > MAX_ROWS:  # the best, the worst 10 and the reference, in their order
+        kept = {*order[: MAX_ROWS - 10], *order[-10:], reference}
+        order = [v for v in order if v in kept]
+    left_out = len(variants) - len(order)
     fig = Figure(figsize=(10, 1.8 + 0.22 * len(order)), layout="constrained")
     ax = fig.subplots()
     ref = stats.loc[reference]

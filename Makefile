@@ -31,8 +31,9 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q
 
+# Two workers (pytest-xdist), a test file each at a time: module fixtures are made once.
 test-fast: venv
-	$(PY) -m pytest -q -m "not workflow and not system"
+	$(PY) -m pytest -q -m "not workflow and not system" -n 2 --dist loadfile
 
 # The declared style (pyproject.toml): ruff for Python, snakefmt for the Snakefiles, Snakemake's own lint.
 lint: venv

@@ -4,6 +4,7 @@ analysis that reads it (kept free of torch so the analysis jobs need not import 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
@@ -16,3 +17,8 @@ def metrics_csv(rows: list[dict]) -> str:
     for row in rows:
         writer.writerow({k: repr(float(row[k])) if k != "epoch" else int(row[k]) for k in METRIC_COLUMNS})
     return buf.getvalue()
+
+
+def metrics_sha256(text: str) -> str:
+    """The sha256 of the metrics.csv written with `text`: summary.json records it, the analysis checks it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import synthetic_archive
 import yaml
-
-from lrstudy.data import synthetic
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "workflow", "report", "profiles"]
@@ -19,7 +18,7 @@ WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "workflow", "report", "p
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory) -> Path:
     """A learnable 1000-train / 300-test archive in the official format."""
-    return synthetic.write_archive(
+    return synthetic_archive.write_archive(
         tmp_path_factory.mktemp("data") / "cifar-10-python.tar.gz", train_per_batch=200, test=300, seed=1
     )
 

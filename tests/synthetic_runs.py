@@ -126,6 +126,22 @@ def write_run(
     return run
 
 
+def change_recipe(run: Path, **changes) -> dict:
+    """Give a run another recipe, its metrics' lr column following it as training would have; the summary."""
+    summary = json.loads((run / "summary.json").read_text())
+    summary["config"].update(changes)
+    (run / "summary.json").write_text(json.dumps(summary))
+    with open(run / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        row["lr"] = repr(lr_for_epoch(int(row["epoch"]), summary["config"]))
+    with open(run / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return summary
+
+
 def write_study(
     root: Path,
     finals: dict[str, list[float]],

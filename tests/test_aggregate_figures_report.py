@@ -14,7 +14,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from synthetic_runs import FIGURES, KNOWN, REPO, WINDOWS, analyse, build_report, grid_finals, study_config, write_study
+from synthetic_runs import (
+    FIGURES,
+    KNOWN,
+    REPO,
+    WINDOWS,
+    analyse,
+    build_report,
+    change_recipe,
+    grid_finals,
+    study_config,
+    write_study,
+)
 
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis import stats as st
@@ -275,8 +286,8 @@ def test_summary_and_stats_carry_each_variants_description(tmp_path):
 
 def test_summary_has_every_recipe_key_and_the_code_of_each_run(tmp_path):
     run_dirs = write_study(tmp_path, {"baseline": SMALL["baseline"], "lr_x5": SMALL["lr_x5"]})
-    step = json.loads((run_dirs[3] / "summary.json").read_text())  # lr_x5 seed 0: every key off its default
-    step["config"].update(
+    step = change_recipe(  # lr_x5 seed 0: every key off its default
+        run_dirs[3],
         momentum=0.8,
         nesterov=True,
         weight_decay=1e-4,
@@ -305,10 +316,7 @@ def test_several_windows_are_joined_with_semicolons_in_order_of_start(tmp_path, 
 
 def test_runs_of_one_variant_with_different_configs_are_an_error(tmp_path):
     run_dirs = write_study(tmp_path, SMALL)
-    stale = run_dirs[4]  # lr_x5 seed 1
-    summary = json.loads((stale / "summary.json").read_text())
-    summary["config"]["lr"] = 0.2
-    (stale / "summary.json").write_text(json.dumps(summary))
+    change_recipe(run_dirs[4], lr=0.2)  # lr_x5 seed 1
     with pytest.raises(ValueError, match="runs of variant lr_x5 disagree on lr"):
         ag.aggregate(run_dirs, list(SMALL))
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lrstudy.train import benchmark
+from lrstudy.tools import benchmark
 
 
 def test_flops_match_the_published_compute_per_epoch():

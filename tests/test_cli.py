@@ -21,6 +21,8 @@ def test_cli_run_and_resume_flag(archive, tmp_path):
         "4",
         "--device",
         "cpu",
+        "--threads",
+        "1",
         "--train-limit",
         "200",
         "--lr-window",

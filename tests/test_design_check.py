@@ -170,6 +170,7 @@ def contradictions(row: pd.Series, summary: pd.DataFrame, effect: float) -> list
     return out
 
 
+@pytest.mark.system  # simulates at length
 def test_no_stats_row_contradicts_itself_over_random_studies():
     rng = np.random.default_rng(21)
     seen = set()
@@ -219,6 +220,7 @@ def test_fixed_design_figures_agree_with_the_noncentral_t_power_of_welch(seeds):
     assert result["expected_runs"] == {"null": 2 * seeds, "effect": 2 * seeds}
 
 
+@pytest.mark.system  # simulates at length
 def test_lrstudy_design_prints_the_issues_keys(tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text("variants: {baseline: {}, a: {}, b: {}}\nadaptive: {max_seeds: 9, effect_pct: 0.2, power: 0.8}\n")

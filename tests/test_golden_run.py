@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import synthetic_archive
 
-from lrstudy.data import synthetic as synthetic_archive
 from lrstudy.train import cli
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -2,14 +2,14 @@
 do (issue 20.1). Each test starts from a copy of one finished tiny study (100 training images, width 4,
 2 epochs, one seed of two variants)."""
 
+import hashlib
 import json
 import shutil
 
 import pandas as pd
 import pytest
+import synthetic_archive
 from conftest import Workflow, job_counts, small_study, synthetic_md5
-
-from lrstudy.data import synthetic
 
 pytestmark = pytest.mark.workflow
 
@@ -24,7 +24,9 @@ def tiny_study(archive, **changes) -> dict:
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory):
     folder = tmp_path_factory.mktemp("archives")
-    return [synthetic.write_archive(folder / f"a{i}.tar.gz", train_per_batch=20, test=50, seed=i) for i in (1, 2)]
+    return [
+        synthetic_archive.write_archive(folder / f"a{i}.tar.gz", train_per_batch=20, test=50, seed=i) for i in (1, 2)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,9 @@ def test_a_new_dataset_retrains_every_run_in_one_command(study, archives):
     }
     converges(study, new, "new.yaml")
     assert run_md5s(study) == {synthetic_md5(archives[1])}
+    summary = json.loads((study.root / "results/runs/lr_x5/seed0/summary.json").read_text())
+    metrics = (study.root / "results/runs/lr_x5/seed0/metrics.csv").read_bytes()
+    assert summary["metrics_sha256"] == hashlib.sha256(metrics).hexdigest()  # issue 20.5: what validation checks
     assert f"md5: {synthetic_md5(archives[1])}" in (study.root / "report.html").read_text()
 
 

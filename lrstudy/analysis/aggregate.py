@@ -11,7 +11,6 @@ a join; summary also names the code of each run (CODE_COLUMNS).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from lrstudy.analysis.stats import reference_variant, resolution_pct, study_stat
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, description, per_variant
 from lrstudy.atomic import atomic_path
 from lrstudy.metrics import METRIC_COLUMNS
+from lrstudy.validation import read_run
 
 EPOCH_COLUMNS = ["variant", "seed", *METRIC_COLUMNS, "diverged"]
 # The code that made a run (summary.json's `code`): the git commit, whether the tree had uncommitted
@@ -54,9 +54,7 @@ def run_tables(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> tuple
     """(epochs, summary) from run directories that each hold metrics.csv and summary.json."""
     epochs, runs = [], []
     for run_dir in map(Path, run_dirs):
-        s = _read_summary(run_dir / "summary.json")
-        m = _read_metrics(run_dir / "metrics.csv")
-        _check_agreement(run_dir, s, m)
+        s, m = read_run(run_dir)
         # Losses of a diverged epoch may be inf; NaN keeps them out of means and plots alike.
         m = m.replace([np.inf, -np.inf], np.nan)
         m["epoch"] = m["epoch"].astype(int)
@@ -75,62 +73,6 @@ def run_tables(run_dirs: Iterable[str | Path], variants: Sequence[str]) -> tuple
     for col in ("final_test_acc", "best_test_acc"):
         summary_df[col] = summary_df[col].astype(float)  # null (diverged early) -> NaN
     return epochs_df, summary_df
-
-
-def _read_summary(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-
-
-def _read_metrics(path: Path) -> pd.DataFrame:
-    """metrics.csv as floats: every cell a number (nan and inf are: the losses of a diverged epoch), the
-    epochs 1, 2, ..."""
-    text = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = set(METRIC_COLUMNS) - set(text.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    m = text[METRIC_COLUMNS].apply(pd.to_numeric, errors="coerce")
-    for col in METRIC_COLUMNS:
-        bad = m[col].isna() & (text[col].str.strip().str.lower() != "nan")
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"{path}: row {row + 1} (line {row + 2}), column {col}: {text[col].iloc[row]!r} is not a number"
-            )
-    if m.empty or m["epoch"].tolist() != list(range(1, len(m) + 1)):
-        raise ValueError(f"{path}: the epochs are {m['epoch'].tolist()}, not 1, 2, ..., one row per epoch")
-    return m
-
-
-def _check_agreement(run_dir: Path, summary: dict, metrics: pd.DataFrame) -> None:
-    """summary.json is written from the same floats as metrics.csv; where they differ, one was edited
-    (or comes from another run), and the tables and the curves would tell different stories."""
-    diverged_epoch = summary.get("diverged_epoch") if summary.get("diverged") else None
-    finite = metrics[metrics["epoch"] != diverged_epoch]
-    best = finite.loc[finite["test_acc"].idxmax()] if finite["test_acc"].notna().any() else None
-    expected = {
-        "epochs_completed": len(metrics),
-        "final_test_acc": None if diverged_epoch is not None else float(metrics["test_acc"].iloc[-1]),
-        "best_test_acc": None if best is None else float(best["test_acc"]),
-        "best_epoch": None if best is None else int(best["epoch"]),
-    }
-    for key, want in expected.items():
-        got = summary.get(key)
-        if not _agree(got, want):
-            raise ValueError(
-                f"{run_dir / 'summary.json'} and {run_dir / 'metrics.csv'} disagree: {key} is {got!r} in "
-                f"summary.json but {want!r} by metrics.csv. One of them was edited or comes from another run: "
-                f"restore both, or delete {run_dir} and train the run again."
-            )
-
-
-def _agree(got, want) -> bool:
-    if got is None or want is None:
-        return got is None and want is None
-    # Both are written from the same float (repr round-trips): anything beyond rounding is an edit.
-    return isinstance(got, (int, float)) and not isinstance(got, bool) and abs(got - want) <= 1e-12
 
 
 def _in_config_order(df: pd.DataFrame, variants: Sequence[str], then: list[str]) -> pd.DataFrame:

@@ -197,8 +197,12 @@ def table(result: Mapping) -> str:
     mult = "Holm" if r["multiplicity"] == "holm" else "none (per comparison)"
     lines = [
         f"{r['design']} design: {r['variants']} variants ({r['comparisons']} compared with the reference), "
-        f"{r['seeds']} seeds a stage, max_seeds {r['max_seeds']}; sd {r['sd']:g} points; "
-        f"{r['studies']:,} simulated studies",
+        + (
+            f"{r['seeds']} seeds a stage, max_seeds {r['max_seeds']}"
+            if r["design"] == "adaptive"
+            else f"{r['seeds']} seeds each"
+        )
+        + f"; sd {r['sd']:g} points; {r['studies']:,} simulated studies",
         f"alpha {r['alpha']:g}, multiplicity {mult}",
         "",
         f"{'':44}{'no difference':>16}{'every variant +' + format(r['effect_pct'], 'g'):>22}",

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from lrstudy.analysis import adaptive as ad
+from lrstudy.analysis import design_check
 from lrstudy.analysis import stats as st
 from lrstudy.analysis.figures import DPI as FIGURE_DPI
 from lrstudy.analysis.variants import DATA_KEYS, RECIPE_KEYS, labels
@@ -91,12 +92,15 @@ def distinct_values(values: Iterable) -> list:
     return list(dict.fromkeys(v.item() if hasattr(v, "item") else v for v in values))
 
 
-def study_scale(stats: pd.DataFrame, runs: pd.DataFrame, seeds: Sequence) -> dict:
-    """What this study ran: each description key's values over the variants, and its runs and devices."""
+def study_scale(stats: pd.DataFrame, runs: pd.DataFrame) -> dict:
+    """What this study ran: each description key's values over the variants, and the runs that exist
+    (an adaptive design gives variants different seeds), and its devices."""
+    per_variant = runs.groupby("variant")["seed"].count()
     return {
         **{k: distinct_values(stats[k]) for k in SCALE_KEYS},
         "variants": len(stats),
-        "seeds": list(seeds),
+        "seeds": sorted(int(s) for s in runs["seed"].unique()),
+        "seeds_per_variant": sorted({int(n) for n in per_variant}),
         "runs": len(runs),
         "devices": distinct_values(zip(runs["device"], runs["device_name"], strict=False)),
     }
@@ -201,7 +205,7 @@ def context(
     config_yaml = yaml.safe_dump(config, sort_keys=False)
     reference = stats["reference"].iloc[0]
     texts = labels(stats.set_index("variant"), reference)
-    scale = study_scale(stats, runs, config["seeds"])
+    scale = study_scale(stats, runs)
     return {
         "reference": reference,
         "V": VERDICTS,
@@ -220,28 +224,50 @@ def context(
         "mixed_code": mixed_code(summaries),
         "max_seeds": st.MAX_SEEDS,
         "alpha": st.ALPHA,
+        "multiplicity": stats["multiplicity"].iloc[0],
+        "comparisons": len(stats) - 1,
         "adaptive": None if seed_plan is None else adaptive_section(seed_plan, stats, runs, config),
     }
 
 
+REPORT_STUDIES = 4000  # the report's own lrstudy-design run at the spread seen: Monte Carlo error < 0.008
+
+
+def observed_sd(runs: pd.DataFrame) -> float:
+    """The seed-to-seed spread of final accuracy (points): the root mean of the variants' sample
+    variances, no smaller than the accuracy's resolution."""
+    done = runs[~runs["diverged"].astype(bool)]
+    variances = (100 * done.groupby("variant")["final_test_acc"].std(ddof=1)) ** 2
+    return max(float(variances.mean() ** 0.5), st.resolution_pct(runs["test_size"]))
+
+
 def adaptive_section(plan: pd.DataFrame, stats: pd.DataFrame, runs: pd.DataFrame, config: dict) -> dict:
-    """How many seeds each variant got under the adaptive design and why, and the runs it saved
-    against giving every variant max_seeds."""
+    """How many seeds each variant got under the adaptive design and why, the design's operating
+    characteristics at the spread seen (lrstudy-design), and the runs it saved against max_seeds for
+    every variant and against the fixed design with the same power."""
     design = ad.design_from_config(config)
     last = plan.groupby("variant", sort=False).tail(1).set_index("variant")
     rows = []
     for _, r in stats.iterrows():
-        decided = last.loc[r["variant"]] if r["variant"] in last.index else None
+        compared = r["variant"] != r["reference"] and r["variant"] in last.index
+        look = last.loc[r["variant"]].to_dict() if compared else None
+        stage = int(r["stages"])
         rows.append(
             {
                 "variant": r["variant"],
-                "seeds": int(r["n_runs"]),
-                "stages": int(r["stages"]),
-                "decision": "\u2013" if decided is None else decided["decision"],
-                "reason": "no look: it is the only variant" if decided is None else decided["reason"],
+                "reference": r["reference"],
+                "runs": int(r["n_runs"]),
+                "stages": stage,
+                "look": look,
+                # The repeated CI of an early look can be wider than any accuracy difference can be.
+                "bounded": look is not None and -100 <= look["rci_low_pct"] and look["rci_high_pct"] <= 100,
+                "next_seeds": design.sizes[stage] if stage < design.stages else 0,
                 "p": r["p_value"],
+                "p_adjusted": r["p_value_adjusted"],
             }
         )
+    sd = observed_sd(runs)
+    oc = design_check.check(config, design_check.Spread(sd), studies=REPORT_STUDIES)
     ceiling = design.max_seeds * len(stats)
     return {
         "rows": rows,
@@ -255,6 +281,10 @@ def adaptive_section(plan: pd.DataFrame, stats: pd.DataFrame, runs: pd.DataFrame
         "ceiling": ceiling,
         "saved": ceiling - len(runs),
         "saved_pct": 100 * (ceiling - len(runs)) / ceiling,
+        "sd": sd,
+        "oc": oc,
+        "fixed_saved": oc["fixed_design_runs_same_power"] - len(runs),
+        "fixed_saved_pct": 100 * (oc["fixed_design_runs_same_power"] - len(runs)) / oc["fixed_design_runs_same_power"],
     }
 
 

@@ -19,7 +19,7 @@ import torch
 from lrstudy.atomic import atomic_write_json, atomic_write_text
 from lrstudy.config import RECIPE_KEYS, run_hash
 from lrstudy.data.cifar10 import load_cache, load_meta, verify_cache
-from lrstudy.metrics import metrics_csv
+from lrstudy.metrics import metrics_csv, metrics_sha256
 from lrstudy.provenance import code_record
 from lrstudy.train import checkpoint
 from lrstudy.train.engine import (
@@ -219,6 +219,7 @@ def _execute(
 
     finite = [m for m in result.metrics if m["epoch"] != result.diverged_epoch]
     best = max(finite, key=lambda m: m["test_acc"], default=None)
+    metrics_text = metrics_csv(result.metrics)
     summary = {
         "variant": variant,
         "seed": seed,
@@ -236,6 +237,7 @@ def _execute(
         "versions": versions(),
         "config": recipe,
         "config_hash": config_hash,
+        "metrics_sha256": metrics_sha256(metrics_text),  # the analysis refuses a metrics.csv changed since
         "dataset": dataset,
         "execution": {
             **execution,
@@ -247,7 +249,7 @@ def _execute(
         "code": code_record(project or _PROJECT_ROOT),
     }
     checkpoint.save(model_out, result.model.state_dict())
-    atomic_write_text(metrics_out, metrics_csv(result.metrics))
+    atomic_write_text(metrics_out, metrics_text)
     atomic_write_json(summary_out, summary)
     if checkpoint_path is not None:
         # The outputs now hold the run; a forced rerun (-f) must train again, not resume at the end.

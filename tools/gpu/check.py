@@ -39,7 +39,7 @@ import yaml
 from lrstudy.atomic import atomic_write_json, atomic_write_text
 from lrstudy.data.cifar10 import md5sum, prepare
 from lrstudy.metrics import METRIC_COLUMNS
-from lrstudy.train.benchmark import MODES, OUR_MODES
+from lrstudy.tools.benchmark import MODES, OUR_MODES
 from lrstudy.train.run import device_name
 
 # A mode counts as correct when its short-run accuracy is within this of the eager path's (a broken step
@@ -141,7 +141,7 @@ class Check:
     def benchmark(self, npz: Path) -> dict | None:
         p = self.plan
         out = self.args.scratch / "bench"
-        cmd = [sys.executable, "-m", "lrstudy.train.benchmark", "--data", str(npz), "--device", p.device]
+        cmd = [sys.executable, "-m", "lrstudy.tools.benchmark", "--data", str(npz), "--device", p.device]
         cmd += ["--width", str(p.width), "--epochs", str(p.bench_epochs), "--out", str(out)]
         cmd += ["--modes", ",".join(MODES)]
         self.run("benchmark", cmd, self.cap("benchmark"))

@@ -1,4 +1,4 @@
-"""Small archives in the official cifar-10-python.tar.gz format, for tests and offline demos.
+"""Small archives in the official cifar-10-python.tar.gz format, for the tests.
 
 Each class has its own colour, plus noise and a random square, so a narrow network learns it in a
 few epochs while crop and flip still matter."""

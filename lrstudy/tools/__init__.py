@@ -1,0 +1,1 @@
+"""Tools around the study, not stages of it: lrstudy-bench (benchmark.py)."""

@@ -69,7 +69,8 @@ class Invocation:
 
     @property
     def forcerun(self) -> list[str]:
-        return list(self.args.forcerun or []) if self.args is not None else []
+        # Sorted, as targets: Snakemake parses both into sets, whose order changes from process to process.
+        return sorted(self.args.forcerun or []) if self.args is not None else []
 
 
 def parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:

@@ -53,7 +53,7 @@ def test_report_path_targets_and_forced_rules_are_read_from_the_parse():
     assert invocation("--reporter", "html", "--report-html-path", "x.html").report_path == "x.html"
     assert invocation("--cores", "1").report_path is None
     forced = invocation("--forcerun", "train", "results/runs/a/summary.csv")
-    assert forced.forcerun == ["train", "results/runs/a/summary.csv"] and forced.targets == []
+    assert forced.forcerun == ["results/runs/a/summary.csv", "train"] and forced.targets == []
     assert invocation("--forcerun", "train", "--", "report.html").targets == ["report.html"]
     assert invocation("--no-such-option").forcerun == [] and invocation("--no-such-option").report_path is None
 

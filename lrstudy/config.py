@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from lrstudy.schedule import default_milestones
+from lrstudy.suggest import did_you_mean
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config.yaml"
 SCHEMA_FILE = DEFAULTS_FILE.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -224,14 +225,53 @@ def _leaves(obj, prefix=""):
 
 
 def describe_schema_error(error: Exception) -> str:
-    """'train.epochs: 0 is less than the minimum of 1' from the jsonschema error inside Snakemake's."""
+    """'train.epochs: 0 is less than the minimum of 1' from the jsonschema error inside Snakemake's; an
+    unknown key with the closest valid one, a number YAML read as text with how to write it."""
     import jsonschema
 
     found = error if isinstance(error, jsonschema.ValidationError) else error.__context__
     if not isinstance(found, jsonschema.ValidationError):
         return str(error)
-    key = ".".join(str(p) for p in found.absolute_path) or "(top level)"
-    return f"invalid config: {key}: {found.message}"
+    key = _key_path(found.absolute_path) or "(top level)"
+    message = found.message
+    if found.validator == "additionalProperties" and isinstance(found.instance, dict):
+        valid = found.schema.get("properties", {})
+        unknown = [k for k in found.instance if k not in valid]
+        message = "; ".join(f"unknown key {k!r}{did_you_mean(k, valid)}" for k in unknown) or message
+    elif found.validator == "type" and isinstance(found.instance, str) and _is_number(found.instance):
+        message += (
+            f" (YAML reads {found.instance} as text: write it with a decimal point and a signed exponent, "
+            f"e.g. {float(found.instance):.1e})"
+        )
+    return f"invalid config: {key}: {message}"
+
+
+def _key_path(parts) -> str:
+    """grid[0].factors[1]: list indices in brackets, keys joined by dots."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_grid(config: Mapping) -> None:
+    """The grid against its part of the schema, before it is expanded (expanding reads its keys)."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA_FILE.read_text())
+    only_grid = {**schema, "required": [], "properties": {"grid": schema["properties"]["grid"]}}
+    try:
+        jsonschema.validate({"grid": config.get("grid")}, only_grid)
+    except jsonschema.ValidationError as error:
+        raise ConfigError(describe_schema_error(error)) from None
 
 
 # ----------------------------------------------------------------------------------------------- grid
@@ -252,7 +292,7 @@ def expand_grid(config: dict) -> None:
         pattern = entry.get("name", "lr_x{factor}_e{start}-{end}")
         for w in entry["windows"]:
             for factor in entry["factors"]:
-                name = pattern.format(start=w["start"], end=w["end"], factor=_short(factor))
+                name = _grid_name(pattern, i, start=w["start"], end=w["end"], factor=_short(factor))
                 if name in variants:
                     raise ConfigError(
                         f"grid[{i}]: variant {name!r} is already defined; give the grid another "
@@ -262,6 +302,19 @@ def expand_grid(config: dict) -> None:
                     **entry.get("recipe", {}),
                     "lr_windows": [{"start": w["start"], "end": w["end"], "factor": factor}],
                 }
+
+
+def _grid_name(pattern: str, i: int, **fields) -> str:
+    try:
+        return pattern.format(**fields)
+    except KeyError as exc:
+        unknown = exc.args[0]
+        problem = f"unknown field {{{unknown}}}{did_you_mean(unknown, fields)}"
+    except (ValueError, IndexError) as exc:
+        problem = f"not a name pattern ({exc})"
+    raise ConfigError(
+        f"invalid config: grid[{i}].name: {pattern!r}: {problem}; the fields are {{start}}, {{end}} and {{factor}}"
+    )
 
 
 def _short(x: float) -> str:
@@ -362,6 +415,7 @@ def prepare_config(config: dict) -> None:
     if isinstance(config.get("variants"), dict):
         config["variants"] = {n: ({} if v is None else v) for n, v in config["variants"].items()}
     check_names_and_numbers(config)
+    check_grid(config)
     expand_grid(config)
 
 

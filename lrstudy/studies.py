@@ -12,13 +12,15 @@ under studies/demo/. A later command on a named study needs only `--config study
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 from lrstudy.atomic import atomic_write_text
-from lrstudy.config import DEFAULT_STUDY, ConfigError, load_yaml, merge
+from lrstudy.config import DEFAULT_STUDY, SCHEMA_FILE, ConfigError, load_yaml, merge
 
 log = logging.getLogger(__name__)
 
@@ -31,25 +33,31 @@ def remembered_path(project: Path, name: str) -> Path:
     return project / "studies" / name / REMEMBERED_FILE
 
 
-def assemble(project: Path, command_line: Mapping) -> tuple[dict, dict | None]:
+def assemble(project: Path, command_line: Mapping, check_files: bool = True) -> tuple[dict, dict | None]:
     """(the study's config before checks, the overrides to remember or None). `project` is the workflow's
     folder, which holds config.yaml (the defaults), local.yaml and studies/.
 
     The command line's keys other than `study` are the study's own settings: a named study remembers them.
-    A command that names a study and nothing else uses what the study remembered."""
+    A command that names a study and nothing else uses what the study remembered. `check_files`: refuse a
+    dataset.archive that does not exist (a command that reads no data, e.g. lrstudy-design, passes False)."""
     config = load_yaml(project / DEFAULTS_NAME)
+    layers = [(project / DEFAULTS_NAME, config)]  # (where, what it sets), for naming where a setting came from
     local = project / LOCAL_FILE
     if local.exists():
-        config = merge(config, _machine_local(local))
+        layers.append((local, _machine_local(local)))
+        config = merge(config, layers[-1][1])
     name = command_line.get("study", config.get("study", DEFAULT_STUDY))
     own = {k: v for k, v in command_line.items() if k != "study"}
+    own_source = "the command line (--configfile / --config)"
     to_remember = None
     if name != DEFAULT_STUDY and isinstance(name, str):
+        check_study_name(name)  # before a path is made of it, or a config suggested that would be refused
         path = remembered_path(project, name)
         if own:
             to_remember = {"study": name, **own}
         elif path.exists():
             own = {k: v for k, v in load_yaml(path).items() if k != "study"}
+            own_source = path
         else:
             raise ConfigError(
                 f"study {name!r} has no remembered config ({path} does not exist): start it once "
@@ -57,9 +65,35 @@ def assemble(project: Path, command_line: Mapping) -> tuple[dict, dict | None]:
             )
     if own.get("grid") and "variants" not in own:
         own = {**own, "variants": {}}  # a grid-only study does not inherit the default variants
+    layers.append((own_source, own))
     config = merge(config, own)
     config["study"] = name
+    if check_files:
+        check_archive(config, layers)
     return config, to_remember
+
+
+def check_archive(config: Mapping, layers: list) -> None:
+    """dataset.archive names an existing file, checked before any job starts (a missing one passed a dry run
+    and failed in the download job), naming the config layer the setting came from."""
+    archive = (config.get("dataset") or {}).get("archive")
+    if not isinstance(archive, str) or Path(archive).expanduser().is_file():
+        return
+    source = next(where for where, data in reversed(layers) if "archive" in (data.get("dataset") or {}))
+    raise ConfigError(
+        f"dataset.archive: {archive} does not exist or is not a file (set in {source}); give the path of a "
+        "cifar-10-python.tar.gz, e.g. make local ARCHIVE=/path/to/cifar-10-python.tar.gz"
+    )
+
+
+def check_study_name(name: str) -> None:
+    """A study name is a folder under studies/: the schema's pattern (no '/', no '..'), said in words."""
+    pattern = yaml.safe_load(SCHEMA_FILE.read_text())["properties"]["study"]["pattern"]
+    if not re.fullmatch(pattern, name):
+        raise ConfigError(
+            f"invalid config: study: {name!r} is not a study name: up to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (it names the folder studies/<name>/)"
+        )
 
 
 def _machine_local(path: Path) -> dict:
@@ -85,3 +119,22 @@ def remember(project: Path, overrides: dict) -> Path:
         atomic_write_text(path, text)
         log.info("study %s: config remembered in %s", overrides["study"], path)
     return path
+
+
+def study_report_at(path: str | os.PathLike, project: Path) -> Path | None:
+    """The report.html of any study of `project` that writing `path` would replace, or None. Compared by
+    identity (device and inode, links resolved): a relative, absolute, ../ or hard-linked spelling of another
+    study's report is still that report. A path that does not exist yet is compared by its resolved path."""
+    reports = [project / "report.html", *sorted(project.glob("studies/*/report.html"))]
+    try:
+        target = os.stat(path)
+    except OSError:
+        return next((r for r in reports if os.path.realpath(r) == os.path.realpath(path)), None)
+    for report in reports:
+        try:
+            found = os.stat(report)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
+            return report
+    return None

@@ -63,15 +63,10 @@ def check_digest(path: Path, summary: Mapping) -> None:
 def check_values(path: Path, metrics: pd.DataFrame, summary: Mapping) -> None:
     """Finite, in range, and the recipe's lr; the first bad cell is named by row and column."""
     diverged_epoch = summary.get("diverged_epoch") if summary.get("diverged") else None
-    for col, (low, high) in RANGES.items():
-        for i, value in enumerate(metrics[col]):
-            if col in LOSSES and i + 1 == diverged_epoch and not math.isfinite(value):
-                continue
-            if not math.isfinite(value):
-                raise _bad_cell(path, i, col, value, "is not a finite number")
-            if not low <= value <= high:
-                within = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
-                raise _bad_cell(path, i, col, value, f"is out of range (must be {within})")
+    for i, row in enumerate(metrics.to_dict("records")):
+        bad = bad_value(row, diverged=i + 1 == diverged_epoch)
+        if bad:
+            raise _bad_cell(path, i, *bad)
     recipe = summary.get("config")
     if not isinstance(recipe, Mapping) or len(metrics) > int(recipe.get("epochs", 0)):
         raise ValueError(
@@ -83,6 +78,21 @@ def check_values(path: Path, metrics: pd.DataFrame, summary: Mapping) -> None:
         want = lr_for_epoch(i + 1, schedule)
         if not math.isclose(value, want, rel_tol=LR_REL_TOL, abs_tol=0.0):
             raise _bad_cell(path, i, "lr", value, f"is not the recipe's schedule at epoch {i + 1} ({want!r})")
+
+
+def bad_value(row: Mapping, diverged: bool = False) -> tuple[str, float, str] | None:
+    """(column, value, why) of the first value of one epoch's metrics that is not finite or out of range, or
+    None. The losses of the epoch a run diverged in may be nan or inf. Also checks a checkpoint's rows."""
+    for col, (low, high) in RANGES.items():
+        value = float(row[col])
+        if col in LOSSES and diverged and not math.isfinite(value):
+            continue
+        if not math.isfinite(value):
+            return col, value, "is not a finite number"
+        if not low <= value <= high:
+            within = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+            return col, value, f"is out of range (must be {within})"
+    return None
 
 
 def _bad_cell(path: Path, i: int, col: str, value: float, why: str) -> ValueError:

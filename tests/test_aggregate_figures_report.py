@@ -578,6 +578,17 @@ def test_seed_lines_are_drawn_only_when_asked(tmp_path):
     write_figures(tables, list(SMALL), [tmp_path / "lr.png", tmp_path / "accuracy.png"], seed_lines=True)
 
 
+@pytest.mark.parametrize("md5, official", [("c58f30108f718f92721af3b95e74349a", True), ("0" * 32, False)])
+def test_the_reproduce_hint_works_for_the_studys_data(tmp_path, md5, official):
+    """Issue 20.10: the hint paired the official url with this machine's md5 of a repacked archive."""
+    finals = {"baseline": SMALL["baseline"][:2], "lr_x5": SMALL["lr_x5"][:2]}
+    config = {**study_config(finals), "dataset": {"url": "https://www.cs.toronto.edu/x.tar.gz", "md5": md5}}
+    reproduce = build_report(tmp_path, finals, config=config).read_text().split('id="reproduce"')[1]
+    assert "make local ARCHIVE=" in reproduce
+    assert ("would fail the md5 check" in reproduce) is not official
+    assert (f"md5 {md5}" in reproduce) is not official
+
+
 @pytest.mark.workflow
 def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatch):
     pytest.importorskip("mlflow")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import REPO, small_study
 
-from lrstudy.config import ConfigError, Study, checked_study, load_yaml
+from lrstudy.config import ConfigError, Study, checked_study, load_yaml, prepare_config
 from lrstudy.studies import assemble
 
 NAME = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # the schema's pattern for a variant name
@@ -22,11 +22,8 @@ BAD = [
     ({"train": {"epochs": 0}}, "invalid config: train.epochs: 0 is less than the minimum of 1"),
     ({"train": {"batch_size": -2}}, "invalid config: train.batch_size: -2 is less than the minimum of 1"),
     ({"train": {"epochs": "ten"}}, "invalid config: train.epochs: 'ten' is not of type 'integer'"),
-    ({"train": {"bogus": 1}}, "invalid config: train: Additional properties are not allowed ('bogus' was unexpected)"),
-    (
-        {"datasets": {}},
-        "invalid config: (top level): Additional properties are not allowed ('datasets' was unexpected)",
-    ),
+    ({"train": {"bogus": 1}}, "invalid config: train: unknown key 'bogus'"),
+    ({"datasets": {}}, "invalid config: (top level): unknown key 'datasets' (did you mean `dataset`?)"),
     ({"variants": {"a b": {}}}, f"invalid config: variants: 'a b' does not match {NAME!r}"),
     ({"variants": {"a/b": {}}}, f"invalid config: variants: 'a/b' does not match {NAME!r}"),
     ({"variants": {"x": {"lr": 0}}}, "invalid config: variants.x.lr: 0 is less than or equal to the minimum of 0"),
@@ -45,9 +42,9 @@ BAD = [
     ),
     (
         {"variants": {"x": {"schedul": "step"}}},
-        "invalid config: variants.x: Additional properties are not allowed ('schedul' was unexpected)",
+        "invalid config: variants.x: unknown key 'schedul' (did you mean `schedule`?)",
     ),
-    ({"seeds": [0, -1]}, "invalid config: seeds.1: -1 is less than the minimum of 0"),
+    ({"seeds": [0, -1]}, "invalid config: seeds[1]: -1 is less than the minimum of 0"),
     ({"seeds": [1, 1]}, "invalid config: seeds: [1, 1] has non-unique elements"),
     (
         {"dataset": {"url": "ftp://x/y.tgz"}},
@@ -77,6 +74,7 @@ BAD = [
         "variants.lr_x2_e3-9.lr_windows[0]: window [3, 9) lies outside the run's epochs 1..4 "
         "(end is the first epoch after the window, at most 5)",
     ),
+    ({"train": {"epoch": 1}}, "invalid config: train: unknown key 'epoch' (did you mean `epochs`?)"),
 ]
 
 
@@ -224,3 +222,32 @@ def test_a_grid_beside_written_variants_adds_to_them(project, archive):
     study = small_study(archive)
     study["grid"] = [{"windows": [{"start": 2, "end": 4}], "factors": [3], "name": "bump{factor}"}]
     assert study_of(project, study).variants == ["baseline", "lr_x5", "bump3"]
+
+
+GRID_WINDOW = [{"start": 2, "end": 3}]
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"windows": GRID_WINDOW, "factor": [2]}, "grid[0]: unknown key 'factor' (did you mean `factors`?)"),
+        ({"window": GRID_WINDOW, "factors": [2]}, "grid[0]: unknown key 'window' (did you mean `windows`?)"),
+        (
+            {"windows": GRID_WINDOW, "factors": [2], "name": "x{foo}"},
+            "grid[0].name: 'x{foo}': unknown field {foo}; the fields are {start}, {end} and {factor}",
+        ),
+        ({"windows": GRID_WINDOW, "factors": [2], "name": "x{fator}"}, "{fator} (did you mean `factor`?)"),
+        ({"windows": GRID_WINDOW, "factors": [2], "name": "x{"}, "grid[0].name: 'x{': not a name pattern"),
+        (
+            {"windows": GRID_WINDOW, "factors": yaml.safe_load("[1e-300]")},
+            "grid[0].factors[0]: '1e-300' is not of type 'number' (YAML reads 1e-300 as text: write it with a "
+            "decimal point and a signed exponent, e.g. 1.0e-300)",
+        ),
+        ({"windows": [{"start": 2, "ends": 3}], "factors": [2]}, "grid[0].windows[0]: unknown key 'ends'"),
+    ],
+)
+def test_a_bad_grid_is_a_sentence_naming_the_key(entry, message):
+    """Issue 20.7: these were KeyError, ValueError and format-code tracebacks."""
+    with pytest.raises(ConfigError) as error:
+        prepare_config({"variants": {}, "grid": [entry]})
+    assert str(error.value).startswith("invalid config: grid[0]") and message in str(error.value)

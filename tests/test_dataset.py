@@ -6,6 +6,8 @@ import gzip
 import http.server
 import io
 import pickle
+import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -112,6 +114,25 @@ def test_permanent_http_error_is_not_retried(serve, tmp_path):
     with pytest.raises(DatasetError, match="dataset.url: download of .* failed: HTTP Error 404"):
         download(server.url, None, tmp_path / "a.tar.gz", backoff=0.01)
     assert len(server.requests) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_host_name_that_does_not_exist_is_not_retried(tmp_path, monkeypatch):
+    """Issue 20.8: "Name or service not known" took 62 s of retries before the `make local` hint."""
+    import socket
+    import time
+    import urllib.request
+
+    calls = []
+
+    def unknown_host(request, timeout):
+        calls.append(request.full_url)
+        raise urllib.error.URLError(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", unknown_host)
+    monkeypatch.setattr(time, "sleep", lambda s: pytest.fail(f"slept {s} s before giving up"))
+    with pytest.raises(DatasetError, match="Name or service not known.*make local ARCHIVE="):
+        download("https://no-such-host.invalid/cifar.tar.gz", None, tmp_path / "a.tar.gz", backoff=10)
+    assert len(calls) == 1
 
 
 def test_retries_give_up_with_the_url_named(serve, tmp_path):
@@ -241,3 +262,40 @@ def test_a_limit_larger_than_the_data_says_so(caplog):
     caplog.clear()
     balanced_subset(labels, 100, "dataset.train_limit")
     assert "larger than" not in caplog.text
+
+
+def write_header_bomb(path, header_type: bytes, size: int) -> None:
+    """A gzip tar whose first header is `header_type` (GNU long name, pax, ...) with `size` bytes of data
+    (zeros: a few hundred KB compressed), then an ordinary member."""
+    bomb = tarfile.TarInfo("././@LongLink")
+    bomb.type, bomb.size = header_type, size
+    member = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(bomb.tobuf(format=tarfile.GNU_FORMAT))
+        chunk = bytes(1 << 20)
+        for start in range(0, size, len(chunk)):
+            fh.write(chunk[: size - start])
+        fh.write(bytes(-size % tarfile.BLOCKSIZE))
+        fh.write(member.tobuf(format=tarfile.GNU_FORMAT) + bytes(2 * tarfile.BLOCKSIZE))
+
+
+@pytest.mark.parametrize("header_type", [b"L", b"K", b"x", b"g", b"X"])
+def test_an_oversized_tar_header_is_refused_before_it_is_read(tmp_path, header_type):
+    """Issue 20.6: tarfile reads a long-name or pax header's data into memory before yielding the member; a
+    header declaring 2 GiB reached 2.1 GB of RSS. Bounded first: peak RSS stays under 100 MB."""
+    archive = tmp_path / "bomb.tar.gz"
+    write_header_bomb(archive, header_type, 192 * 2**20)
+    probe = (
+        "import sys\n"
+        "from lrstudy.data.cifar10 import DatasetError, read_archive\n"
+        "try:\n"
+        "    read_archive(sys.argv[1])\n"
+        "except DatasetError as exc:\n"
+        "    print(exc)\n"
+        # This process's own peak (kB): getrusage's ru_maxrss would carry over pytest's from before the exec.
+        "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, str(archive)], capture_output=True, text=True, timeout=120)
+    message, peak_kib = proc.stdout.strip().rsplit("\n", 1)
+    assert "header declares 201,326,592 bytes" in message and "refusing to read the archive" in message, proc.stderr
+    assert int(peak_kib) < 100 * 1024, f"peak RSS {int(peak_kib) / 1024:.0f} MB"

@@ -290,6 +290,15 @@ BROKEN_CHECKPOINTS = {
         lambda good: {**good, "metrics": ["0.5"]},
         "does not fit this run \\(ValueError: its metrics row 1 is not epoch 1",
     ),
+    # Issue 20.5: values a metrics.csv would be refused for, and an execution setting not trusted blindly.
+    "a NaN test accuracy in its metrics": (
+        lambda good: {**good, "metrics": [{**good["metrics"][0], "test_acc": float("nan")}]},
+        "does not fit this run \\(ValueError: its metrics row 1, column test_acc: nan is not a finite number",
+    ),
+    "more CPU threads than the machine runs": (
+        lambda good: {**good, "cpu_threads": 9999},
+        "does not fit this run \\(ValueError: it records 9999 CPU threads; this machine runs 1 to",
+    ),
 }
 
 

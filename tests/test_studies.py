@@ -3,6 +3,7 @@ config in a place of its own, and machine-local settings are read by every comma
 
 import fcntl
 import json
+import os
 
 import pytest
 import yaml
@@ -114,3 +115,53 @@ def test_the_thread_count_is_the_runs_own_and_survives_a_resume(cache, tmp_path,
     strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731
     assert strip(tmp_path / "resumed/metrics.csv") == strip(tmp_path / "straight/metrics.csv")
     assert json.loads((tmp_path / "resumed/summary.json").read_text())["final_test_acc"] == straight["final_test_acc"]
+
+
+def test_any_spelling_of_any_studys_report_is_found(tmp_path, monkeypatch):
+    """Issue 20.4: from a named study, ../../report.html, an absolute path, a hard link or a symbolic link
+    to the default study's report.html is that report (compared by device and inode)."""
+    from lrstudy.studies import study_report_at
+
+    project = tmp_path / "project"
+    (project / "studies" / "m1").mkdir(parents=True)
+    (project / "report.html").write_text("default")
+    (project / "studies" / "m1" / "report.html").write_text("m1")
+    monkeypatch.chdir(project / "studies" / "m1")
+    os.link(project / "report.html", "hard.html")
+    os.symlink(project / "report.html", "soft.html")
+    for spelling in ("../../report.html", str(project / "report.html"), "hard.html", "soft.html"):
+        assert study_report_at(spelling, project) == project / "report.html", spelling
+    assert study_report_at("report.html", project) == project / "studies" / "m1" / "report.html"
+    assert study_report_at("snakemake-report.html", project) is None
+    (project / "report.html").unlink()
+    assert study_report_at("../../report.html", project) == project / "report.html"  # not made yet: by path
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", ""])
+def test_a_study_name_that_is_not_a_folder_name_is_refused_before_anything_is_suggested(tmp_path, name):
+    """Issue 20.11: `--config study=../x` suggested starting it with `study: ../x`, a name then refused."""
+    from lrstudy.config import ConfigError
+    from lrstudy.studies import assemble
+
+    (tmp_path / "config.yaml").write_text("study: default\n")
+    with pytest.raises(ConfigError, match="invalid config: study: .* is not a study name") as error:
+        assemble(tmp_path, {"study": name})
+    assert "has no remembered config" not in str(error.value)
+
+
+def test_a_missing_archive_is_named_with_the_file_that_set_it(tmp_path):
+    """Issue 20.8: a wrong dataset.archive in local.yaml passed `-n` and failed 30 s into the run without
+    saying where it came from; now the config is refused before any job, naming local.yaml."""
+    from lrstudy.config import ConfigError
+    from lrstudy.studies import assemble
+
+    (tmp_path / "config.yaml").write_text("study: default\ndataset: {archive: null}\n")
+    (tmp_path / "local.yaml").write_text(f"dataset: {{archive: {tmp_path / 'gone.tar.gz'}}}\n")
+    with pytest.raises(
+        ConfigError, match=f"gone.tar.gz does not exist or is not a file \\(set in {tmp_path / 'local.yaml'}\\)"
+    ):
+        assemble(tmp_path, {})
+    with pytest.raises(ConfigError, match="elsewhere.tar.gz does not exist .*set in the command line"):
+        assemble(tmp_path, {"dataset": {"archive": str(tmp_path / "elsewhere.tar.gz")}})
+    (tmp_path / "gone.tar.gz").write_bytes(b"")
+    assert assemble(tmp_path, {})[0]["dataset"]["archive"] == str(tmp_path / "gone.tar.gz")

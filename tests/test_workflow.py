@@ -2,6 +2,7 @@
 that touch only what changed."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -187,18 +188,22 @@ def test_moving_the_project_reruns_nothing(finished, tmp_path):
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("how", ["absolute", "dotdot", "equals", "plugin"])
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "equals", "plugin", "hardlink"])
 def test_snakemakes_report_never_replaces_the_studys(finished, how):
     wf, cfg = finished
     before = (wf.root / "report.html").read_bytes()
+    alias = wf.root / "results" / "alias.html"
+    if how == "hardlink" and not alias.exists():
+        os.link(wf.root / "report.html", alias)
     args = {
         "absolute": ["--report", str(wf.root / "report.html")],
         "dotdot": ["--report", f"../{wf.root.name}/report.html"],
         "equals": ["--report=./report.html"],
         "plugin": ["--reporter", "html", "--report-html-path", "report.html"],
+        "hardlink": ["--report", "results/alias.html"],
     }[how]
     proc = wf.snakemake("--configfile", str(cfg), *args, check=False)
-    assert proc.returncode != 0 and "over the study's own report.html" in proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "over the study report" in proc.stdout + proc.stderr
     assert (wf.root / "report.html").read_bytes() == before
 
 

@@ -120,7 +120,7 @@ def test_raising_max_seeds_trains_only_the_missing_runs(study, archive):
         ),
         ([0, 1, 2], {"max_seeds": 5, "effect_pct": 0.2, "power": 0.8}, "adaptive.max_seeds: 5 leaves no second stage"),
         ([0], {"max_seeds": 4, "effect_pct": 0.2, "power": 0.8}, "the first stage needs at least 2"),
-        ([0, 1], {"max_seeds": 4, "effect": 0.2}, "adaptive: Additional properties are not allowed ('effect'"),
+        ([0, 1], {"max_seeds": 4, "effect": 0.2}, "adaptive: unknown key 'effect' (did you mean `effect_pct`?)"),
     ],
 )
 def test_a_bad_adaptive_config_names_the_key(workflow, archive, seeds, adaptive, message):

@@ -62,6 +62,7 @@ def test_a_new_dataset_retrains_every_run_in_one_command(study, archives):
         "train": 2,
         "aggregate": 1,
         "figures": 1,
+        "tables": 1,
         "report": 1,
         "all": 1,
     }
@@ -99,7 +100,7 @@ def test_a_dry_run_plans_what_the_run_does_after_a_run_is_deleted(study, archive
     config = str(study.write_config(tiny_study(archives[0]), "same.yaml"))
     shutil.rmtree(study.root / "results/runs/lr_x5/seed0")
     planned = study.planned_jobs("--configfile", config)
-    assert planned == {"train": 1, "aggregate": 1, "figures": 1, "report": 1, "all": 1}
+    assert planned == {"train": 1, "aggregate": 1, "figures": 1, "tables": 1, "report": 1, "all": 1}
     ran = study.snakemake("--configfile", config)
     assert job_counts(ran.stdout + ran.stderr) == planned
     assert study.planned_jobs("--configfile", config) == {}

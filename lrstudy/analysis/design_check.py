@@ -46,7 +46,7 @@ MAX_FIXED_SEEDS = 1000
 
 def load_config(configfile: str | Path | None) -> dict:
     """The study's complete config, as the workflow builds and checks it."""
-    config, _ = assemble(DEFAULTS_FILE.parent, load_yaml(configfile) if configfile else {})
+    config, _ = assemble(DEFAULTS_FILE.parent, load_yaml(configfile) if configfile else {}, check_files=False)
     prepare_config(config)
     try:
         jsonschema.validate(config, yaml.safe_load(SCHEMA.read_text()))

@@ -28,7 +28,7 @@ from lrstudy.analysis import stats as st
 from lrstudy.analysis.figures import DPI as FIGURE_DPI
 from lrstudy.analysis.variants import DATA_KEYS, RECIPE_KEYS, labels
 from lrstudy.atomic import atomic_write_text
-from lrstudy.config import json_hash
+from lrstudy.config import defaults, json_hash
 
 ANALYSIS_PACKAGES = ["snakemake", "pandas", "numpy", "scipy", "matplotlib", "jinja2"]
 VERDICT_CLASS = {
@@ -220,6 +220,7 @@ def context(
         "config_yaml": config_yaml,
         "config_href": "data:text/yaml;base64," + base64.b64encode(config_yaml.encode()).decode("ascii"),
         "config_hash": json_hash(config),
+        "data": data_source(config),
         "provenance": provenance(summaries),
         "mixed_code": mixed_code(summaries),
         "max_seeds": st.MAX_SEEDS,
@@ -228,6 +229,13 @@ def context(
         "comparisons": len(stats) - 1,
         "adaptive": None if seed_plan is None else adaptive_section(seed_plan, stats, runs, config),
     }
+
+
+def data_source(config: dict) -> dict:
+    """The study's archive md5 and whether it is the official archive's, the one dataset.url's default serves:
+    only then does a rerun elsewhere download data that passes the md5 check."""
+    md5 = (config.get("dataset") or {}).get("md5")
+    return {"md5": md5, "official": bool(md5) and md5.lower() == defaults()["dataset"]["md5"].lower()}
 
 
 REPORT_STUDIES = 4000  # the report's own lrstudy-design run at the spread seen: Monte Carlo error < 0.008

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pickle
+import socket
 import tarfile
 import time
 import urllib.error
@@ -34,6 +35,16 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
 # A batch is read into memory whole; CIFAR-10's are 31 MB (10,000 images of 3072 bytes, labels, names).
 MAX_MEMBER_BYTES = 64 * 2**20
+# GNU long-name and pax headers carry a name or a few key=value records: tarfile reads their data into memory
+# before it yields the member, so their declared size is bounded before that read.
+MAX_HEADER_BYTES = 2**20
+_EXTENSION_HEADERS = {
+    tarfile.GNUTYPE_LONGNAME: "GNU long-name",
+    tarfile.GNUTYPE_LONGLINK: "GNU long-link",
+    tarfile.XHDTYPE: "pax",
+    tarfile.XGLTYPE: "pax global",
+    tarfile.SOLARIS_XHDTYPE: "Solaris pax",
+}
 
 
 class DatasetError(RuntimeError):
@@ -140,8 +151,12 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code in _TRANSIENT_HTTP
     if isinstance(exc, urllib.error.URLError):
-        # A missing local file (file://) will not appear by retrying.
-        return not isinstance(exc.reason, FileNotFoundError)
+        # A missing local file (file://) will not appear by retrying, nor will a host name that does not exist
+        # (EAI_NONAME, "Name or service not known"; a resolver that cannot be reached, EAI_AGAIN, may recover).
+        reason = exc.reason
+        if isinstance(reason, socket.gaierror):
+            return reason.errno != socket.EAI_NONAME
+        return not isinstance(reason, FileNotFoundError)
     return not isinstance(exc, FileNotFoundError)
 
 
@@ -214,6 +229,23 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo whose extension headers are checked against MAX_HEADER_BYTES before tarfile reads their data,
+    and which refuses sparse members (their maps are read into memory too; CIFAR-10 has none)."""
+
+    def _proc_member(self, tar):
+        archive = tar.name or "the archive"
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise DatasetError(f"{archive}: member {self.name!r} is a sparse file, refusing to read the archive")
+        kind = _EXTENSION_HEADERS.get(self.type)
+        if kind is not None and self.size > MAX_HEADER_BYTES:
+            raise DatasetError(
+                f"{archive}: a {kind} header declares {self.size:,} bytes (limit {MAX_HEADER_BYTES:,}); "
+                "refusing to read the archive"
+            )
+        return super()._proc_member(tar)
+
+
 def _check_member(archive: Path, m: tarfile.TarInfo) -> None:
     name = PurePosixPath(m.name)
     if name.is_absolute() or ".." in name.parts:
@@ -253,7 +285,7 @@ def read_archive(archive: Path) -> dict[str, np.ndarray]:
     if not Path(archive).is_file():
         raise DatasetError(f"{archive}: no such file (give the path of a cifar-10-python.tar.gz)")
     try:
-        with tarfile.open(archive, "r:gz") as tar:
+        with tarfile.open(archive, "r:gz", tarinfo=_BoundedTarInfo) as tar:
             for m in tar:  # each header is checked as it is read, before the member's data is reached
                 _check_member(archive, m)
             train = [_read_batch(archive, tar, n) for n in TRAIN_MEMBERS]

@@ -27,6 +27,7 @@ from lrstudy.train import checkpoint, loop
 from lrstudy.train.augment import Normalize
 from lrstudy.train.loop import DeviceData
 from lrstudy.train.steps import EagerSteps, GraphedSteps
+from lrstudy.validation import bad_value
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class Trainer:
         """Continue from `state`; raises (KeyError, TypeError, ValueError, RuntimeError) when it does not fit
         this run, possibly after changing part of the trainer: start_fresh() then gives a clean start."""
         _check_metrics(state["metrics"], state["epoch"])
+        _check_threads(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if isinstance(self.steps, GraphedSteps):
@@ -206,6 +208,21 @@ def _check_metrics(metrics, epoch) -> None:
     for n, row in enumerate(metrics, 1):
         if not isinstance(row, dict) or set(row) != set(METRIC_COLUMNS) or row["epoch"] != n:
             raise ValueError(f"its metrics row {n} is not epoch {n} with the columns {METRIC_COLUMNS}")
+        # The values as metrics.csv must have them (only a diverged last epoch may have a nan/inf loss).
+        bad = bad_value(row, diverged=n == len(metrics) and not _finite(row))
+        if bad:
+            column, value, why = bad
+            raise ValueError(f"its metrics row {n}, column {column}: {value!r} {why}")
+
+
+def _check_threads(state: dict) -> None:
+    """A checkpoint's CPU thread count is used to resume (it decides the float sums): not more than this
+    machine can run, nor fewer than one."""
+    if "cpu_threads" not in state:
+        return
+    threads, available = int(state["cpu_threads"]), len(os.sched_getaffinity(0))
+    if not 1 <= threads <= available:
+        raise ValueError(f"it records {threads} CPU threads; this machine runs 1 to {available}")
 
 
 def _finite(row: dict) -> bool:

@@ -11,7 +11,7 @@ from lrstudy.analysis.adaptive import possible_seeds
 from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
-from lrstudy.studies import assemble, remember
+from lrstudy.studies import assemble, remember, study_report_at
 from lrstudy.study_state import cache_is_current, drop_stale_aggregate, warn_if_cache_damaged
 
 PROJECT = Path(workflow.basedir)
@@ -35,13 +35,16 @@ for _path in config_files(workflow):
 
 
 def refuse_report_over_ours():
-    """Snakemake's own report must not replace the study's report.html, however its path is written
-    (--report, --report=..., an absolute or ../ path, --reporter html --report-html-path ...)."""
+    """Snakemake's own report must not replace any study's report.html, however its path is written
+    (--report, --report=..., an absolute or ../ path, a link, --reporter html --report-html-path ...)."""
     path = INVOCATION.report_path
-    if isinstance(path, (str, os.PathLike)) and os.path.realpath(path) == os.path.realpath("report.html"):
+    if not isinstance(path, (str, os.PathLike)):
+        return
+    theirs = study_report_at(path, PROJECT)
+    if theirs is not None:
         raise WorkflowError(
-            f"`snakemake --report {path}` would write Snakemake's report over the study's own report.html: "
-            "give it another path, e.g. snakemake --report results/snakemake-report.zip"
+            f"`snakemake --report {path}` would write Snakemake's report over the study report {theirs}: give it "
+            "another path, e.g. snakemake --report results/snakemake-report.zip"
         )
 
 

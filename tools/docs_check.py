@@ -39,6 +39,8 @@ NOT_RUN = {
     "make study": "builds .venv and runs the whole study; its command, snakemake --cores 1 --resources gpu=1, is run",
     "make test": "the test suite: CI runs it, and this check is part of it",
     "make lint": "CI runs it before the tests",
+    "make test-fast": "part of the test suite, which CI runs",
+    "python tests/test_golden_run.py": "rewrites the stored golden runs (only after an intended change of numbers)",
     "make format": "rewrites the source tree",
     ".venv/bin/python -m pytest tests/test_schedule.py": "runs tests: CI runs the whole suite",
     "python tools/docs_check.py --list": "this check itself",

@@ -57,6 +57,7 @@ NOT_RUN = {
     "DRY=1 OUT=/tmp/check ARCHIVE=/tmp/cifar-10-python.tar.gz bash tools/gpu/check.sh": (
         "about 3 minutes on 2 cores; tests/test_gpu_check.py runs its rehearsal"
     ),
+    "tensorboard --logdir results/tensorboard": "starts a web server that runs until stopped",
     "snakemake --profile profiles/slurm": "needs a SLURM cluster; tests/test_slurm.py starts one and runs the study",
 }
 

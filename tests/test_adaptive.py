@@ -94,6 +94,11 @@ def test_a_design_without_two_stages_is_refused_naming_the_key(seeds, max_seeds,
         ad.Design(stage_seeds=seeds, max_seeds=max_seeds, effect_pct=0.2, power=0.8)
 
 
+def test_an_unknown_multiplicity_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match="stats.multiplicity: 'bonferroni' is none of holm, none"):
+        ad.Design(stage_seeds=3, max_seeds=12, effect_pct=0.2, power=0.8, multiplicity="bonferroni")
+
+
 # --- error rates, power and runs in simulated studies -----------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from synthetic_runs import (
 
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis import stats as st
-from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_WIDTH, PLOTS, looks, write_figures
+from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_ROWS, MAX_WIDTH, PLOTS, looks, write_figures
 from lrstudy.analysis.report import load_published, provenance
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
 
@@ -540,8 +540,13 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
     if n > DISTINCT:
         best = tables["stats"].set_index("variant")["final_mean_pct"].drop("baseline").idxmax()
         assert looks(tables, variants)[best].legend == "best #1: "
-        rows = PLOTS["final_accuracy"](tables, variants).axes[0].get_yticklabels()
-        assert rows[0].get_text().startswith(f"best #1  {best} ")
+        ax = PLOTS["final_accuracy"](tables, variants).axes[0]
+        rows = [t.get_text() for t in ax.get_yticklabels()]
+        assert rows[0].startswith(f"best #1  {best} ") and len(rows) == min(n, MAX_ROWS + 1)
+        means = tables["stats"].set_index("variant")["final_mean_pct"]
+        shown = [means[r.split("  ")[-1].split(" (")[0]] for r in rows]
+        assert shown == sorted(shown, reverse=True) and any(r.startswith("reference  baseline") for r in rows)
+        assert (f"{n - len(rows)} variants between the best" in ax.get_title()) == (n > MAX_ROWS)
 
 
 def test_sweep_draws_each_window_against_the_factor_with_the_reference_band(tmp_path):
@@ -595,3 +600,13 @@ def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatc
             "lr_x5/seed1",
         ]
     )
+
+
+def test_two_seed_intervals_run_off_the_rows_with_an_arrow(tmp_path):
+    # As the CPU demo: two seeds 2.6 points apart give 95% CIs of +-15 points.
+    finals = {v: [accs[0] / 2, accs[0] / 2 + 0.026] for v, accs in grid_finals(12, seeds=2).items()}
+    _, tables = analyse(tmp_path, finals)
+    ax = PLOTS["final_accuracy"](tables, list(finals)).axes[0]
+    arrows = [t.get_text() for t in ax.texts]
+    ci = tables["stats"].set_index("variant").loc["baseline"]
+    assert f"{ci['final_ci_high_pct']:.1f} \u2192" in arrows and f"\u2190 {ci['final_ci_low_pct']:.1f}" in arrows

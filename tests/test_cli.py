@@ -29,8 +29,11 @@ def test_cli_run_and_resume_flag(archive, tmp_path):
         "2:3:2",
         "--out",
         str(tmp_path),
+        "--tensorboard",
+        str(tmp_path / "tb"),
     ]
     cli.main(args)
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["epochs_completed"] == 2 and summary["config"]["lr_windows"] == [
         {"start": 2, "end": 3, "factor": 2.0}

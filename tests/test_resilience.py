@@ -85,7 +85,7 @@ def test_divergence_ends_the_run_cleanly(cache, tmp_path):  # noqa: F811
 
 
 def test_out_of_memory_says_what_to_do(cache, tmp_path, monkeypatch):  # noqa: F811
-    def oom(self, lr):
+    def oom(self, lr, progress):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(Trainer, "train_epoch", oom)

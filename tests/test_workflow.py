@@ -143,6 +143,13 @@ def test_execution_settings_never_retrain(finished, archive):
     assert set(jobs) == {"report", "all"}, jobs  # the report shows the config; nothing is retrained
 
 
+def test_figure_settings_redraw_only_the_figures_and_the_report(finished, archive):
+    wf, _ = finished
+    study = {**small_study(archive), "figures": {"seed_lines": True}}
+    jobs = wf.planned_jobs("--configfile", str(wf.write_config(study, "figures.yaml")))
+    assert set(jobs) == {"figures", "report", "all"}, jobs
+
+
 def test_an_identical_archive_elsewhere_retrains_nothing(finished, archive, tmp_path):
     wf, _ = finished
     copy = tmp_path / "elsewhere" / "copy.tar.gz"

@@ -111,6 +111,8 @@ class Design:
     sizes: tuple[int, ...] = field(init=False)
 
     def __post_init__(self):
+        if self.multiplicity not in st.MULTIPLICITY:
+            raise ConfigError(f"stats.multiplicity: {self.multiplicity!r} is none of {', '.join(st.MULTIPLICITY)}")
         if self.stage_seeds < 2:
             raise ConfigError(
                 f"adaptive: seeds lists {self.stage_seeds} seed(s); the first stage needs at least 2 for a test"

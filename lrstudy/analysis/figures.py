@@ -338,12 +338,10 @@ def _final_rows(tables: Tables, variants: Sequence[str]) -> Figure:
     reference = stats["reference"].iloc[0]
     look, texts = looks(tables, variants), labels(stats, reference)
     order = list(stats["final_mean_pct"].sort_values(ascending=False, na_position="last", kind="stable").index)
-    left_out = 0
-    if len(order) > MAX_ROWS:
-        keep = order[: MAX_ROWS - 10] + order[-10:]
-        left_out = len(order) - len(keep)
-        order = keep if reference in keep else [*keep[: MAX_ROWS - 11], reference, *keep[MAX_ROWS - 11 :]]
-        left_out = len(variants) - len(order)
+    if len(order) > MAX_ROWS:  # the best, the worst 10 and the reference, in their order
+        kept = {*order[: MAX_ROWS - 10], *order[-10:], reference}
+        order = [v for v in order if v in kept]
+    left_out = len(variants) - len(order)
     fig = Figure(figsize=(10, 1.8 + 0.22 * len(order)), layout="constrained")
     ax = fig.subplots()
     ref = stats.loc[reference]
@@ -371,6 +369,8 @@ def _final_rows(tables: Tables, variants: Sequence[str]) -> Figure:
             lw=1,
             zorder=4,
         )
+        if row["n"] >= 2:
+            _mark_clipped_ci(ax, y - 0.1, row["final_ci_low_pct"], row["final_ci_high_pct"], colour, across=True)
     ax.set_yticks(range(len(order)), [_row_label(v, texts[v], stats.loc[v], look[v]) for v in order], fontsize=8)
     ax.set_ylim(len(order) - 0.5, -0.5)
     ax.grid(axis="y", visible=False)
@@ -500,24 +500,32 @@ def _zoomed(points: Sequence[float], bar_ends: Sequence[float], pad: float = 0.0
     return low - room, high + room
 
 
-def _mark_clipped_ci(ax, x: float, low: float, high: float, colour) -> None:
+def _mark_clipped_ci(ax, at: float, low: float, high: float, colour, across: bool = False) -> None:
     """A CI bar that runs past the zoomed axis (two seeds give wide ones) ends in an arrow at the edge,
-    with the value where it ends."""
-    bottom, top = ax.get_ylim()
-    ends = ((high > top, f"\u2191 {high:.1f}", 1, "top"), (low < bottom, f"\u2193 {low:.1f}", 0, "bottom"))
-    for beyond, text, y, va in ends:
-        if beyond:
-            ax.annotate(
-                text,
-                (x, y),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, 2 - 4 * y),
-                textcoords="offset points",
-                ha="left",
-                va=va,
-                fontsize=8,
-                color=colour,
-            )
+    with the value where it ends. The bar is vertical at x = `at`, or with `across` horizontal at y = `at`."""
+    bottom, top = ax.get_xlim() if across else ax.get_ylim()
+    for beyond, value, edge in ((high > top, high, 1), (low < bottom, low, 0)):
+        if not beyond:
+            continue
+        if across:
+            text = f"{value:.1f} \u2192" if edge else f"\u2190 {value:.1f}"
+            where, coords, offset = (edge, at), ("axes fraction", "data"), (2 - 4 * edge, -2)
+            ha, va = ("right" if edge else "left"), "top"  # under the bar, clear of the row above
+        else:
+            text = f"\u2191 {value:.1f}" if edge else f"\u2193 {value:.1f}"
+            where, coords, offset = (at, edge), ("data", "axes fraction"), (3, 2 - 4 * edge)
+            ha, va = "left", ("top" if edge else "bottom")
+        ax.annotate(
+            text,
+            where,
+            xycoords=coords,
+            xytext=offset,
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=8,
+            color=colour,
+        )
 
 
 def _final_tick(variant: str, text: str, row: pd.Series) -> str:

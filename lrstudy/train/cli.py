@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--threads", type=int, default=execution["cpu_threads"], help="torch threads of a CPU run")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tensorboard", type=Path, metavar="DIR", help="write TensorBoard event files to DIR as it trains")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it matches")
     args = ap.parse_args(argv)
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         cuda_graph=args.cuda_graph,
         deterministic=args.deterministic,
         cpu_threads=args.threads,
+        tensorboard=args.tensorboard is not None,
     )
     for key in ("epochs", "batch_size", "threads"):
         if getattr(args, key) < 1:
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             summary_out=out / "summary.json",
             model_out=out / "model.pt",
             checkpoint_path=ckpt,
+            tensorboard_dir=args.tensorboard,
         )
 
     out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from lrstudy.train.schedule import default_milestones
+from lrstudy.schedule import default_milestones
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config.yaml"
 SCHEMA_FILE = DEFAULTS_FILE.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -111,6 +111,7 @@ class Study:
     seeds: tuple[int, ...]
     execution: Execution
     adaptive: Mapping[str, Any] | None
+    design: Any  # the adaptive Design (lrstudy.analysis.adaptive), parsed once here; None: a fixed design
 
     @property
     def variants(self) -> list[str]:
@@ -314,12 +315,31 @@ def check_recipe(r: Recipe, where: str) -> None:
             )
 
 
+def recipe_param(recipe: Recipe) -> str:
+    """A recipe as a training job's params value (canonical JSON: the same recipe, the same text, so that
+    changing one variant reruns that variant only). recipe_from_param reads it back, losslessly."""
+    return json.dumps(recipe.as_dict(), sort_keys=True)
+
+
+def recipe_from_param(text: str, where: str) -> Recipe:
+    return recipe_of(json.loads(text), where)
+
+
 def execution_of(execution: Mapping) -> Execution:
     return Execution(**{k: execution[k] for k in EXECUTION_KEYS})
 
 
+def default_parts() -> tuple[Recipe, Execution]:
+    """config.yaml's recipe and execution settings: the defaults of the commands that run outside the workflow."""
+    config = defaults()
+    return recipe_of(config["train"], where=f"{DEFAULTS_FILE.name}: train"), execution_of(config["execution"])
+
+
 def parse_study(config: Mapping) -> Study:
     """The typed study from a complete config (defaults merged, schema-validated)."""
+    # Imported here: the design's statistics (scipy) are the workflow's business, not lrstudy-train's.
+    from lrstudy.analysis.adaptive import design_from_config
+
     base = config["train"]
     recipes = {}
     recipe_of(base, "train")
@@ -333,6 +353,7 @@ def parse_study(config: Mapping) -> Study:
         seeds=tuple(int(s) for s in config["seeds"]),
         execution=execution_of(config["execution"]),
         adaptive=copy.deepcopy(config.get("adaptive")),
+        design=design_from_config(config),
     )
 
 

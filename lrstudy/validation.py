@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lrstudy.metrics import METRIC_COLUMNS
-from lrstudy.train.schedule import lr_for_epoch
+from lrstudy.schedule import lr_for_epoch, of_mapping
 
 # column -> (lowest, highest) allowed value.
 RANGES = {
@@ -78,8 +78,9 @@ def check_values(path: Path, metrics: pd.DataFrame, summary: Mapping) -> None:
             f"{path}: {len(metrics)} epochs, but the recipe in {path.parent / 'summary.json'} has "
             f"{recipe.get('epochs') if isinstance(recipe, Mapping) else 'no recipe'}"
         )
+    schedule = of_mapping(recipe)
     for i, value in enumerate(metrics["lr"]):
-        want = lr_for_epoch(i + 1, recipe)
+        want = lr_for_epoch(i + 1, schedule)
         if not math.isclose(value, want, rel_tol=LR_REL_TOL, abs_tol=0.0):
             raise _bad_cell(path, i, "lr", value, f"is not the recipe's schedule at epoch {i + 1} ({want!r})")
 

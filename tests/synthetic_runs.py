@@ -17,7 +17,7 @@ from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis.figures import PLOTS, write_figures
 from lrstudy.analysis.report import write_report
 from lrstudy.config import defaults
-from lrstudy.train.schedule import lr_for_epoch
+from lrstudy.schedule import lr_for_epoch, of_mapping
 
 REPO = Path(__file__).resolve().parent.parent
 FIGURES = [name for name in PLOTS if name != "sweep"]  # as rule figures draws them for a study without a grid
@@ -76,6 +76,7 @@ def write_run(
     run = root / "results" / "runs" / variant / f"seed{seed}"
     run.mkdir(parents=True)
     last = diverged_epoch or epochs
+    schedule = of_mapping(train)  # not a checked Recipe: some tests write runs no config would allow
     rows = []
     for e in range(1, last + 1):
         progress = (1 - math.exp(-4 * e / epochs)) / (1 - math.exp(-4))  # 1.0 at the last planned epoch
@@ -84,7 +85,7 @@ def write_run(
         rows.append(
             {
                 "epoch": e,
-                "lr": lr_for_epoch(e, train),
+                "lr": lr_for_epoch(e, schedule),
                 "train_loss": math.nan if bad else 2.3 * (1 - progress) + 0.01,
                 "train_acc": 0.1 if bad else min(1.0, acc + 0.04),
                 "test_loss": math.inf if bad else 2.3 * (1 - progress) + 0.2,
@@ -134,7 +135,7 @@ def change_recipe(run: Path, **changes) -> dict:
     with open(run / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
-        row["lr"] = repr(lr_for_epoch(int(row["epoch"]), summary["config"]))
+        row["lr"] = repr(lr_for_epoch(int(row["epoch"]), of_mapping(summary["config"])))
     with open(run / "metrics.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -77,8 +77,8 @@ def test_stages_are_as_large_as_the_configured_seeds_and_numbered_after_them():
         "adaptive": {"max_seeds": 7, "effect_pct": 0.2, "power": 0.8},
         "stats": {"multiplicity": "holm"},
     }
-    assert ad.possible_seeds(config) == list(range(7))
-    assert ad.possible_seeds({"seeds": [0, 1, 2]}) == [0, 1, 2]
+    assert ad.possible_seeds(ad.design_from_config(config), config["seeds"]) == list(range(7))
+    assert ad.possible_seeds(None, [0, 1, 2]) == [0, 1, 2]
     assert ad.design_from_config({"seeds": [0, 1], "adaptive": None}) is None
 
 

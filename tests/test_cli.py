@@ -1,9 +1,11 @@
 """lrstudy-train: the published run's command line through the same engine and files as the workflow."""
 
+import dataclasses
 import json
 
 import pytest
 
+from lrstudy.config import Recipe, recipe_from_param, recipe_param
 from lrstudy.train import cli
 
 
@@ -68,3 +70,35 @@ def test_make_local_writes_the_archive_and_its_own_md5(archive, tmp_path):
         text=True,
     )
     assert bad.returncode != 0 and "none.tar.gz does not exist" in bad.stderr
+
+
+# A study's step-schedule variant with every recipe key away from config.yaml's defaults.
+STEP = Recipe(
+    epochs=12,
+    batch_size=64,
+    lr=0.08,
+    momentum=0.85,
+    nesterov=True,
+    weight_decay=1e-4,
+    schedule="step",
+    step_milestones=(4, 9),
+    step_gamma=0.3,
+    lr_windows=((2, 4, 1.5), (6, 8, 0.25)),
+    width=8,
+    precision="fp32",
+)
+
+
+@pytest.mark.parametrize("recipe", [STEP, dataclasses.replace(STEP, step_milestones=None, nesterov=False)])
+def test_a_recipe_round_trips_through_the_flags_and_the_snakemake_params(recipe):
+    flags = cli.recipe_flags(recipe)
+    assert cli.parse(["--data", "cache.npz", "--out", "out", *flags])[1] == recipe
+    assert recipe_from_param(recipe_param(recipe), where="variants.x") == recipe  # common.smk -> scripts/train.py
+
+
+def test_every_recipe_key_has_a_flag(capsys):
+    with pytest.raises(SystemExit):
+        cli.parse(["--help"])
+    help_text = capsys.readouterr().out
+    assert all(cli.flag(f.name) in help_text for f in dataclasses.fields(Recipe))
+    assert "--step-milestones" in help_text and "--step-gamma" in help_text and "--no-nesterov" in help_text

@@ -7,9 +7,12 @@ import pytest
 import torch
 import yaml
 
-from lrstudy.config import EXECUTION_KEYS, run_hash
+from lrstudy.config import Execution, Recipe, execution_of, recipe_of, run_hash
 from lrstudy.data import cifar10 as dataset
-from lrstudy.train.engine import AUTO_CPU_LIMIT_S, DeviceData, DeviceError, Trainer, cpu_seconds, resolve_device
+from lrstudy.train import loop
+from lrstudy.train.device import AUTO_CPU_LIMIT_S, DeviceError, cpu_seconds, resolve_device
+from lrstudy.train.engine import Trainer
+from lrstudy.train.loop import DeviceData
 from lrstudy.train.model import ResNet18
 from lrstudy.train.run import execute
 from lrstudy.train.steps import GraphedSteps
@@ -32,12 +35,18 @@ def train_cfg(**over):
     return cfg
 
 
+def parts(**over) -> tuple[Recipe, Execution]:
+    """The typed recipe and execution settings of train_cfg(**over)."""
+    cfg = train_cfg(**over)
+    return recipe_of(cfg, where="test"), execution_of(cfg)
+
+
 def run(cache, out: Path, seed=0, checkpoint=None, board=None, **over):
     npz, meta = cache
-    cfg = train_cfg(**over)
+    recipe, execution = parts(**over)
     return execute(
-        recipe=cfg,
-        execution={k: cfg[k] for k in EXECUTION_KEYS},
+        recipe=recipe,
+        execution=execution,
         seed=seed,
         variant="v",
         data_npz=npz,
@@ -78,13 +87,14 @@ def test_resumed_run_equals_uninterrupted(cache, tmp_path, fresh_two_epochs):
     class Stop(Exception):
         pass
 
-    def stop_after_one(rows, _epochs):
-        if rows[-1]["epoch"] == 1:
+    def stop_after_one(row):
+        if row["epoch"] == 1:
             raise Stop
 
-    h = run_hash(train_cfg(), 0, {k: dataset.load_meta(meta)[k] for k in ("md5", "sha256", "train_size", "test_size")})
     with pytest.raises(Stop):
-        Trainer(train_cfg(), 0, data, torch.device("cpu"), h).run(ckpt, on_epoch=stop_after_one)
+        Trainer(*parts(), 0, data, torch.device("cpu"), hash_of(cache, train_cfg(), 0)).run(
+            ckpt, on_epoch=stop_after_one
+        )
     assert ckpt.exists()
     summary = run(cache, tmp_path / "resumed", seed=0, checkpoint=ckpt)
     assert summary["resumed_from_epoch"] == 1
@@ -98,12 +108,18 @@ def test_the_cuda_graph_path_computes_what_the_eager_path_does(cache):
     # and eval (100 % 64). Any of those done wrong changes the numbers; the capture itself needs a GPU.
     npz, _ = cache
     cpu = torch.device("cpu")
-    cfg = train_cfg(eval_batch_size=64)
+    recipe, execution = parts(eval_batch_size=64)
 
     def metrics(graphed: bool) -> list[dict]:
-        trainer = Trainer(cfg, 2, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
+        trainer = Trainer(recipe, execution, 2, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
         if graphed:
-            trainer.steps = GraphedSteps(trainer, cfg["batch_size"], cfg["eval_batch_size"], capture=False)
+            t = trainer
+            trainer.steps = GraphedSteps(
+                *(t.model, t.forward, t.optimizer, t.data, t.normalize, t.autocast_dtype, t.device),
+                batch_size=recipe.batch_size,
+                eval_batch_size=execution.eval_batch_size,
+                capture=False,
+            )
         return [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in trainer.run(None).metrics]
 
     eager = metrics(False)
@@ -153,7 +169,7 @@ def test_an_epoch_uses_no_op_that_deterministic_cuda_refuses(cache):
 
     npz, _ = cache
     cpu = torch.device("cpu")
-    trainer = Trainer(train_cfg(epochs=1), 0, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
+    trainer = Trainer(*parts(epochs=1), 0, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
     with Record() as record:
         trainer.run(None)
     assert {"convolution_backward", "native_batch_norm_backward", "nll_loss_forward"} <= record.ops
@@ -194,10 +210,10 @@ def test_cuda_without_cuda_says_what_to_do(monkeypatch):
 
 def test_auto_without_cuda_refuses_a_run_too_long_for_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    study = train_cfg(width=64, epochs=200)
+    study, _ = parts(width=64, epochs=200)
     estimate = cpu_seconds(study, 50_000, 10_000, threads=2)
     assert estimate == pytest.approx(200 * (50_000 / 30 + 10_000 / 170))  # the README's 30 min per epoch
-    assert cpu_seconds(dict(study, width=8), 50_000, 10_000, threads=4) == pytest.approx(estimate / 64 / 2)
+    assert cpu_seconds(parts(width=8, epochs=200)[0], 50_000, 10_000, threads=4) == pytest.approx(estimate / 64 / 2)
     with pytest.raises(
         DeviceError,
         match=r"(?s)'auto' but PyTorch sees no CUDA device \(torch .*build\).*"
@@ -222,7 +238,11 @@ def test_auto_without_cuda_trains_a_short_run_on_the_cpu_and_refuses_a_long_one_
 
 def hash_of(cache, train: dict, seed: int) -> str:
     meta = dataset.load_meta(cache[1])
-    return run_hash(train, seed, {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")})
+    return run_hash(
+        recipe_of(train, where="test").as_dict(),
+        seed,
+        {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +250,8 @@ def one_epoch_state(cache) -> dict:
     """A real checkpoint of a 2-epoch run after its first epoch, as Trainer.run writes it."""
     train = train_cfg(epochs=2)
     data = DeviceData.from_arrays(dataset.load_cache(cache[0]), torch.device("cpu"))
-    trainer = Trainer(train, 0, data, torch.device("cpu"), hash_of(cache, train, 0))
-    loss, acc = trainer.train_epoch(train["lr"])
+    trainer = Trainer(*parts(epochs=2), 0, data, torch.device("cpu"), hash_of(cache, train, 0))
+    loss, acc = loop.train_epoch(trainer.steps, data, trainer.generator, train["lr"], train["batch_size"])
     trainer.epoch = 1
     trainer.metrics = [
         {
@@ -355,9 +375,9 @@ def test_tensorboard_scalars_equal_metrics_and_a_resume_neither_repeats_nor_skip
     real_run = Trainer.run
 
     def killed_after_three(self, checkpoint_path=None, on_epoch=None, on_batch=None):
-        def hook(rows, epochs):
-            on_epoch(rows, epochs)  # epoch 3 reaches TensorBoard, but the last checkpoint is epoch 2's
-            if len(rows) == 3:
+        def hook(row):
+            on_epoch(row)  # epoch 3 reaches TensorBoard, but the last checkpoint is epoch 2's
+            if row["epoch"] == 3:
                 raise KeyboardInterrupt
 
         return real_run(self, checkpoint_path, on_epoch=hook, on_batch=on_batch)

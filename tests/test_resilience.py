@@ -17,8 +17,8 @@ from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
 
 from lrstudy.atomic import NoSpaceError, atomic_path, atomic_write_text
 from lrstudy.logs import run_logged
-from lrstudy.train import checkpoint
-from lrstudy.train.engine import DeviceError, Trainer
+from lrstudy.train import checkpoint, loop
+from lrstudy.train.device import DeviceError
 
 
 def checkpoint_epoch(path) -> int:
@@ -85,10 +85,10 @@ def test_divergence_ends_the_run_cleanly(cache, tmp_path):  # noqa: F811
 
 
 def test_out_of_memory_says_what_to_do(cache, tmp_path, monkeypatch):  # noqa: F811
-    def oom(self, lr, progress):
+    def oom(*args):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(Trainer, "train_epoch", oom)
+    monkeypatch.setattr(loop, "train_epoch", oom)
     with pytest.raises(DeviceError, match="out of memory .* lower those in the config"):
         run(cache, tmp_path / "o")
     assert not (tmp_path / "o" / "metrics.csv").exists()

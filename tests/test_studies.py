@@ -99,8 +99,8 @@ def test_the_thread_count_is_the_runs_own_and_survives_a_resume(cache, tmp_path,
     real_run = Trainer.run
 
     def stop_after_one(self, checkpoint_path=None, on_epoch=None, on_batch=None):
-        def hook(rows, epochs):
-            if len(rows) == 1:
+        def hook(row):
+            if row["epoch"] == 1:
                 raise KeyboardInterrupt
 
         return real_run(self, checkpoint_path, on_epoch=hook, on_batch=on_batch)

@@ -187,10 +187,9 @@ def seeds_by_stage(design: Design, seeds: Sequence[int]) -> list[list[int]]:
     return out
 
 
-def possible_seeds(config: Mapping) -> list[int]:
+def possible_seeds(design: Design | None, seeds: Sequence[int]) -> list[int]:
     """Every seed a run of this study may have: the configured ones, and the later stages' if adaptive."""
-    seeds = [int(s) for s in config["seeds"]]
-    design = design_from_config(config)
+    seeds = [int(s) for s in seeds]
     return seeds if design is None else [s for stage in seeds_by_stage(design, seeds) for s in stage]
 
 

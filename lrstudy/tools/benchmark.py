@@ -32,12 +32,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
 from lrstudy.atomic import atomic_write_json, atomic_write_text
-from lrstudy.config import defaults, run_hash
+from lrstudy.config import defaults, execution_of, recipe_of, run_hash
 from lrstudy.data.cifar10 import add_source_arguments, load_cache, load_meta, source_cache
 from lrstudy.train.augment import MEAN, STD
-from lrstudy.train.engine import DeviceData, Trainer, resolve_device
+from lrstudy.train.device import device_name, resolve_device
+from lrstudy.train.engine import Trainer
+from lrstudy.train.loop import DeviceData
 from lrstudy.train.model import ResNet18
-from lrstudy.train.run import device_name, versions
+from lrstudy.train.run import versions
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by a substring of the name.
 BF16_PEAK_TFLOPS = {
@@ -136,8 +138,9 @@ MODES = ["published", *OUR_MODES]
 def our_epochs(arrays, meta, train: dict, device: torch.device, epochs: int, mode: str) -> list[dict]:
     compile_, cuda_graph = OUR_MODES[mode]
     train = dict(train, epochs=epochs, compile=compile_, cuda_graph=cuda_graph)
+    recipe, execution = recipe_of(train, where="lrstudy-bench"), execution_of(train)
     data = DeviceData.from_arrays(arrays, device)
-    return Trainer(train, 0, data, device, run_hash(train, 0, meta)).run(None).metrics
+    return Trainer(recipe, execution, 0, data, device, run_hash(recipe.as_dict(), 0, meta)).run(None).metrics
 
 
 def parse_modes(text: str) -> list[str]:

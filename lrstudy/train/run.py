@@ -17,20 +17,14 @@ from pathlib import Path
 import torch
 
 from lrstudy.atomic import atomic_write_json, atomic_write_text
-from lrstudy.config import RECIPE_KEYS, run_hash
+from lrstudy.config import Execution, Recipe, run_hash
 from lrstudy.data.cifar10 import load_cache, load_meta, verify_cache
 from lrstudy.metrics import metrics_csv, metrics_sha256
 from lrstudy.provenance import code_record
 from lrstudy.train import checkpoint
-from lrstudy.train.engine import (
-    DeviceData,
-    DeviceError,
-    EpochProgress,
-    Trainer,
-    cpu_seconds,
-    progress_line,
-    resolve_device,
-)
+from lrstudy.train.device import DeviceError, cpu_seconds, device_name, resolve_device
+from lrstudy.train.engine import EpochProgress, Trainer, progress_line
+from lrstudy.train.loop import DeviceData
 from lrstudy.train.steps import GraphedSteps
 from lrstudy.train.tensorboard import TensorBoardLog
 
@@ -97,22 +91,10 @@ def oversubscribed(cpu_threads: int, job_threads: int) -> str | None:
     )
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def execute(
     *,
-    recipe: dict,
-    execution: dict,
+    recipe: Recipe,
+    execution: Execution,
     seed: int,
     variant: str,
     data_npz: Path,
@@ -143,33 +125,31 @@ def execute(
             model_out,
             checkpoint_path,
             project,
-            tensorboard_dir if execution.get("tensorboard") else None,
+            tensorboard_dir if execution.tensorboard else None,
         )
 
 
 def _execute(
-    recipe,
-    execution,
-    seed,
-    variant,
-    data_npz,
-    data_meta,
-    metrics_out,
-    summary_out,
-    model_out,
-    checkpoint_path,
-    project,
-    tensorboard_dir,
+    recipe: Recipe,
+    execution: Execution,
+    seed: int,
+    variant: str,
+    data_npz: Path,
+    data_meta: Path,
+    metrics_out: Path,
+    summary_out: Path,
+    model_out: Path,
+    checkpoint_path: Path | None,
+    project: Path | None,
+    tensorboard_dir: Path | None,
 ) -> dict:
-    recipe = {k: recipe[k] for k in RECIPE_KEYS}
-    train = {**recipe, **execution}
     meta = load_meta(data_meta)
     dataset = {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")}
     device = resolve_device(
-        execution["device"],
-        cpu_seconds(train, dataset["train_size"], dataset["test_size"], int(execution["cpu_threads"])),
+        execution.device,
+        cpu_seconds(recipe, dataset["train_size"], dataset["test_size"], execution.cpu_threads),
     )
-    config_hash = run_hash(recipe, seed, dataset)
+    config_hash = run_hash(recipe.as_dict(), seed, dataset)
     log.info(
         "run %s seed %d on %s (%s), config %s, %d train / %d test images",
         variant,
@@ -180,36 +160,36 @@ def _execute(
         dataset["train_size"],
         dataset["test_size"],
     )
-    if device.type == "cpu" and recipe["precision"] == "bf16":
+    if device.type == "cpu" and recipe.precision == "bf16":
         log.info("precision bf16 applies on CUDA only; this CPU run computes in fp32")
-    cuda_only = [key for key in ("compile", "cuda_graph") if execution[key]]
+    cuda_only = [key for key, on in (("compile", execution.compile), ("cuda_graph", execution.cuda_graph)) if on]
     if device.type == "cpu" and cuda_only:
         names = " and ".join(f"execution.{key}" for key in cuda_only)
         log.info("%s %s on CUDA only; this CPU run is eager", names, "apply" if len(cuda_only) > 1 else "applies")
     verify_cache(data_npz, meta)
     data = DeviceData.from_arrays(load_cache(data_npz), device)
-    trainer = Trainer(train, seed, data, device, config_hash)
+    trainer = Trainer(recipe, execution, seed, data, device, config_hash)
     name = f"{variant}/seed{seed}"
-    board = None if tensorboard_dir is None else TensorBoardLog(tensorboard_dir, recipe, seed)
+    board = None if tensorboard_dir is None else TensorBoardLog(tensorboard_dir, recipe.as_dict(), seed)
 
-    def on_epoch(rows: list[dict], epochs: int) -> None:
-        log.info(progress_line(rows, epochs, name))
+    def on_epoch(_row: dict) -> None:
+        log.info(progress_line(trainer.metrics, recipe.epochs, name))
         if board is not None:
-            board.update(rows)
+            board.update(trainer.metrics)
 
     try:
         result = trainer.run(
             checkpoint_path,
             on_epoch=on_epoch,
             # A GPU epoch takes seconds; a CPU one can take minutes, so it reports from inside the epoch.
-            on_batch=EpochProgress(name, train["epochs"]) if device.type == "cpu" else None,
+            on_batch=EpochProgress(name, recipe.epochs) if device.type == "cpu" else None,
         )
         if board is not None:  # a run resumed after its last epoch trains none: its rows are written here
             board.update(result.metrics)
     except torch.OutOfMemoryError as exc:
         raise DeviceError(
-            f"out of memory on {device_name(device)} (batch_size {train['batch_size']}, eval_batch_size "
-            f"{train['eval_batch_size']}, width {train['width']}): lower those in the config, or give each "
+            f"out of memory on {device_name(device)} (batch_size {recipe.batch_size}, eval_batch_size "
+            f"{execution.eval_batch_size}, width {recipe.width}): lower those in the config, or give each "
             "run the whole GPU (check nvidia-smi for other processes; run fewer jobs at once with "
             "--resources gpu=N). The run resumes from its last checkpoint when started again."
         ) from exc
@@ -223,7 +203,7 @@ def _execute(
     summary = {
         "variant": variant,
         "seed": seed,
-        "epochs": train["epochs"],
+        "epochs": recipe.epochs,
         "epochs_completed": len(result.metrics),
         "final_test_acc": result.metrics[-1]["test_acc"] if not result.diverged else None,
         "best_test_acc": best["test_acc"] if best else None,
@@ -235,12 +215,12 @@ def _execute(
         "device": device.type,
         "device_name": device_name(device),
         "versions": versions(),
-        "config": recipe,
+        "config": recipe.as_dict(),
         "config_hash": config_hash,
         "metrics_sha256": metrics_sha256(metrics_text),  # the analysis refuses a metrics.csv changed since
         "dataset": dataset,
         "execution": {
-            **execution,
+            **execution.as_dict(),
             "cpu_threads_used": result.cpu_threads,
             # What the run computed with: compile and cuda_graph are ignored off CUDA.
             "compile_used": trainer.forward is not trainer.model,

@@ -32,18 +32,21 @@ BatchProgress = Callable[[int, int], None]
 
 
 class EagerSteps:
-    """Every kernel launched from Python. The reference path, and the one used on the CPU."""
+    """Every kernel launched from Python. The reference path, and the one used on the CPU.
+
+    Holds what a step reads and writes, given explicitly: the model (and `forward`, the model possibly
+    compiled), the optimizer, the device-resident data, the normalisation and the autocast dtype (None: fp32)."""
 
     autocast_cache = True
 
-    def __init__(self, trainer):
-        self.t = trainer
-        device = trainer.device
+    def __init__(self, model, forward, optimizer, data, normalize, autocast_dtype, device):
+        self.model, self.forward, self.optimizer = model, forward, optimizer
+        self.data, self.normalize, self.autocast_dtype, self.device = data, normalize, autocast_dtype, device
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), device=device, dtype=torch.int64)
 
     def set_lr(self, lr: float) -> None:
-        for group in self.t.optimizer.param_groups:
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
 
     def reset_sums(self) -> None:
@@ -51,29 +54,29 @@ class EagerSteps:
         self.correct.zero_()
 
     def _autocast(self):
-        t = self.t
-        enabled = t.autocast_dtype is not None
-        return torch.autocast(t.device.type, dtype=t.autocast_dtype, enabled=enabled, cache_enabled=self.autocast_cache)
+        enabled = self.autocast_dtype is not None
+        return torch.autocast(
+            self.device.type, dtype=self.autocast_dtype, enabled=enabled, cache_enabled=self.autocast_cache
+        )
 
     def _zero_grad(self) -> None:
-        self.t.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
 
     def train_step(self, idx, top, left, flip, forward) -> None:
-        t = self.t
-        x = t.normalize(crop_flip(t.data.x_train[idx], top, left, flip))
-        y = t.data.y_train[idx]
+        x = self.normalize(crop_flip(self.data.x_train[idx], top, left, flip))
+        y = self.data.y_train[idx]
         with self._autocast():
             logits = forward(x)
             loss = F.cross_entropy(logits, y)
         self._zero_grad()
         loss.backward()
-        t.optimizer.step()
+        self.optimizer.step()
         self.loss_sum += loss.detach().float() * y.numel()
         self.correct += (logits.detach().argmax(1) == y).sum()
 
     def eval_step(self, x_uint8, y, forward) -> None:
         with self._autocast():
-            logits = forward(self.t.normalize(x_uint8))
+            logits = forward(self.normalize(x_uint8))
         self.loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         self.correct += (logits.argmax(1) == y).sum()
 
@@ -81,13 +84,13 @@ class EagerSteps:
         n = order.numel()
         for start in range(0, n, batch_size):
             end = start + batch_size
-            self.train_step(order[start:end], top[start:end], left[start:end], flip[start:end], self.t.forward)
+            self.train_step(order[start:end], top[start:end], left[start:end], flip[start:end], self.forward)
             if progress is not None:
                 progress(min(end, n), n)
 
     def eval_batches(self, x_all, y_all, batch_size: int) -> None:
         for start in range(0, y_all.numel(), batch_size):
-            self.eval_step(x_all[start : start + batch_size], y_all[start : start + batch_size], self.t.model)
+            self.eval_step(x_all[start : start + batch_size], y_all[start : start + batch_size], self.model)
 
 
 class GraphedSteps(EagerSteps):
@@ -98,16 +101,16 @@ class GraphedSteps(EagerSteps):
 
     autocast_cache = False
 
-    def __init__(self, trainer, batch_size: int, eval_batch_size: int, capture: bool):
-        super().__init__(trainer)
-        device = trainer.device
+    def __init__(self, *args, batch_size: int, eval_batch_size: int, capture: bool):
+        super().__init__(*args)
+        device = self.device
         self.capture = capture
         self.lr = torch.zeros((), device=device)
         self.idx = torch.zeros(batch_size, dtype=torch.int64, device=device)
         self.top = torch.zeros(batch_size, dtype=torch.int64, device=device)
         self.left = torch.zeros(batch_size, dtype=torch.int64, device=device)
         self.flip = torch.zeros(batch_size, dtype=torch.bool, device=device)
-        self.x_eval = torch.zeros((eval_batch_size, *trainer.data.x_test.shape[1:]), dtype=torch.uint8, device=device)
+        self.x_eval = torch.zeros((eval_batch_size, *self.data.x_test.shape[1:]), dtype=torch.uint8, device=device)
         self.y_eval = torch.zeros(eval_batch_size, dtype=torch.int64, device=device)
         self.train_graph = self.eval_graph = None
         self.train_warmups = self.eval_warmups = 0
@@ -115,11 +118,11 @@ class GraphedSteps(EagerSteps):
     def set_lr(self, lr: float) -> None:
         self.lr.fill_(lr)
         # Assigned every epoch: loading an optimizer state puts the saved float back in the group.
-        for group in self.t.optimizer.param_groups:
+        for group in self.optimizer.param_groups:
             group["lr"] = self.lr
 
     def _zero_grad(self) -> None:
-        self.t.optimizer.zero_grad(set_to_none=False)
+        self.optimizer.zero_grad(set_to_none=False)
 
     def forget_graphs(self) -> None:
         """After the optimizer's state is replaced (a checkpoint restored), the captured tensors are stale."""
@@ -127,7 +130,7 @@ class GraphedSteps(EagerSteps):
         self.train_warmups = self.eval_warmups = 0
 
     def train_batches(self, order, top, left, flip, batch_size: int, progress: BatchProgress | None = None) -> None:
-        n, t = order.numel(), self.t
+        n = order.numel()
         full = n - n % batch_size
         for start in range(0, full, batch_size):
             end = start + batch_size
@@ -138,24 +141,24 @@ class GraphedSteps(EagerSteps):
             self.train_graph, self.train_warmups = self._run(
                 self.train_graph,
                 self.train_warmups,
-                lambda: self.train_step(self.idx, self.top, self.left, self.flip, t.forward),
+                lambda: self.train_step(self.idx, self.top, self.left, self.flip, self.forward),
             )
             if progress is not None:
                 progress(end, n)
         if full < n:
-            self.train_step(order[full:], top[full:], left[full:], flip[full:], t.model)
+            self.train_step(order[full:], top[full:], left[full:], flip[full:], self.model)
 
     def eval_batches(self, x_all, y_all, batch_size: int) -> None:
-        n, t = y_all.numel(), self.t
+        n = y_all.numel()
         full = n - n % batch_size
         for start in range(0, full, batch_size):
             self.x_eval.copy_(x_all[start : start + batch_size], non_blocking=True)
             self.y_eval.copy_(y_all[start : start + batch_size], non_blocking=True)
             self.eval_graph, self.eval_warmups = self._run(
-                self.eval_graph, self.eval_warmups, lambda: self.eval_step(self.x_eval, self.y_eval, t.forward)
+                self.eval_graph, self.eval_warmups, lambda: self.eval_step(self.x_eval, self.y_eval, self.forward)
             )
         if full < n:
-            self.eval_step(x_all[full:], y_all[full:], t.model)
+            self.eval_step(x_all[full:], y_all[full:], self.model)
 
     def _run(self, graph, warmups: int, step) -> tuple[torch.cuda.CUDAGraph | None, int]:
         """One step on the static buffers: replayed if captured, else eagerly (capturing after the warm-up)."""

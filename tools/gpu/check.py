@@ -40,7 +40,7 @@ from lrstudy.atomic import atomic_write_json, atomic_write_text
 from lrstudy.data.cifar10 import md5sum, prepare
 from lrstudy.metrics import METRIC_COLUMNS
 from lrstudy.tools.benchmark import MODES, OUR_MODES
-from lrstudy.train.run import device_name
+from lrstudy.train.device import device_name
 
 # A mode counts as correct when its short-run accuracy is within this of the eager path's (a broken step
 # lands at chance, 10%); the graph path must also equal the eager one exactly with deterministic kernels.

@@ -1,5 +1,3 @@
-import contextlib
-import io
 import json
 import os
 import re
@@ -10,56 +8,36 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from lrstudy.analysis.adaptive import possible_seeds
-from lrstudy.config import ConfigError, checked_study, load_yaml, shareable
+from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
+from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
 from lrstudy.studies import assemble, remember
 from lrstudy.study_state import cache_is_current, drop_stale_aggregate, warn_if_cache_damaged
 
 PROJECT = Path(workflow.basedir)
 
 
-def command_line_args():
-    """Snakemake's own parse of this command line (None where this process is not the snakemake CLI, e.g.
-    a cluster job step): the workflow decides from parsed settings, never from argv strings."""
-    from snakemake.cli import parse_args
-
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return parse_args(sys.argv[1:])[1]
-    except BaseException:  # argparse exits on a command line that is not Snakemake's
-        return None
-
-
-CLI = command_line_args()
+# Snakemake's internals are read in lrstudy/snakemake_compat.py only (pinned by its test).
+INVOCATION = Invocation.of(workflow, sys.argv[1:])
 # Only a plain run of the main process changes files at parse time; dry runs, --report, --lint, --unlock,
-# listings and job steps only read.
-PLAIN_RUN = (
-    CLI is not None
-    and not CLI.dryrun
-    and not CLI.report
-    and not CLI.lint
-    and not CLI.unlock
-    and not CLI.touch
-    and not CLI.summary
-    and not CLI.detailed_summary
-    and not CLI.list_rules
-    and not CLI.list_target_rules
-    and not CLI.cleanup_metadata
-    and workflow.exec_mode.name == "DEFAULT"
-)
+# listings and job steps only read. The parse-time effects, each listed here (README: contributing):
+#   1. remember(): a named study's command-line config is written to studies/<name>/study.yaml;
+#   2. the named study's directory is created (Snakemake's workdir must exist);
+#   3. drop_stale_aggregate(): tables listing a run whose files are gone are deleted, so that they are
+#      rebuilt (Snakemake would keep them: a deleted input of an up-to-date output is not a reason to rerun).
+# 1 and 3 happen on a plain run only. Reading only: the config files' duplicate keys, the cache check.
+PLAIN_RUN = INVOCATION.plain_run
 
 # Snakemake has read the config files already; read them again to refuse a key written twice (YAML keeps
 # the last silently) and name the file of any other problem.
-for _path in workflow.configfiles:
+for _path in config_files(workflow):
     load_yaml(_path)
 
 
 def refuse_report_over_ours():
     """Snakemake's own report must not replace the study's report.html, however its path is written
     (--report, --report=..., an absolute or ../ path, --reporter html --report-html-path ...)."""
-    if CLI is None:
-        return
-    path = CLI.report or getattr(CLI, "report_html_path", None)
+    path = INVOCATION.report_path
     if isinstance(path, (str, os.PathLike)) and os.path.realpath(path) == os.path.realpath("report.html"):
         raise WorkflowError(
             f"`snakemake --report {path}` would write Snakemake's report over the study's own report.html: "
@@ -70,20 +48,21 @@ def refuse_report_over_ours():
 def refuse_swallowed_targets():
     """`--forcerun train results/runs/lr_x5/summary.csv` forces that file and, with no target left, builds
     the default one: every run of the study would retrain. Snakemake accepts it; nobody means it."""
-    if CLI is None or CLI.targets or not CLI.forcerun:
+    forced = INVOCATION.forcerun
+    if INVOCATION.targets or not forced:
         return
-    paths = [f for f in CLI.forcerun if len(Path(f).parts) > 1 or Path(f).suffix]  # rule names have neither
+    paths = [f for f in forced if len(Path(f).parts) > 1 or Path(f).suffix]  # rule names have neither
     if paths:
         raise WorkflowError(
             f"`--forcerun` reads {' '.join(paths)} as something to force, not as a "
             "target, so the whole study would be built and every run forced to retrain. Put `--` before the "
-            f"targets: snakemake --forcerun {' '.join(f for f in CLI.forcerun if f not in paths)} -- "
+            f"targets: snakemake --forcerun {' '.join(f for f in forced if f not in paths)} -- "
             f"{' '.join(paths)}"
         )
 
 
 refuse_swallowed_targets()
-_config, _to_remember = assemble(PROJECT, workflow.config_settings.overwrite_config)
+_config, _to_remember = assemble(PROJECT, command_line_config(workflow))
 config.clear()
 config.update(_config)
 STUDY = checked_study(config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
@@ -108,7 +87,7 @@ if PLAIN_RUN:
     drop_stale_aggregate(VARIANTS)
 warn_if_cache_damaged("results/data/cifar10.npz", "results/data/cifar10.json")
 # Every seed a run may have: the configured ones, and with `adaptive` the later stages' (workflow/rules/adaptive.smk).
-RUN_SEEDS = possible_seeds(config)
+RUN_SEEDS = possible_seeds(STUDY.design, SEEDS)
 
 
 wildcard_constraints:
@@ -128,7 +107,7 @@ def run_files(name):
 def recipe_json(wildcards):
     """The variant's recipe, as JSON: a params value, so that changing one variant reruns that variant
     only, and nothing else (execution settings, paths) reruns a finished run."""
-    return json.dumps(STUDY.recipes[wildcards.variant].as_dict(), sort_keys=True)
+    return recipe_param(STUDY.recipes[wildcards.variant])
 
 
 DATASET_IDENTITY = json.dumps(STUDY.dataset.identity(), sort_keys=True)

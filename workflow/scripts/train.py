@@ -1,14 +1,13 @@
 """Rule train: one seeded run of one variant, resumed from its checkpoint if one matches."""
 
 import contextlib
-import json
 import logging
 from pathlib import Path
 
-from lrstudy.config import execution_of
+from lrstudy.config import execution_of, recipe_from_param
 from lrstudy.data.cifar10 import DatasetError
 from lrstudy.logs import run_logged
-from lrstudy.train.engine import DeviceError
+from lrstudy.train.device import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
 from lrstudy.train.run import RunBusyError, execute, oversubscribed
 
@@ -29,8 +28,8 @@ def main():
     )
     with lease:
         execute(
-            recipe=json.loads(sm.params.recipe),
-            execution=execution.as_dict(),
+            recipe=recipe_from_param(sm.params.recipe, where=f"variants.{sm.wildcards.variant}"),
+            execution=execution,
             seed=int(sm.wildcards.seed),
             variant=sm.wildcards.variant,
             data_npz=Path(sm.input.npz),

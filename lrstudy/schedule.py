@@ -6,20 +6,17 @@ multiplies the base lr for start <= e < end; the base schedule itself is not shi
 the run is back on the base curve. A step milestone m is the first epoch at the lower lr, so a window
 starting at m and a milestone m act on the same epoch (PyTorch's MultiStepLR counts steps from 0: its
 milestone m - 1).
+
+A leaf module: no torch, nothing from the rest of lrstudy, so that the config (lrstudy.config), the
+trainer and the analysis all read the same schedule. `recipe` is an lrstudy.config.Recipe (anything with
+its fields: lr, epochs, schedule, step_milestones, step_gamma, lr_windows as (start, end, factor)).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class LrWindow:
-    start: int
-    end: int
-    factor: float
+from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 
 
 def base_lr(
@@ -52,31 +49,41 @@ def default_milestones(epochs: int) -> list[int]:
     return [epochs // 2 + 1, (epochs * 3) // 4 + 1]
 
 
-def window_factor(epoch: int, windows: Sequence[LrWindow]) -> float:
+def window_factor(epoch: int, windows: Sequence[tuple[int, int, float]]) -> float:
+    """The product of the factors of the (start, end, factor) windows that hold `epoch`."""
     factor = 1.0
-    for w in windows:
-        if w.start <= epoch < w.end:
-            factor *= w.factor
+    for start, end, f in windows:
+        if start <= epoch < end:
+            factor *= f
     return factor
 
 
-def lr_for_epoch(epoch: int, train: dict) -> float:
-    """The lr actually used in `epoch` for a resolved train config (a dict as in config.yaml's `train`)."""
+def lr_for_epoch(epoch: int, recipe) -> float:
+    """The lr actually used in `epoch` by a run of `recipe`."""
     base = base_lr(
         epoch,
-        lr=train["lr"],
-        epochs=train["epochs"],
-        schedule=train["schedule"],
-        step_milestones=train["step_milestones"],
-        step_gamma=train["step_gamma"],
+        lr=recipe.lr,
+        epochs=recipe.epochs,
+        schedule=recipe.schedule,
+        step_milestones=recipe.step_milestones,
+        step_gamma=recipe.step_gamma,
     )
-    return base * window_factor(epoch, windows_of(train))
+    return base * window_factor(epoch, recipe.lr_windows)
 
 
-def lr_table(train: dict) -> list[float]:
+def of_mapping(recipe: Mapping) -> SimpleNamespace:
+    """The schedule's keys of a recipe written as a mapping (summary.json's `config`), in the form
+    lr_for_epoch reads; a recipe's other keys may be missing (a KeyError names a missing schedule key)."""
+    return SimpleNamespace(
+        lr=recipe["lr"],
+        epochs=recipe["epochs"],
+        schedule=recipe["schedule"],
+        step_milestones=recipe["step_milestones"],
+        step_gamma=recipe["step_gamma"],
+        lr_windows=[(w["start"], w["end"], w["factor"]) for w in recipe["lr_windows"]],
+    )
+
+
+def lr_table(recipe) -> list[float]:
     """The lr of every epoch, index 0 = epoch 1."""
-    return [lr_for_epoch(e, train) for e in range(1, train["epochs"] + 1)]
-
-
-def windows_of(train: dict) -> list[LrWindow]:
-    return [LrWindow(int(w["start"]), int(w["end"]), float(w["factor"])) for w in train["lr_windows"]]
+    return [lr_for_epoch(e, recipe) for e in range(1, recipe.epochs + 1)]

@@ -1,0 +1,95 @@
+"""Every use of Snakemake's internals, in one place: what the workflow reads from Snakemake beyond its
+documented API (the parsed command line, the execution mode, the config given on the command line, the
+config files read). An upgrade of Snakemake that changes any of these fails tests/test_snakemake_compat.py,
+which is pinned to SUPPORTED_SNAKEMAKE (requirements.txt's pin), not a study.
+
+Used by workflow/rules/common.smk only; nothing here runs outside a Snakemake process except the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPPORTED_SNAKEMAKE = "9.27.1"
+
+# Command-line settings under which a Snakemake process only reads: dry runs, reports, lint, unlock,
+# touch, summaries and listings (the names of snakemake.cli's parsed options).
+READ_ONLY_OPTIONS = (
+    "dryrun",
+    "report",
+    "lint",
+    "unlock",
+    "touch",
+    "summary",
+    "detailed_summary",
+    "list_rules",
+    "list_target_rules",
+    "cleanup_metadata",
+)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What this snakemake command was asked to do, from Snakemake's own parse of its command line; `args`
+    is None where the process is not the snakemake CLI (a cluster job step, a test)."""
+
+    args: argparse.Namespace | None
+    main_process: bool  # Snakemake's exec mode is DEFAULT: not a job step or a subprocess of a job
+
+    @classmethod
+    def of(cls, workflow, argv: Sequence[str]) -> Invocation:
+        return cls(parse_command_line(argv), workflow.exec_mode.name == "DEFAULT")
+
+    @property
+    def plain_run(self) -> bool:
+        """A run of the main process that may build files (so may change files at parse time)."""
+        return (
+            self.args is not None
+            and self.main_process
+            and not any(getattr(self.args, name) for name in READ_ONLY_OPTIONS)
+        )
+
+    @property
+    def report_path(self) -> str | None:
+        """The path of Snakemake's own report (--report PATH, or --reporter html --report-html-path PATH)."""
+        if self.args is None:
+            return None
+        path = self.args.report or getattr(self.args, "report_html_path", None)
+        return os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+
+    @property
+    def targets(self) -> list[str]:
+        return sorted(self.args.targets or []) if self.args is not None else []
+
+    @property
+    def forcerun(self) -> list[str]:
+        # Sorted, as targets: Snakemake parses both into sets, whose order changes from process to process.
+        return sorted(self.args.forcerun or []) if self.args is not None else []
+
+
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
+    """Snakemake's own parse of `argv` (sys.argv[1:]): the workflow decides from parsed settings, never
+    from argv strings. None for a command line that is not Snakemake's."""
+    from snakemake.cli import parse_args
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return parse_args(list(argv))[1]
+    except BaseException:  # argparse exits on a command line that is not Snakemake's
+        return None
+
+
+def command_line_config(workflow) -> Mapping:
+    """The config given on the command line (--configfile files, then --config), merged by Snakemake."""
+    return workflow.config_settings.overwrite_config
+
+
+def config_files(workflow) -> list[Path]:
+    """The config files Snakemake read (config.yaml's `configfile:` and every --configfile)."""
+    return [Path(p) for p in workflow.configfiles]

@@ -1,7 +1,7 @@
 # One-command entry points. Everything runs inside .venv, made here from the pinned requirements.txt.
 #   make study   the whole study:  snakemake --cores 1 --resources gpu=1
 #   make demo    the CPU demo:     snakemake --cores 2 --configfile config/smoke.yaml
-#   make test    the test suite (what CI runs)
+#   make test    the test suite (what CI runs), on two pytest-xdist workers, a test file to each
 #   make test-fast  the tests that start neither Snakemake nor a system (markers in pyproject.toml): < 1 min
 #   make lint    the declared style and Snakemake's lint (CI runs it too); make format applies the style
 
@@ -28,10 +28,10 @@ study: venv
 demo: venv
 	$(SNAKEMAKE) --cores 2 --configfile config/smoke.yaml
 
-test: venv
-	$(PY) -m pytest -q
-
 # Two workers (pytest-xdist), a test file each at a time: module fixtures are made once.
+test: venv
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
 test-fast: venv
 	$(PY) -m pytest -q -m "not workflow and not system" -n 2 --dist loadfile
 

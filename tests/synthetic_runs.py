@@ -16,6 +16,7 @@ from pathlib import Path
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis.figures import PLOTS, write_figures
 from lrstudy.analysis.report import write_report
+from lrstudy.analysis.tables import write_tables
 from lrstudy.config import defaults
 from lrstudy.schedule import lr_for_epoch, of_mapping
 
@@ -209,6 +210,8 @@ def build_report(
             png.parent.mkdir(parents=True, exist_ok=True)
             png.write_bytes(ONE_PIXEL_PNG)
     out = root / "report.html"
+    tables = [root / "results/aggregate/stats.md", root / "results/aggregate/stats.tex"]
+    write_tables(root / "results/aggregate/stats.csv", *tables)
     write_report(
         stats_csv=root / "results/aggregate/stats.csv",
         summary_csv=root / "results/aggregate/summary.csv",
@@ -219,5 +222,6 @@ def build_report(
         template=REPO / "report/templates/report.html.j2",
         config=config or study_config(finals),
         out=out,
+        paper_tables=tables,
     )
     return out

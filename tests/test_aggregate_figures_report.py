@@ -3,6 +3,7 @@ analysis rules run by Snakemake on such runs."""
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 import shutil
@@ -621,3 +622,11 @@ def test_two_seed_intervals_run_off_the_rows_with_an_arrow(tmp_path):
     arrows = [t.get_text() for t in ax.texts]
     ci = tables["stats"].set_index("variant").loc["baseline"]
     assert f"{ci['final_ci_high_pct']:.1f} \u2192" in arrows and f"\u2190 {ci['final_ci_low_pct']:.1f}" in arrows
+
+
+def test_the_report_carries_the_tables_for_a_paper(tmp_path):
+    html = build_report(tmp_path, SMALL).read_text()
+    tex = (tmp_path / "results/aggregate/stats.tex").read_text()
+    md = (tmp_path / "results/aggregate/stats.md").read_text()
+    assert "\\toprule" in tex and "| variant" in md.lower()
+    assert html_lib.escape(tex, quote=False) in html and html_lib.escape(md, quote=False) in html

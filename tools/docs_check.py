@@ -1,12 +1,12 @@
 """Run the commands the docs show, so that the docs cannot drift from the code.
 
 Every line of a fenced ```bash block in README.md and docs/*.md is a command (a `#` comment after it is
-dropped). Each one is either run here, in order, in one scratch copy of the workflow, or listed in
-NOT_RUN with the reason it cannot run on a CPU in seconds. The scratch copy trains on a tiny generated
+dropped). Each one is either run here, page by page in order, in scratch copies of the workflow, or listed
+in NOT_RUN with the reason it cannot run on a CPU in seconds. A scratch copy trains on a tiny generated
 archive: its study configs are shrunk to width 4, no data limits, one seed and the fewest epochs their lr
 windows and step milestones allow, and config.yaml's study to 3 epochs and two variants, so that every
-command that trains finishes in seconds. Paths the docs use as
-placeholders (an archive, /tmp) point into the scratch folder.
+command that trains finishes in seconds. Paths the docs use as placeholders (an archive, /tmp) point into
+the scratch folder.
 
     python tools/docs_check.py --list    each command: run, or not run and why
     python tools/docs_check.py           run them; exit 1 if one fails
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ NOT_RUN = {
     "make study": "builds .venv and runs the whole study; its command, snakemake --cores 1 --resources gpu=1, is run",
     "make test": "the test suite: CI runs it, and this check is part of it",
     "make lint": "CI runs it before the tests",
+    "make test-fast": "part of the test suite, which CI runs",
+    "python tests/test_golden_run.py": "rewrites the stored golden runs (only after an intended change of numbers)",
     "make format": "rewrites the source tree",
     ".venv/bin/python -m pytest tests/test_schedule.py": "runs tests: CI runs the whole suite",
     "python tools/docs_check.py --list": "this check itself",
@@ -54,8 +57,13 @@ NOT_RUN = {
     "DRY=1 OUT=/tmp/check ARCHIVE=/tmp/cifar-10-python.tar.gz bash tools/gpu/check.sh": (
         "about 3 minutes on 2 cores; tests/test_gpu_check.py runs its rehearsal"
     ),
+    "tensorboard --logdir results/tensorboard": "starts a web server that runs until stopped",
     "snakemake --profile profiles/slurm": "needs a SLURM cluster; tests/test_slurm.py starts one and runs the study",
 }
+
+# Pages that run together, in this order, in one scratch copy (a page may use what an earlier one made:
+# the report page uses the README's demo); the other pages form a last group. Groups run side by side.
+GROUPS = [["README.md", "docs/report-and-statistics.md"]]
 
 # Placeholders in the docs -> where they point in the scratch folder ({archive}, {tmp}).
 PLACEHOLDERS = {
@@ -166,10 +174,8 @@ def _epochs_needed(config: dict) -> list[int]:
     return ends + [m for r in recipes for m in r.get("step_milestones") or []]
 
 
-def prepare(scratch: Path) -> dict[str, str]:
-    """A scratch copy of the workflow on a tiny archive; returns the placeholders' values."""
-    from lrstudy.data import synthetic
-
+def prepare(scratch: Path, archive: Path) -> dict[str, str]:
+    """A scratch copy of the workflow on the tiny archive; returns the placeholders' values."""
     project, tmp = scratch / "project", scratch / "tmp"
     project.mkdir(parents=True)
     tmp.mkdir()
@@ -179,10 +185,6 @@ def prepare(scratch: Path) -> dict[str, str]:
             shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, project / name)
-    (scratch / "data").mkdir()
-    archive = synthetic.write_archive(
-        scratch / "data" / "cifar-10-python.tar.gz", train_per_batch=TRAIN_PER_BATCH, test=TEST_IMAGES
-    )
     (project / "cifar-10-python.tar.gz").symlink_to(archive)  # the docs' bare `cifar-10-python.tar.gz`
     shrink(project / "config.yaml", defaults=True)
     for path in (project / "config").glob("*.yaml"):
@@ -205,8 +207,28 @@ def as_run(text: str, values: dict[str, str]) -> str:
 
 
 def run(found: list[Command], scratch: Path, log=print) -> list[str]:
-    """Run every command not in NOT_RUN, in order, in one scratch copy; return the failures."""
-    values = prepare(scratch)
+    """Run every command not in NOT_RUN; return the failures. The pages of each of GROUPS run in order in a
+    scratch copy of their own, the groups side by side (most commands use one core)."""
+    sys.path.insert(0, str(REPO / "tests"))  # the test suite's generator of archives in the official format
+    import synthetic_archive
+
+    (scratch / "data").mkdir(parents=True)
+    archive = synthetic_archive.write_archive(
+        scratch / "data" / "cifar-10-python.tar.gz", train_per_batch=TRAIN_PER_BATCH, test=TEST_IMAGES
+    )
+    groups = [[c for c in found if _group(c.page) == g] for g in range(len(GROUPS) + 1)]
+    with ThreadPoolExecutor(len(groups)) as pool:
+        results = pool.map(
+            lambda g: _run_group(g[1], prepare(scratch / f"group{g[0]}", archive), log), enumerate(groups)
+        )
+        return [failure for failures in results for failure in failures]
+
+
+def _group(page: str) -> int:
+    return next((i for i, pages in enumerate(GROUPS) if page in pages), len(GROUPS))
+
+
+def _run_group(found: list[Command], values: dict[str, str], log) -> list[str]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     failures = []
     for c in found:

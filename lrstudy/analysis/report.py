@@ -199,6 +199,7 @@ def context(
     published: dict,
     config: dict,
     seed_plan: pd.DataFrame | None = None,
+    paper_tables: dict[str, str] | None = None,
 ) -> dict:
     """Every value the template words: numbers, flags and names, no sentences."""
     config = json.loads(json.dumps(config))  # plain dicts and lists, whatever Snakemake handed over
@@ -208,6 +209,7 @@ def context(
     scale = study_scale(stats, runs)
     return {
         "reference": reference,
+        "paper_tables": paper_tables or {},
         "V": VERDICTS,
         "stats": [dict(r, css=VERDICT_CLASS[r["verdict"]], label=texts[r["variant"]]) for _, r in stats.iterrows()],
         "diverged": runs[runs["diverged"]].to_dict("records"),
@@ -321,6 +323,7 @@ def write_report(
     config: dict,
     out: str | Path,
     seed_plan_csv: str | Path | None = None,
+    paper_tables: Sequence[str | Path] = (),
 ) -> None:
     ctx = context(
         stats=pd.read_csv(stats_csv, dtype={"seeds_needed": "Int64"}),
@@ -331,5 +334,6 @@ def write_report(
         published=load_published(published),
         config=config,
         seed_plan=None if seed_plan_csv is None else pd.read_csv(seed_plan_csv),
+        paper_tables={Path(p).name: Path(p).read_text() for p in paper_tables},
     )
     atomic_write_text(out, render(template, ctx))

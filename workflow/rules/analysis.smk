@@ -79,6 +79,7 @@ rule report:
         summary=rules.aggregate.output.summary,
         summaries=study_runs("summary.json"),
         seed_plan=seed_plan_input,
+        tables=rules.tables.output,
         figures=rules.figures.output.png,
         captions=[src(f"report/captions/{figure}.rst") for figure in FIGURES],
         template=src("report/templates/report.html.j2"),

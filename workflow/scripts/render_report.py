@@ -20,6 +20,7 @@ def main():
         config=sm.params.config,
         out=sm.output[0],
         seed_plan_csv=sm.input.seed_plan[0] if sm.input.seed_plan else None,
+        paper_tables=sm.input.tables,
     )
 
 

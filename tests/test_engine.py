@@ -41,7 +41,7 @@ def parts(**over) -> tuple[Recipe, Execution]:
     return recipe_of(cfg, where="test"), execution_of(cfg)
 
 
-def run(cache, out: Path, seed=0, checkpoint=None, board=None, **over):
+def run(cache, out: Path, seed=0, checkpoint=None, board=None, trainer_log=None, **over):
     npz, meta = cache
     recipe, execution = parts(**over)
     return execute(
@@ -56,6 +56,7 @@ def run(cache, out: Path, seed=0, checkpoint=None, board=None, **over):
         model_out=out / "model.pt",
         checkpoint_path=checkpoint,
         tensorboard_dir=board,
+        trainer_log=trainer_log,
     )
 
 

@@ -3,6 +3,7 @@ config in a place of its own, and machine-local settings are read by every comma
 
 import fcntl
 import json
+import logging
 import os
 
 import pytest
@@ -10,7 +11,8 @@ import yaml
 from conftest import small_study
 from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
 
-from lrstudy.train.run import RunBusyError
+from lrstudy.logs import run_logged
+from lrstudy.train.run import RunBusyError, run_lock
 
 
 def local_yaml(wf, archive):
@@ -85,6 +87,37 @@ def test_a_second_trainer_on_the_same_run_stops_with_a_message(cache, tmp_path):
     assert not (tmp_path / "second" / "metrics.csv").exists()
     run(cache, tmp_path / "after", checkpoint=ckpt)  # released: the run goes ahead
     assert (tmp_path / "after" / "metrics.csv").is_file()
+
+
+def test_a_refused_second_trainer_leaves_the_first_ones_log_alone(cache, tmp_path):  # noqa: F811
+    """Snakemake empties a train job's declared log before the job starts, so the trainer keeps its own log
+    (appended to, across resumes), opened only once it holds the run's lock: the refused job writes to
+    its declared log alone, and says where the running trainer logs."""
+    ckpt = tmp_path / "ckpt" / "seed0.pt"
+    trainer_log = tmp_path / "logs" / "seed0.trainer.log"
+    run(cache, tmp_path / "first", checkpoint=ckpt, trainer_log=trainer_log)
+    first = trainer_log.read_text()
+    assert "run v seed 0 done" in first
+
+    root_handlers = list(logging.getLogger().handlers)
+    job_log = tmp_path / "logs" / "seed0.log"
+    try:
+        with run_lock(ckpt, trainer_log):  # as the running trainer holds it
+            with pytest.raises(SystemExit, match=f"is being trained by pid {os.getpid()}.*logging to {trainer_log}"):
+                run_logged(
+                    job_log,
+                    lambda: run(cache, tmp_path / "second", checkpoint=ckpt, trainer_log=trainer_log),
+                    expected=(RunBusyError,),
+                )
+    finally:  # run_logged's handlers belong to a job process; this one is pytest's
+        for handler in set(logging.getLogger().handlers) - set(root_handlers):
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    assert trainer_log.read_text() == first
+    assert f"logging to {trainer_log}" in job_log.read_text()
+
+    run(cache, tmp_path / "again", checkpoint=ckpt, trainer_log=trainer_log)  # the next trainer appends
+    assert trainer_log.read_text().startswith(first) and trainer_log.read_text().count("run v seed 0 done") == 2
 
 
 def test_the_thread_count_is_the_runs_own_and_survives_a_resume(cache, tmp_path, monkeypatch):  # noqa: F811

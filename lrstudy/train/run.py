@@ -19,6 +19,7 @@ import torch
 from lrstudy.atomic import atomic_write_json, atomic_write_text
 from lrstudy.config import Execution, Recipe, run_hash
 from lrstudy.data.cifar10 import load_cache, load_meta, verify_cache
+from lrstudy.logs import also_appended_to
 from lrstudy.metrics import metrics_csv, metrics_sha256
 from lrstudy.provenance import code_record
 from lrstudy.train import checkpoint
@@ -36,9 +37,10 @@ class RunBusyError(RuntimeError):
 
 
 @contextlib.contextmanager
-def run_lock(checkpoint_path: Path) -> Iterator[None]:
+def run_lock(checkpoint_path: Path, trainer_log: Path | None = None) -> Iterator[None]:
     """One trainer per run: a second one (say, after a killed Snakemake whose training job lives on)
-    would resume the same checkpoint and race the first. The lock dies with its holder."""
+    would resume the same checkpoint and race the first. The lock dies with its holder. A refusal names
+    `trainer_log`, where the holder writes."""
     lock_path = checkpoint_path.with_name(checkpoint_path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as fh:
@@ -47,9 +49,10 @@ def run_lock(checkpoint_path: Path) -> Iterator[None]:
         except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
+            logs_at = f", logging to {trainer_log}" if trainer_log is not None else ""
             raise RunBusyError(
                 f"{checkpoint_path.parent.name}/{checkpoint_path.stem} is being trained by {holder} "
-                f"(lock {lock_path}): wait for it to finish, or stop it (kill PID) and run again; "
+                f"(lock {lock_path}{logs_at}): wait for it to finish, or stop it (kill PID) and run again; "
                 "the run resumes from its last checkpoint"
             ) from None
         fh.seek(0)
@@ -105,14 +108,18 @@ def execute(
     checkpoint_path: Path | None,
     project: Path | None = None,
     tensorboard_dir: Path | None = None,
+    trainer_log: Path | None = None,
 ) -> dict:
     """Train (or resume) one run and write its outputs atomically; returns the summary.
 
     `recipe` defines the run (with `seed`); `execution` says how it is computed. With a checkpoint path
     the run holds a lock for its whole life: one run, one trainer. With `tensorboard_dir` (and
-    execution.tensorboard on) TensorBoard event files are written there as the run trains."""
-    lock = run_lock(checkpoint_path) if checkpoint_path is not None else contextlib.nullcontext()
-    with lock:
+    execution.tensorboard on) TensorBoard event files are written there as the run trains. With
+    `trainer_log`, the run's lines are also appended there, opened only once the lock is held: a second
+    trainer that is refused never touches the first one's log (Snakemake empties a job's declared log
+    before the job starts, so the trainer's own log must be another file)."""
+    lock = run_lock(checkpoint_path, trainer_log) if checkpoint_path is not None else contextlib.nullcontext()
+    with lock, also_appended_to(trainer_log):
         return _execute(
             recipe,
             execution,

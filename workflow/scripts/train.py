@@ -42,6 +42,9 @@ def main():
             # Not a param or an output: an execution setting that must not retrain a run, and not a file
             # Snakemake should delete when a run fails.
             tensorboard_dir=Path("results/tensorboard", sm.wildcards.variant, f"seed{sm.wildcards.seed}"),
+            # The trainer's own log, across resumes; not the declared log, which Snakemake empties before
+            # every job, including one the run's lock then refuses. Not a param: that would retrain runs.
+            trainer_log=Path("logs/train", sm.wildcards.variant, f"seed{sm.wildcards.seed}.trainer.log"),
         )
 
 

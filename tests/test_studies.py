@@ -69,6 +69,17 @@ def test_a_study_never_named_before_needs_its_config(workflow):
     assert proc.returncode != 0 and "study 'nothing' has no remembered config" in proc.stdout + proc.stderr
 
 
+def test_a_dry_run_of_a_new_study_writes_nothing(workflow, archive):
+    local_yaml(workflow, archive)
+    cfg = workflow.write_config({"study": "fresh", "seeds": [0]}, "fresh.yaml")
+    before = sorted(workflow.root.rglob("*"))
+    jobs = workflow.planned_jobs("--configfile", str(cfg))
+    assert jobs["train"] == 4  # planned in full (4 variants, 1 seed): the study has no files yet
+    proc = workflow.snakemake("-n", "--config", "study=never", check=False)
+    assert "study 'never' has no remembered config" in proc.stdout + proc.stderr
+    assert sorted(workflow.root.rglob("*")) == before
+
+
 def test_local_settings_outside_dataset_and_execution_are_refused(workflow):
     (workflow.root / "local.yaml").write_text("train: {epochs: 3}\n")
     proc = workflow.snakemake("-n", check=False)

@@ -1,7 +1,10 @@
+import atexit
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -22,7 +25,8 @@ INVOCATION = Invocation.of(workflow, sys.argv[1:])
 # Only a plain run of the main process changes files at parse time; dry runs, --report, --lint, --unlock,
 # listings and job steps only read. The parse-time effects, each listed here (README: contributing):
 #   1. remember(): a named study's command-line config is written to studies/<name>/study.yaml;
-#   2. the named study's directory is created (Snakemake's workdir must exist);
+#   2. the named study's directory is created (Snakemake's workdir must exist; a reading command of a
+#      study never run plans in an empty temporary folder instead);
 #   3. drop_stale_aggregate(): tables listing a run whose files are gone are deleted, so that they are
 #      rebuilt (Snakemake would keep them: a deleted input of an up-to-date output is not a reason to rerun).
 # 1 and 3 happen on a plain run only. Reading only: the config files' duplicate keys, the cache check.
@@ -73,11 +77,18 @@ if _to_remember and PLAIN_RUN:
     remember(PROJECT, _to_remember)
 
 if STUDY.outdir != ".":
-    os.makedirs(PROJECT / STUDY.outdir, exist_ok=True)
+    STUDY_DIR = PROJECT / STUDY.outdir
+    if not PLAIN_RUN and not STUDY_DIR.is_dir():
+        # A dry run (or another reading command) of a study never run: Snakemake's workdir must exist and
+        # it writes .snakemake/ there, so it plans in an empty temporary folder, removed at exit; the
+        # project is left as it was.
+        STUDY_DIR = Path(tempfile.mkdtemp(prefix=f"lrstudy-{STUDY.name}-plan-"))
+        atexit.register(shutil.rmtree, STUDY_DIR, ignore_errors=True)
+    os.makedirs(STUDY_DIR, exist_ok=True)
     # Snakemake's header names the directory it started in; the study's files are here.
-    logger.info(f"Study {STUDY.name!r}: working directory {PROJECT / STUDY.outdir}")
+    logger.info(f"Study {STUDY.name!r}: working directory {STUDY_DIR}")
 
-    workdir: PROJECT / STUDY.outdir
+    workdir: STUDY_DIR
 
 
 # The project's own files (templates, captions, GPU locks) as seen from the study's directory: relative,

@@ -43,6 +43,8 @@ def test_every_output_is_there(finished):
         for name in ("metrics.csv", "summary.json", "model.pt"):
             assert (run / name).is_file(), run / name
         assert (root / f"logs/train/{variant}/seed{seed}.log").is_file()
+        # The trainer's own log, which a refused second job cannot empty (tests/test_studies.py).
+        assert f"run {variant} seed {seed} done" in (root / f"logs/train/{variant}/seed{seed}.trainer.log").read_text()
         assert (root / f"benchmarks/train/{variant}/seed{seed}.tsv").is_file()
         assert not (root / f"results/checkpoints/{variant}/seed{seed}.pt").exists()
     for name in ("epochs.csv", "summary.csv", "stats.csv"):

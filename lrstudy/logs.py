@@ -15,11 +15,11 @@ def _formatter() -> logging.Formatter:
     return logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
 
 
-def to_file_and_screen(log_path: str | Path) -> None:
+def to_file_and_screen(log_path: str | Path, mode: str = "w") -> None:
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    for handler in (logging.FileHandler(log_path, mode="w"), logging.StreamHandler(sys.stderr)):
+    for handler in (logging.FileHandler(log_path, mode=mode), logging.StreamHandler(sys.stderr)):
         handler.setFormatter(_formatter())
         root.addHandler(handler)
 
@@ -44,10 +44,11 @@ def also_appended_to(log_path: str | Path | None) -> Iterator[None]:
         handler.close()
 
 
-def run_logged(log_path: str | Path, main, expected: tuple[type[Exception], ...] = ()) -> None:
-    """Run `main()` with logging set up. An `expected` error (bad input, with a message that names the
-    file or key) or a full disk ends the job with that message alone; anything else also logs its traceback."""
-    to_file_and_screen(log_path)
+def run_logged(log_path: str | Path, main, expected: tuple[type[Exception], ...] = (), mode: str = "w") -> None:
+    """Run `main()` with logging set up (`mode` "a": the log continues the previous command's). An `expected`
+    error (bad input, with a message that names the file or key) or a full disk ends the job with that
+    message alone; anything else also logs its traceback."""
+    to_file_and_screen(log_path, mode)
     log = logging.getLogger("lrstudy")
     try:
         main()

@@ -2,11 +2,13 @@
 
 import dataclasses
 import json
+import logging
 
 import pytest
 
 from lrstudy.config import Recipe, recipe_from_param, recipe_param
 from lrstudy.train import cli
+from lrstudy.train.run import run_lock
 
 
 def test_cli_run_and_resume_flag(archive, tmp_path):
@@ -44,6 +46,24 @@ def test_cli_run_and_resume_flag(archive, tmp_path):
     assert "[cli/seed0] epoch 2/2  lr" in (tmp_path / "train.log").read_text()
     cli.main(args + ["--resume"])  # no checkpoint left after a finished run: trains again from epoch 1
     assert json.loads((tmp_path / "summary.json").read_text())["resumed_from_epoch"] == 0
+
+
+def test_a_refused_second_command_leaves_the_running_ones_log_and_checkpoint(archive, tmp_path):
+    """Without --resume the command starts afresh, but only once it holds the run's lock: a second command on
+    a busy OUT is refused before it deletes the checkpoint or empties train.log."""
+    (tmp_path / "train.log").write_text("the running trainer's lines\n")
+    (tmp_path / "checkpoint.pt").write_bytes(b"the running trainer's checkpoint")
+    root_handlers = list(logging.getLogger().handlers)
+    args = ["--archive", str(archive), "--epochs", "2", "--width", "4", "--device", "cpu", "--out", str(tmp_path)]
+    try:
+        with run_lock(tmp_path / "checkpoint.pt"), pytest.raises(SystemExit, match="is being trained by pid"):
+            cli.main(args + ["--train-limit", "200"])
+    finally:  # run_logged's handlers belong to a command's process; this one is pytest's
+        for handler in set(logging.getLogger().handlers) - set(root_handlers):
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"the running trainer's checkpoint"
+    assert (tmp_path / "train.log").read_text().startswith("the running trainer's lines\n")
 
 
 def test_cli_rejects_a_window_outside_the_run(archive, tmp_path):

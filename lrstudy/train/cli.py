@@ -22,7 +22,7 @@ from lrstudy.config import SCHEMA_FILE, ConfigError, Execution, Recipe, check_re
 from lrstudy.data.cifar10 import DatasetError, add_source_arguments, source_cache
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
-from lrstudy.train.run import execute
+from lrstudy.train.run import RunBusyError, execute
 
 TYPES = {"int": int, "float": float, "str": str}
 # Recipe fields whose flag is not the field's name: a window per flag, repeated.
@@ -138,8 +138,6 @@ def main(argv: list[str] | None = None) -> None:
     def run() -> None:
         check_recipe(recipe, where="command line")
         npz, meta = source_cache(args, out)
-        if not args.resume:
-            ckpt.unlink(missing_ok=True)
         execute(
             recipe=recipe,
             execution=execution,
@@ -152,10 +150,12 @@ def main(argv: list[str] | None = None) -> None:
             model_out=out / "model.pt",
             checkpoint_path=ckpt,
             tensorboard_dir=args.tensorboard,
+            resume=args.resume,
         )
 
     out.mkdir(parents=True, exist_ok=True)
-    run_logged(out / "train.log", run, expected=(DatasetError, DeviceError, ConfigError))
+    # Appended to: a second command refused by the run's lock must not empty the running trainer's log.
+    run_logged(out / "train.log", run, expected=(DatasetError, DeviceError, ConfigError, RunBusyError), mode="a")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ def execute(
     project: Path | None = None,
     tensorboard_dir: Path | None = None,
     trainer_log: Path | None = None,
+    resume: bool = True,
 ) -> dict:
     """Train (or resume) one run and write its outputs atomically; returns the summary.
 
@@ -117,9 +118,12 @@ def execute(
     execution.tensorboard on) TensorBoard event files are written there as the run trains. With
     `trainer_log`, the run's lines are also appended there, opened only once the lock is held: a second
     trainer that is refused never touches the first one's log (Snakemake empties a job's declared log
-    before the job starts, so the trainer's own log must be another file)."""
+    before the job starts, so the trainer's own log must be another file). `resume` False: start afresh,
+    dropping the checkpoint, which only the lock's holder may do."""
     lock = run_lock(checkpoint_path, trainer_log) if checkpoint_path is not None else contextlib.nullcontext()
     with lock, also_appended_to(trainer_log):
+        if checkpoint_path is not None and not resume:
+            checkpoint_path.unlink(missing_ok=True)
         return _execute(
             recipe,
             execution,

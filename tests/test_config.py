@@ -139,7 +139,7 @@ def test_targets_inside_the_study_plan_exactly_their_jobs(workflow, archive):
     for target, jobs in [
         ("results/runs/lr_x5/summary.csv", {**data, "train": 2, "variant_summary": 1}),
         ("results/runs/lr_x5/seed1/metrics.csv", {**data, "train": 1}),
-        ("report.html", {**data, "train": 4, "aggregate": 1, "figures": 1, "report": 1}),
+        ("report.html", {**data, "train": 4, "aggregate": 1, "figures": 1, "tables": 1, "report": 1}),
     ]:
         assert workflow.planned_jobs("--configfile", str(cfg), "--", target) == jobs, target
 

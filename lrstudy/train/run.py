@@ -124,137 +124,111 @@ def execute(
     with lock, also_appended_to(trainer_log):
         if checkpoint_path is not None and not resume:
             checkpoint_path.unlink(missing_ok=True)
-        return _execute(
-            recipe,
-            execution,
-            seed,
-            variant,
-            data_npz,
-            data_meta,
-            metrics_out,
-            summary_out,
-            model_out,
-            checkpoint_path,
-            project,
-            tensorboard_dir if execution.tensorboard else None,
+        meta = load_meta(data_meta)
+        dataset = {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")}
+        device = resolve_device(
+            execution.device,
+            cpu_seconds(recipe, dataset["train_size"], dataset["test_size"], execution.cpu_threads),
         )
-
-
-def _execute(
-    recipe: Recipe,
-    execution: Execution,
-    seed: int,
-    variant: str,
-    data_npz: Path,
-    data_meta: Path,
-    metrics_out: Path,
-    summary_out: Path,
-    model_out: Path,
-    checkpoint_path: Path | None,
-    project: Path | None,
-    tensorboard_dir: Path | None,
-) -> dict:
-    meta = load_meta(data_meta)
-    dataset = {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")}
-    device = resolve_device(
-        execution.device,
-        cpu_seconds(recipe, dataset["train_size"], dataset["test_size"], execution.cpu_threads),
-    )
-    config_hash = run_hash(recipe.as_dict(), seed, dataset)
-    log.info(
-        "run %s seed %d on %s (%s), config %s, %d train / %d test images",
-        variant,
-        seed,
-        device,
-        device_name(device),
-        config_hash,
-        dataset["train_size"],
-        dataset["test_size"],
-    )
-    if device.type == "cpu" and recipe.precision == "bf16":
-        log.info("precision bf16 applies on CUDA only; this CPU run computes in fp32")
-    cuda_only = [key for key, on in (("compile", execution.compile), ("cuda_graph", execution.cuda_graph)) if on]
-    if device.type == "cpu" and cuda_only:
-        names = " and ".join(f"execution.{key}" for key in cuda_only)
-        log.info("%s %s on CUDA only; this CPU run is eager", names, "apply" if len(cuda_only) > 1 else "applies")
-    verify_cache(data_npz, meta)
-    data = DeviceData.from_arrays(load_cache(data_npz), device)
-    trainer = Trainer(recipe, execution, seed, data, device, config_hash)
-    name = f"{variant}/seed{seed}"
-    board = None if tensorboard_dir is None else TensorBoardLog(tensorboard_dir, recipe.as_dict(), seed)
-
-    def on_epoch(_row: dict) -> None:
-        log.info(progress_line(trainer.metrics, recipe.epochs, name))
-        if board is not None:
-            board.update(trainer.metrics)
-
-    try:
-        result = trainer.run(
-            checkpoint_path,
-            on_epoch=on_epoch,
-            # A GPU epoch takes seconds; a CPU one can take minutes, so it reports from inside the epoch.
-            on_batch=EpochProgress(name, recipe.epochs) if device.type == "cpu" else None,
-        )
-        if board is not None:  # a run resumed after its last epoch trains none: its rows are written here
-            board.update(result.metrics)
-    except torch.OutOfMemoryError as exc:
-        raise DeviceError(
-            f"out of memory on {device_name(device)} (batch_size {recipe.batch_size}, eval_batch_size "
-            f"{execution.eval_batch_size}, width {recipe.width}): lower those in the config, or give each "
-            "run the whole GPU (check nvidia-smi for other processes; run fewer jobs at once with "
-            "--resources gpu=N). The run resumes from its last checkpoint when started again."
-        ) from exc
-    finally:
-        if board is not None:
-            board.close()
-
-    finite = [m for m in result.metrics if m["epoch"] != result.diverged_epoch]
-    best = max(finite, key=lambda m: m["test_acc"], default=None)
-    metrics_text = metrics_csv(result.metrics)
-    summary = {
-        "variant": variant,
-        "seed": seed,
-        "epochs": recipe.epochs,
-        "epochs_completed": len(result.metrics),
-        "final_test_acc": result.metrics[-1]["test_acc"] if not result.diverged else None,
-        "best_test_acc": best["test_acc"] if best else None,
-        "best_epoch": best["epoch"] if best else None,
-        "train_seconds": result.train_seconds,
-        "diverged": result.diverged,
-        "diverged_epoch": result.diverged_epoch,
-        "resumed_from_epoch": result.resumed_from_epoch,
-        "device": device.type,
-        "device_name": device_name(device),
-        "versions": versions(),
-        "config": recipe.as_dict(),
-        "config_hash": config_hash,
-        "metrics_sha256": metrics_sha256(metrics_text),  # the analysis refuses a metrics.csv changed since
-        "dataset": dataset,
-        "execution": {
-            **execution.as_dict(),
-            "cpu_threads_used": result.cpu_threads,
-            # What the run computed with: compile and cuda_graph are ignored off CUDA.
-            "compile_used": trainer.forward is not trainer.model,
-            "cuda_graph_used": isinstance(trainer.steps, GraphedSteps),
-        },
-        "code": code_record(project or _PROJECT_ROOT),
-    }
-    checkpoint.save(model_out, result.model.state_dict())
-    atomic_write_text(metrics_out, metrics_text)
-    atomic_write_json(summary_out, summary)
-    if checkpoint_path is not None:
-        # The outputs now hold the run; a forced rerun (-f) must train again, not resume at the end.
-        checkpoint_path.unlink(missing_ok=True)
-    if result.diverged:
-        log.error("run %s seed %d diverged at epoch %d", variant, seed, result.diverged_epoch)
-    else:
+        config_hash = run_hash(recipe.as_dict(), seed, dataset)
         log.info(
-            "run %s seed %d done: final test acc %.2f%%, best %.2f%% (epoch %d), %.0f s",
+            "run %s seed %d on %s (%s), config %s, %d train / %d test images",
             variant,
             seed,
-            100 * summary["final_test_acc"],
-            100 * summary["best_test_acc"],
-            summary["best_epoch"],
-            result.train_seconds,
+            device,
+            device_name(device),
+            config_hash,
+            dataset["train_size"],
+            dataset["test_size"],
         )
-    return summary
+        if device.type == "cpu" and recipe.precision == "bf16":
+            log.info("precision bf16 applies on CUDA only; this CPU run computes in fp32")
+        cuda_only = [key for key, on in (("compile", execution.compile), ("cuda_graph", execution.cuda_graph)) if on]
+        if device.type == "cpu" and cuda_only:
+            names = " and ".join(f"execution.{key}" for key in cuda_only)
+            log.info("%s %s on CUDA only; this CPU run is eager", names, "apply" if len(cuda_only) > 1 else "applies")
+        verify_cache(data_npz, meta)
+        data = DeviceData.from_arrays(load_cache(data_npz), device)
+        trainer = Trainer(recipe, execution, seed, data, device, config_hash)
+        name = f"{variant}/seed{seed}"
+        board = (
+            None
+            if tensorboard_dir is None or not execution.tensorboard
+            else TensorBoardLog(tensorboard_dir, recipe.as_dict(), seed)
+        )
+
+        def on_epoch(_row: dict) -> None:
+            log.info(progress_line(trainer.metrics, recipe.epochs, name))
+            if board is not None:
+                board.update(trainer.metrics)
+
+        try:
+            result = trainer.run(
+                checkpoint_path,
+                on_epoch=on_epoch,
+                # A GPU epoch takes seconds; a CPU one can take minutes, so it reports from inside the epoch.
+                on_batch=EpochProgress(name, recipe.epochs) if device.type == "cpu" else None,
+            )
+            if board is not None:  # a run resumed after its last epoch trains none: its rows are written here
+                board.update(result.metrics)
+        except torch.OutOfMemoryError as exc:
+            raise DeviceError(
+                f"out of memory on {device_name(device)} (batch_size {recipe.batch_size}, eval_batch_size "
+                f"{execution.eval_batch_size}, width {recipe.width}): lower those in the config, or give each "
+                "run the whole GPU (check nvidia-smi for other processes; run fewer jobs at once with "
+                "--resources gpu=N). The run resumes from its last checkpoint when started again."
+            ) from exc
+        finally:
+            if board is not None:
+                board.close()
+
+        finite = [m for m in result.metrics if m["epoch"] != result.diverged_epoch]
+        best = max(finite, key=lambda m: m["test_acc"], default=None)
+        metrics_text = metrics_csv(result.metrics)
+        summary = {
+            "variant": variant,
+            "seed": seed,
+            "epochs": recipe.epochs,
+            "epochs_completed": len(result.metrics),
+            "final_test_acc": result.metrics[-1]["test_acc"] if not result.diverged else None,
+            "best_test_acc": best["test_acc"] if best else None,
+            "best_epoch": best["epoch"] if best else None,
+            "train_seconds": result.train_seconds,
+            "diverged": result.diverged,
+            "diverged_epoch": result.diverged_epoch,
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "device": device.type,
+            "device_name": device_name(device),
+            "versions": versions(),
+            "config": recipe.as_dict(),
+            "config_hash": config_hash,
+            "metrics_sha256": metrics_sha256(metrics_text),  # the analysis refuses a metrics.csv changed since
+            "dataset": dataset,
+            "execution": {
+                **execution.as_dict(),
+                "cpu_threads_used": result.cpu_threads,
+                # What the run computed with: compile and cuda_graph are ignored off CUDA.
+                "compile_used": trainer.forward is not trainer.model,
+                "cuda_graph_used": isinstance(trainer.steps, GraphedSteps),
+            },
+            "code": code_record(project or _PROJECT_ROOT),
+        }
+        checkpoint.save(model_out, result.model.state_dict())
+        atomic_write_text(metrics_out, metrics_text)
+        atomic_write_json(summary_out, summary)
+        if checkpoint_path is not None:
+            # The outputs now hold the run; a forced rerun (-f) must train again, not resume at the end.
+            checkpoint_path.unlink(missing_ok=True)
+        if result.diverged:
+            log.error("run %s seed %d diverged at epoch %d", variant, seed, result.diverged_epoch)
+        else:
+            log.info(
+                "run %s seed %d done: final test acc %.2f%%, best %.2f%% (epoch %d), %.0f s",
+                variant,
+                seed,
+                100 * summary["final_test_acc"],
+                100 * summary["best_test_acc"],
+                summary["best_epoch"],
+                result.train_seconds,
+            )
+        return summary

@@ -309,11 +309,10 @@ def plot_final(tables: Tables, variants: Sequence[str]) -> Figure:
         colour = look[v].colour
         ax.scatter(i - 0.1 + offsets, 100 * runs["final_test_acc"], color=colour, s=22, alpha=0.8, zorder=3)
         row = stats.loc[v]
-        ci = [[row["final_mean_pct"] - row["final_ci_low_pct"]], [row["final_ci_high_pct"] - row["final_mean_pct"]]]
         ax.errorbar(
             i + 0.25,
             row["final_mean_pct"],
-            yerr=ci if row["n"] >= 2 else None,
+            yerr=_ci_bar(row),
             fmt="D",
             ms=6,
             color=colour,
@@ -329,6 +328,14 @@ def plot_final(tables: Tables, variants: Sequence[str]) -> Figure:
     ax.grid(axis="x", visible=False)
     _final_legend(fig, reference)
     return fig
+
+
+def _ci_bar(row) -> list[list[float]] | None:
+    """A variant's 95% CI of the final accuracy as error-bar lengths below and above its mean; none
+    with fewer than two runs."""
+    if row["n"] < 2:
+        return None
+    return [[row["final_mean_pct"] - row["final_ci_low_pct"]], [row["final_ci_high_pct"] - row["final_mean_pct"]]]
 
 
 def _final_rows(tables: Tables, variants: Sequence[str]) -> Figure:
@@ -355,11 +362,10 @@ def _final_rows(tables: Tables, variants: Sequence[str]) -> Figure:
         row, colour = stats.loc[v], look[v].colour if look[v].legend is not None else "0.35"
         x = seeds.get(v, np.array([]))
         ax.scatter(x, np.full(len(x), y + 0.15), color=colour, s=10, alpha=0.7, zorder=3)
-        ci = [[row["final_mean_pct"] - row["final_ci_low_pct"]], [row["final_ci_high_pct"] - row["final_mean_pct"]]]
         ax.errorbar(
             row["final_mean_pct"],
             y - 0.1,
-            xerr=ci if row["n"] >= 2 else None,
+            xerr=_ci_bar(row),
             fmt="D",
             ms=4,
             color=colour,

@@ -56,6 +56,18 @@ class Invocation:
         )
 
     @property
+    def jobs_run_here(self) -> bool:
+        """A run or a dry run of the main process whose jobs run on this machine with this Python: the local
+        executor, no conda or container environments (so what this process sees, its jobs see)."""
+        return (
+            self.args is not None
+            and self.main_process
+            and not any(getattr(self.args, name) for name in READ_ONLY_OPTIONS if name != "dryrun")
+            and self.args.executor in (None, "local")
+            and not self.args.software_deployment_method
+        )
+
+    @property
     def report_path(self) -> str | None:
         """The path of Snakemake's own report (--report PATH, or --reporter html --report-html-path PATH)."""
         if self.args is None:

@@ -12,6 +12,9 @@ import json
 import logging
 from pathlib import Path
 
+from lrstudy.config import Dataset
+from lrstudy.data import cifar10
+
 log = logging.getLogger(__name__)
 
 AGGREGATE = Path("results/aggregate")
@@ -73,6 +76,21 @@ def cache_is_current(meta: str | Path, identity: dict) -> bool:
     # keeps its runs (a changed subset still reruns prepare_data and the runs, through their params).
     limits = [k for k in ("train_limit", "test_limit") if k in recorded]
     return str(recorded["md5"]).lower() == identity["md5"] and all(recorded[k] == identity[k] for k in limits)
+
+
+def dataset_sizes(meta: str | Path, dataset: Dataset, current: bool) -> tuple[int, int]:
+    """The train and test images each run will see: the cache's (`meta`) when it is `current`, otherwise
+    the official archive's, cut to the configured limits."""
+    if current:
+        try:
+            recorded = json.loads(Path(meta).read_text())
+            return int(recorded["train_size"]), int(recorded["test_size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return (
+        min(dataset.train_limit or cifar10.TRAIN_IMAGES, cifar10.TRAIN_IMAGES),
+        min(dataset.test_limit or cifar10.TEST_IMAGES, cifar10.TEST_IMAGES),
+    )
 
 
 def warn_if_cache_damaged(npz: str | Path, meta: str | Path) -> bool:

@@ -10,7 +10,7 @@ import yaml
 from lrstudy.config import Execution, Recipe, execution_of, recipe_of, run_hash
 from lrstudy.data import cifar10 as dataset
 from lrstudy.train import loop
-from lrstudy.train.device import AUTO_CPU_LIMIT_S, DeviceError, cpu_seconds, resolve_device
+from lrstudy.train.device import AUTO_CPU_LIMIT_S, DeviceError, cpu_seconds, refuse_auto_on_cpu, resolve_device
 from lrstudy.train.engine import Trainer
 from lrstudy.train.loop import DeviceData
 from lrstudy.train.model import ResNet18
@@ -224,6 +224,25 @@ def test_auto_without_cuda_refuses_a_run_too_long_for_the_cpu(monkeypatch):
         resolve_device("auto", estimate)
     assert resolve_device("auto", AUTO_CPU_LIMIT_S / 2).type == "cpu"
     assert resolve_device("cpu", estimate).type == "cpu"  # asked for explicitly: never refused
+
+
+def test_auto_without_cuda_refuses_a_study_once_for_all_its_long_runs(monkeypatch):
+    hour = 3600.0
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    runs = {"baseline seed 0": 5 * hour, "lr_x5 seed 0": 1 * hour, "lr_x5 seed 1": 10 * hour}
+    with pytest.raises(
+        DeviceError, match=r"'auto' but .*, and 2 runs still to train would take up to about 10.0 h each"
+    ):
+        refuse_auto_on_cpu("auto", runs)
+    with pytest.raises(
+        DeviceError, match=r"and the run baseline seed 0 would take about 5.0 h on the CPU .* run it on"
+    ):
+        refuse_auto_on_cpu("auto", {"baseline seed 0": 5 * hour, "lr_x5 seed 0": hour})
+    refuse_auto_on_cpu("auto", {"lr_x5 seed 0": AUTO_CPU_LIMIT_S})  # not longer than the limit
+    refuse_auto_on_cpu("auto", {})
+    refuse_auto_on_cpu("cpu", runs)  # asked for explicitly: never refused
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    refuse_auto_on_cpu("auto", runs)
 
 
 def test_auto_without_cuda_trains_a_short_run_on_the_cpu_and_refuses_a_long_one_first(

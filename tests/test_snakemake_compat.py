@@ -48,6 +48,26 @@ def test_only_a_plain_run_of_the_main_process_may_change_files_at_parse_time(arg
     assert invocation(*argv, mode=ExecMode.SUBPROCESS).plain_run is False
 
 
+@pytest.mark.parametrize(
+    "argv, here",
+    [
+        (["--cores", "2"], True),
+        (["-n"], True),
+        (["--executor", "local"], True),
+        (["--report", "r.zip"], False),
+        (["--unlock"], False),
+        (["--executor", "slurm"], False),
+        (["--profile", str(REPO / "profiles/slurm")], False),
+        (["--software-deployment-method", "conda"], False),
+        (["--no-such-option"], False),
+    ],
+)
+def test_jobs_run_here_only_with_the_local_executor_and_this_python(argv, here):
+    """The study-wide device check (workflow/rules/common.smk) speaks for jobs that run where it runs."""
+    assert invocation(*argv).jobs_run_here is here
+    assert invocation(*argv, mode=ExecMode.SUBPROCESS).jobs_run_here is False
+
+
 def test_report_path_targets_and_forced_rules_are_read_from_the_parse():
     assert invocation("--report", "report.html").report_path == "report.html"
     assert invocation("--reporter", "html", "--report-html-path", "x.html").report_path == "x.html"

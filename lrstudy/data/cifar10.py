@@ -32,6 +32,7 @@ MEMBER_DIR = "cifar-10-batches-py"
 TRAIN_MEMBERS = [f"{MEMBER_DIR}/data_batch_{i}" for i in range(1, 6)]
 TEST_MEMBER = f"{MEMBER_DIR}/test_batch"
 NUM_CLASSES = 10
+TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000  # the official archive's; dataset.train_limit/test_limit take fewer
 IMAGE_SHAPE = (3, 32, 32)
 # A batch is read into memory whole; CIFAR-10's are 31 MB (10,000 images of 3072 bytes, labels, names).
 MAX_MEMBER_BYTES = 64 * 2**20

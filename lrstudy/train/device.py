@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -49,12 +50,7 @@ def resolve_device(name: str, cpu_seconds_estimate: float | None = None) -> torc
     if cpu_seconds_estimate is None:
         log.warning("execution.device is 'auto' and %s: running on the CPU", _no_cuda())
     elif cpu_seconds_estimate > AUTO_CPU_LIMIT_S:
-        raise DeviceError(
-            f"execution.device is 'auto' but {_no_cuda()}, and this run would take {_about(cpu_seconds_estimate)} "
-            f"on the CPU (more than {AUTO_CPU_LIMIT_S / 3600:.0f} h). Check nvidia-smi (a GPU and its driver), "
-            "CUDA_VISIBLE_DEVICES (empty or a wrong index hides the GPUs) and that torch is a CUDA build; or set "
-            "execution.device: cpu (lrstudy-train: --device cpu) to run it on the CPU anyway."
-        )
+        raise DeviceError(_too_long_on_cpu(f"this run would take {_about(cpu_seconds_estimate)}", "it"))
     else:
         log.warning(
             "execution.device is 'auto' and %s: training on the CPU (estimated %s)",
@@ -62,6 +58,30 @@ def resolve_device(name: str, cpu_seconds_estimate: float | None = None) -> torc
             _about(cpu_seconds_estimate),
         )
     return torch.device("cpu")
+
+
+def refuse_auto_on_cpu(device: str, estimates: Mapping[str, float]) -> None:
+    """`device: auto` decided once for a whole study, before any job starts: `estimates` are the CPU times
+    of the runs still to train (name -> seconds). Without CUDA, runs longer than AUTO_CPU_LIMIT_S refuse
+    the study in one message, instead of each training job refusing on its own, once per run."""
+    too_long = {run: s for run, s in estimates.items() if s > AUTO_CPU_LIMIT_S}
+    if device != "auto" or not too_long or torch.cuda.is_available():
+        return
+    longest = max(too_long, key=too_long.get)
+    if len(too_long) == 1:
+        what, them = f"the run {longest} would take {_about(too_long[longest])}", "it"
+    else:
+        what, them = f"{len(too_long)} runs still to train would take up to {_about(too_long[longest])} each", "them"
+    raise DeviceError(_too_long_on_cpu(what, them))
+
+
+def _too_long_on_cpu(what: str, them: str) -> str:
+    return (
+        f"execution.device is 'auto' but {_no_cuda()}, and {what} on the CPU (more than "
+        f"{AUTO_CPU_LIMIT_S / 3600:.0f} h). Check nvidia-smi (a GPU and its driver), CUDA_VISIBLE_DEVICES (empty "
+        "or a wrong index hides the GPUs) and that torch is a CUDA build; or set execution.device: cpu "
+        f"(lrstudy-train: --device cpu) to run {them} on the CPU anyway."
+    )
 
 
 def _about(seconds: float) -> str:

@@ -15,7 +15,7 @@ from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, 
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
 from lrstudy.studies import assemble, remember, study_report_at
-from lrstudy.study_state import cache_is_current, drop_stale_aggregate, warn_if_cache_damaged
+from lrstudy.study_state import cache_is_current, dataset_sizes, drop_stale_aggregate, warn_if_cache_damaged
 
 PROJECT = Path(workflow.basedir)
 
@@ -135,6 +135,33 @@ CACHE_IS_CURRENT = cache_is_current("results/data/cifar10.json", STUDY.dataset.i
 
 def data_input(path):
     return ancient(path) if CACHE_IS_CURRENT else path
+
+
+def refuse_a_study_too_long_for_this_cpu():
+    """`device: auto` on a machine without CUDA, decided once for the runs still to train, before any job
+    starts: each training job would otherwise refuse on its own, once per run. Jobs that run elsewhere (a
+    cluster, a conda environment) decide for themselves."""
+    if STUDY.execution.device != "auto" or not INVOCATION.jobs_run_here:
+        return
+    todo = [(v, s) for v in VARIANTS for s in SEEDS if not Path(f"results/runs/{v}/seed{s}/summary.json").exists()]
+    if not todo:
+        return
+    from lrstudy.train.device import DeviceError, cpu_seconds, refuse_auto_on_cpu  # torch: only when needed
+
+    sizes = dataset_sizes("results/data/cifar10.json", STUDY.dataset, CACHE_IS_CURRENT)
+    threads = STUDY.execution.cpu_threads
+    try:
+        refuse_auto_on_cpu(
+            STUDY.execution.device, {f"{v} seed {s}": cpu_seconds(STUDY.recipes[v], *sizes, threads) for v, s in todo}
+        )
+    except DeviceError as e:
+        if PLAIN_RUN:
+            raise WorkflowError(str(e)) from None
+        # A dry run still shows its plan (say, on a laptop, of a study meant for a GPU machine).
+        logger.warning(f"{e}\nThis is a dry run; a run would stop here, before any job starts.")
+
+
+refuse_a_study_too_long_for_this_cpu()
 
 
 # The analysis jobs rerun when the code that computes the tables, figures or report changes (cheap);

@@ -18,7 +18,6 @@ from lrstudy.data import cifar10
 log = logging.getLogger(__name__)
 
 AGGREGATE = Path("results/aggregate")
-AGGREGATE_TABLES = ["epochs.csv", "summary.csv", "stats.csv"]
 
 
 def runs_in_aggregate() -> list[tuple[str, int]]:
@@ -42,10 +41,11 @@ def missing_runs(variants: list[str]) -> list[str]:
     )
 
 
-def drop_stale_aggregate(variants: list[str]) -> list[str]:
-    """Remove what was made from a run that has since been deleted: the study's tables, its report and the
-    variant's summary (Snakemake would keep them: their inputs are intermediate files). This run of the
-    workflow then retrains the run and rebuilds them. Returns the missing runs."""
+def drop_stale_aggregate(variants: list[str], made_from_tables: list[str]) -> list[str]:
+    """Remove what was made from a run that has since been deleted: the study's tables and every file made
+    from them (`made_from_tables`: the analysis rules' outputs), and the variant's summary (Snakemake would
+    keep them: their inputs are intermediate files). This run of the workflow then retrains the run and
+    rebuilds them, whatever the target. Returns the missing runs."""
     missing = missing_runs(variants)
     if missing:
         log.warning(
@@ -53,7 +53,7 @@ def drop_stale_aggregate(variants: list[str]) -> list[str]:
             "figures and report rebuilt",
             ", ".join(missing),
         )
-        stale = [AGGREGATE / name for name in AGGREGATE_TABLES] + [Path("report.html")]
+        stale = [Path(p) for p in made_from_tables]
         stale += [Path(f"results/runs/{run.split('/')[0]}/summary.csv") for run in missing]
         for path in stale:
             path.unlink(missing_ok=True)

@@ -95,12 +95,27 @@ def test_recipe_and_grid_changes_each_take_one_command(study, archives):
     assert "lr_x2_e2-3" in set(pd.read_csv(study.root / "results/aggregate/summary.csv")["variant"])
 
 
-def test_a_dry_run_plans_what_the_run_does_after_a_run_is_deleted(study, archives):
-    """Issue 20.3: `snakemake -n` said "Nothing to be done" where `snakemake` retrained the run."""
+@pytest.mark.parametrize(
+    "target, plan",
+    [
+        ((), {"train": 1, "aggregate": 1, "figures": 1, "tables": 1, "report": 1, "all": 1}),
+        (("report.html",), {"train": 1, "aggregate": 1, "figures": 1, "tables": 1, "report": 1}),
+        (("results/aggregate/stats.md",), {"train": 1, "aggregate": 1, "tables": 1}),
+        (("results/runs/lr_x5/summary.csv",), {"train": 1, "variant_summary": 1}),
+    ],
+)
+def test_a_dry_run_plans_what_the_run_does_after_a_run_is_deleted(study, archives, target, plan):
+    """Issue 20.3: `snakemake -n` said "Nothing to be done" where `snakemake` retrained the run; with an
+    explicit target, so did the plain run where the target was made from the tables (stats.md)."""
     config = str(study.write_config(tiny_study(archives[0]), "same.yaml"))
+    study.snakemake("--configfile", config, "--", "results/runs/lr_x5/summary.csv")  # made before the deletion
     shutil.rmtree(study.root / "results/runs/lr_x5/seed0")
-    planned = study.planned_jobs("--configfile", config)
-    assert planned == {"train": 1, "aggregate": 1, "figures": 1, "tables": 1, "report": 1, "all": 1}
-    ran = study.snakemake("--configfile", config)
+    planned = study.planned_jobs("--configfile", config, "--", *target)
+    assert planned == plan
+    ran = study.snakemake("--configfile", config, "--", *target)
     assert job_counts(ran.stdout + ran.stderr) == planned
-    assert study.planned_jobs("--configfile", config) == {}
+    assert study.planned_jobs("--configfile", config, "--", *target) == {}
+    retrained = (study.root / "results/runs/lr_x5/seed0/summary.json").stat().st_mtime_ns
+    made_from_runs = ["results/aggregate/summary.csv", "results/aggregate/stats.md", "results/figures/accuracy.png"]
+    for path in [study.root / p for p in [*made_from_runs, "report.html", "results/runs/lr_x5/summary.csv"]]:
+        assert not path.exists() or path.stat().st_mtime_ns >= retrained, f"{path} was made before the retrained run"

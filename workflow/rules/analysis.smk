@@ -2,6 +2,8 @@
 # Outputs flagged with report() also go into Snakemake's own report:
 #   snakemake --report results/snakemake-report.zip
 
+from lrstudy.study_state import drop_stale_aggregate
+
 # A grid study also gets the sweep plot: final accuracy against each window's factor.
 FIGURES = ["accuracy", "loss", "lr", "final_accuracy", *(["sweep"] if config.get("grid") else [])]
 CAPTIONS = "../../report/captions"  # report() captions are relative to this file
@@ -26,6 +28,7 @@ rule aggregate:
         variants=VARIANTS,
         code=ANALYSIS_FINGERPRINT,
         design={"adaptive": config.get("adaptive"), "seeds": SEEDS, "stats": config["stats"]},
+        deleted_runs=deleted_runs,
     script:
         "../scripts/aggregate.py"
 
@@ -118,3 +121,11 @@ rule mlflow:
         tracking_uri=config["mlflow"]["tracking_uri"],  # null: the file store results/mlflow/mlruns
     script:
         "../scripts/mlflow_export.py"
+
+
+# Parse-time effect 3 (common.smk): here, where the analysis rules' outputs are known.
+if PLAIN_RUN:
+    drop_stale_aggregate(
+        VARIANTS,
+        [*rules.aggregate.output, *rules.tables.output, *rules.figures.output, *rules.report.output],
+    )

@@ -15,7 +15,7 @@ from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, 
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
 from lrstudy.studies import assemble, remember, study_report_at
-from lrstudy.study_state import cache_is_current, dataset_sizes, drop_stale_aggregate, warn_if_cache_damaged
+from lrstudy.study_state import cache_is_current, dataset_sizes, missing_runs, warn_if_cache_damaged
 
 PROJECT = Path(workflow.basedir)
 
@@ -27,8 +27,9 @@ INVOCATION = Invocation.of(workflow, sys.argv[1:])
 #   1. remember(): a named study's command-line config is written to studies/<name>/study.yaml;
 #   2. the named study's directory is created (Snakemake's workdir must exist; a reading command of a
 #      study never run plans in an empty temporary folder instead);
-#   3. drop_stale_aggregate(): tables listing a run whose files are gone are deleted, so that they are
-#      rebuilt (Snakemake would keep them: a deleted input of an up-to-date output is not a reason to rerun).
+#   3. drop_stale_aggregate() (end of analysis.smk): tables listing a run whose files are gone are deleted
+#      with everything made from them, so that they are rebuilt (Snakemake would keep them: a deleted input
+#      of an up-to-date output is not a reason to rerun).
 # 1 and 3 happen on a plain run only. Reading only: the config files' duplicate keys, the cache check.
 PLAIN_RUN = INVOCATION.plain_run
 
@@ -97,8 +98,6 @@ SRC = os.path.relpath(PROJECT, os.getcwd())
 refuse_report_over_ours()
 VARIANTS = STUDY.variants
 SEEDS = list(STUDY.seeds)
-if PLAIN_RUN:
-    drop_stale_aggregate(VARIANTS)
 warn_if_cache_damaged("results/data/cifar10.npz", "results/data/cifar10.json")
 # Every seed a run may have: the configured ones, and with `adaptive` the later stages' (workflow/rules/adaptive.smk).
 RUN_SEEDS = possible_seeds(STUDY.design, SEEDS)
@@ -107,6 +106,17 @@ RUN_SEEDS = possible_seeds(STUDY.design, SEEDS)
 wildcard_constraints:
     variant="|".join(re.escape(v) for v in VARIANTS),
     seed="|".join(str(s) for s in RUN_SEEDS),
+
+
+def deleted_runs(wildcards):
+    """Params of the rules that make tables from the runs (aggregate; variant_summary, for its variant): the
+    runs the tables list whose files are gone. Evaluated when Snakemake plans the jobs: a plain run has
+    deleted those tables by then (drop_stale_aggregate), so the value is empty, as recorded when the tables
+    were made. A dry run still sees them, and the changed value makes it plan what the plain run does: the
+    runs retrained and everything after them rebuilt. (Snakemake reruns nothing for a deleted input of an
+    up-to-date output, but does for changed params.)"""
+    variant = dict(wildcards.items()).get("variant")
+    return [run for run in missing_runs(VARIANTS) if variant in (None, run.split("/")[0])]
 
 
 def src(path):

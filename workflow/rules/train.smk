@@ -46,6 +46,7 @@ rule variant_summary:
         "../envs/study.yaml"
     params:
         code=ANALYSIS_FINGERPRINT,
+        deleted_runs=deleted_runs,
     script:
         "../scripts/variant_summary.py"
 

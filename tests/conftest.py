@@ -85,10 +85,15 @@ def workflow(tmp_path) -> Workflow:
 
 def pytest_collection_modifyitems(items):
     """A test that takes the `workflow` fixture runs Snakemake: it is marked `workflow` here, so that no
-    such test can slip into the fast tier (tests that start Snakemake otherwise carry the mark themselves)."""
+    such test can slip into the fast tier (tests that start Snakemake otherwise carry the mark themselves).
+    Files with such tests are collected first."""
     for item in items:
         if "workflow" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.workflow)
+    # Files that run Snakemake first: `make test` hands whole files to its two workers in this order, and a
+    # long file handed out last would leave one worker idle while the other finishes it.
+    runs_snakemake = {item.path for item in items if item.get_closest_marker("workflow")}
+    items.sort(key=lambda item: item.path not in runs_snakemake)
 
 
 def small_study(archive: Path, **keys) -> dict:

@@ -108,7 +108,8 @@ def test_a_dry_run_plans_what_the_run_does_after_a_run_is_deleted(study, archive
     """Issue 20.3: `snakemake -n` said "Nothing to be done" where `snakemake` retrained the run; with an
     explicit target, so did the plain run where the target was made from the tables (stats.md)."""
     config = str(study.write_config(tiny_study(archives[0]), "same.yaml"))
-    study.snakemake("--configfile", config, "--", "results/runs/lr_x5/summary.csv")  # made before the deletion
+    if "variant_summary" in plan:  # made before the deletion, so that it lists the deleted run
+        study.snakemake("--configfile", config, "--", "results/runs/lr_x5/summary.csv")
     shutil.rmtree(study.root / "results/runs/lr_x5/seed0")
     planned = study.planned_jobs("--configfile", config, "--", *target)
     assert planned == plan

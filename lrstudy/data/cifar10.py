@@ -123,7 +123,8 @@ def download(
                 raise DatasetError(
                     f"dataset.url: download of {url} failed: {exc}. Without internet, use a local copy of the "
                     "archive: put `dataset: {archive: /path/to/cifar-10-python.tar.gz, md5: ...}` in local.yaml "
-                    "(or run: make local ARCHIVE=/path/to/cifar-10-python.tar.gz); README, 'No internet'"
+                    "(or run: make local ARCHIVE=/path/to/cifar-10-python.tar.gz); see docs/configuration.md, "
+                    "'No internet: a local archive'"
                 ) from exc
             wait = backoff * 2**attempt
             log.warning(

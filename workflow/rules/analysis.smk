@@ -2,7 +2,7 @@
 # Outputs flagged with report() also go into Snakemake's own report:
 #   snakemake --report results/snakemake-report.zip
 
-from lrstudy.study_state import drop_stale_aggregate
+from lrstudy.study_state import drop_stale_aggregate, missing_runs
 
 # A grid study also gets the sweep plot: final accuracy against each window's factor.
 FIGURES = ["accuracy", "loss", "lr", "final_accuracy", *(["sweep"] if config.get("grid") else [])]
@@ -129,3 +129,5 @@ if PLAIN_RUN:
         VARIANTS,
         [*rules.aggregate.output, *rules.tables.output, *rules.figures.output, *rules.report.output],
     )
+# Read once, after the drop: the params function deleted_runs (common.smk) reads it when jobs are planned.
+DELETED_RUNS = missing_runs(VARIANTS)

@@ -15,7 +15,7 @@ from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, 
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
 from lrstudy.studies import assemble, remember, study_report_at
-from lrstudy.study_state import cache_is_current, dataset_sizes, missing_runs, warn_if_cache_damaged
+from lrstudy.study_state import cache_is_current, dataset_sizes, warn_if_cache_damaged
 
 PROJECT = Path(workflow.basedir)
 
@@ -110,13 +110,13 @@ wildcard_constraints:
 
 def deleted_runs(wildcards):
     """Params of the rules that make tables from the runs (aggregate; variant_summary, for its variant): the
-    runs the tables list whose files are gone. Evaluated when Snakemake plans the jobs: a plain run has
-    deleted those tables by then (drop_stale_aggregate), so the value is empty, as recorded when the tables
-    were made. A dry run still sees them, and the changed value makes it plan what the plain run does: the
-    runs retrained and everything after them rebuilt. (Snakemake reruns nothing for a deleted input of an
+    runs the tables list whose files are gone (DELETED_RUNS, end of analysis.smk). A plain run has deleted
+    those tables by then (drop_stale_aggregate), so the value is empty, as recorded when the tables were
+    made. A dry run still sees them, and the changed value makes it plan what the plain run does: the runs
+    retrained and everything after them rebuilt. (Snakemake reruns nothing for a deleted input of an
     up-to-date output, but does for changed params.)"""
     variant = dict(wildcards.items()).get("variant")
-    return [run for run in missing_runs(VARIANTS) if variant in (None, run.split("/")[0])]
+    return [run for run in DELETED_RUNS if variant in (None, run.split("/")[0])]
 
 
 def src(path):

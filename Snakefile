@@ -49,7 +49,8 @@ include: "workflow/rules/analysis.smk"
 
 
 # Every run's files are targets too: Snakemake does not remake a missing file that only feeds up-to-date
-# tables, so without them a deleted run would stay deleted and the report would go on showing it.
+# tables, so without them a deleted run would stay deleted and the report would go on showing it. So is
+# every variant summary someone made (results/runs/{variant}/summary.csv): it follows its runs.
 rule all:
     default_target: True
     input:
@@ -58,3 +59,4 @@ rule all:
         study_runs("metrics.csv"),
         study_runs("summary.json"),
         study_runs("model.pt"),
+        PLAN.variant_summaries,

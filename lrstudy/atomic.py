@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +98,29 @@ def atomic_write_json(target: str | os.PathLike, obj) -> None:
 def _fsync(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
+
+
+def atomic_link(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """`target` becomes a hard link to `source` (the same file, no second copy), replacing any old
+    `target` at once; a copy where the filesystem cannot link (another device, no hard links)."""
+    target = Path(target)
+    with contextlib.suppress(OSError):
+        if os.path.samefile(source, target):
+            return  # rename() of two links to one file would leave the temporary link behind
+    with _naming_a_full_disk(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.link")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        try:
+            try:
+                os.link(source, tmp)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                shutil.copy2(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise

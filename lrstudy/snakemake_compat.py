@@ -1,14 +1,17 @@
 """Every use of Snakemake's internals, in one place: what the workflow reads from Snakemake beyond its
 documented API (the parsed command line, the execution mode, the config given on the command line, the
-config files read). An upgrade of Snakemake that changes any of these fails tests/test_snakemake_compat.py,
-which is pinned to SUPPORTED_SNAKEMAKE (requirements.txt's pin), not a study.
+config files read, the params recorded for a file). An upgrade of Snakemake that
+changes any of these fails tests/test_snakemake_compat.py, which is pinned to SUPPORTED_SNAKEMAKE
+(requirements.txt's pin), not a study.
 
-Used by workflow/rules/common.smk only; nothing here runs outside a Snakemake process except the tests.
+Used by the workflow layer only (workflow/rules/common.smk, lrstudy/workflow_plan.py); nothing here runs
+outside a Snakemake process except the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import io
 import os
@@ -18,19 +21,36 @@ from pathlib import Path
 
 SUPPORTED_SNAKEMAKE = "9.27.1"
 
-# Command-line settings under which a Snakemake process only reads: dry runs, reports, lint, unlock,
-# touch, summaries and listings (the names of snakemake.cli's parsed options).
-READ_ONLY_OPTIONS = (
-    "dryrun",
-    "report",
+# The options under which snakemake.cli dispatches to something other than running the workflow's jobs
+# (lint, listings, graphs, summaries, reports, clean-ups): the names of its parsed options, in the order
+# of its dispatch. tests/test_snakemake_compat.py reads the dispatch from cli.py and fails on a new one.
+NON_EXECUTING_OPTIONS = (
     "lint",
+    "list_target_rules",
+    "list_rules",
+    "print_compilation",
+    "containerize",
+    "generate_unit_tests",
+    "dag",
+    "rulegraph",
+    "filegraph",
+    "d3dag",
     "unlock",
-    "touch",
+    "cleanup_metadata",
+    "conda_cleanup_envs",
+    "conda_create_envs_only",
+    "list_conda_envs",
+    "cleanup_shadow",
+    "container_cleanup_images",
+    "list_changes",
+    "list_input_changes",
+    "list_params_changes",
+    "list_untracked",
     "summary",
     "detailed_summary",
-    "list_rules",
-    "list_target_rules",
-    "cleanup_metadata",
+    "archive",
+    "delete_all_output",
+    "delete_temp_output",
 )
 
 
@@ -46,26 +66,42 @@ class Invocation:
     def of(cls, workflow, argv: Sequence[str]) -> Invocation:
         return cls(parse_command_line(argv), workflow.exec_mode.name == "DEFAULT")
 
+    def _main(self) -> bool:
+        return self.args is not None and self.main_process
+
     @property
-    def plain_run(self) -> bool:
-        """A run of the main process that may build files (so may change files at parse time)."""
-        return (
-            self.args is not None
-            and self.main_process
-            and not any(getattr(self.args, name) for name in READ_ONLY_OPTIONS)
-        )
+    def builds_the_dag_to_run(self) -> bool:
+        """A run or a dry run: the command's dispatch reaches the workflow's execution, not a listing, a
+        graph, a report, lint, an unlock or a clean-up."""
+        if not self._main():
+            return False
+        report_only = bool(self.report_path) and not self.args.report_after_run
+        return not report_only and not any(_given(self.args, name) for name in NON_EXECUTING_OPTIONS)
+
+    @property
+    def runs_jobs(self) -> bool:
+        """A run that executes jobs (not a dry run, not --touch): the only command that may write."""
+        return self.builds_the_dag_to_run and not self.args.dryrun and not self.args.touch
 
     @property
     def jobs_run_here(self) -> bool:
         """A run or a dry run of the main process whose jobs run on this machine with this Python: the local
         executor, no conda or container environments (so what this process sees, its jobs see)."""
         return (
-            self.args is not None
-            and self.main_process
-            and not any(getattr(self.args, name) for name in READ_ONLY_OPTIONS if name != "dryrun")
+            self.builds_the_dag_to_run
+            and not self.args.touch
             and self.args.executor in (None, "local")
             and not self.args.software_deployment_method
         )
+
+    @property
+    def starts_over(self) -> bool:
+        """--replace-workflow-config: the command line's config replaces what a named study remembered."""
+        return self.args is not None and bool(self.args.replace_workflow_config)
+
+    @property
+    def no_hooks(self) -> bool:
+        return self.args is not None and bool(self.args.no_hooks)
 
     @property
     def report_path(self) -> str | None:
@@ -83,6 +119,21 @@ class Invocation:
     def forcerun(self) -> list[str]:
         # Sorted, as targets: Snakemake parses both into sets, whose order changes from process to process.
         return sorted(self.args.forcerun or []) if self.args is not None else []
+
+    @property
+    def forces_targets(self) -> bool:
+        """-f: the targets' own jobs run again."""
+        return self.args is not None and bool(self.args.force)
+
+    @property
+    def forces_all(self) -> bool:
+        """-F: every job the targets need runs again."""
+        return self.args is not None and bool(self.args.forceall)
+
+
+def _given(args: argparse.Namespace, name: str) -> bool:
+    value = getattr(args, name)
+    return value is not None and value is not False and value != [] and value != set()
 
 
 def parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
@@ -105,3 +156,17 @@ def command_line_config(workflow) -> Mapping:
 def config_files(workflow) -> list[Path]:
     """The config files Snakemake read (config.yaml's `configfile:` and every --configfile)."""
     return [Path(p) for p in workflow.configfiles]
+
+
+def recorded_params(workflow, path: str) -> list:
+    """The params Snakemake recorded for `path` when its job last finished (read while jobs are planned;
+    [] when it has none): the values, unnamed, that Python can read back from the reprs it keeps."""
+    from snakemake.io import IOFile
+
+    persistence = getattr(workflow, "persistence", None)
+    recorded = persistence.params(IOFile(path)) if persistence is not None else None
+    values = []
+    for text in recorded or []:
+        with contextlib.suppress(ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            values.append(ast.literal_eval(text))
+    return values

@@ -2,16 +2,16 @@
 
     config.yaml              the defaults (one source of them)
     local.yaml               machine-local settings (the archive's path), git-ignored, read by every command
-    studies/<name>/study.yaml  what a named study was started with, remembered
-    the command line         --configfile / --config
+    studies/<name>/study.yaml  a named study's own config, remembered by its last run
+    the command line         --configfile / --config, over all of these, key by key
 
 The default study keeps its files at the top (results/, report.html); a study named `demo` keeps them
-under studies/demo/. A later command on a named study needs only `--config study=demo`.
+under studies/demo/. A later command on a named study needs only `--config study=demo`, and what it gives
+changes only the keys it names; `--replace-workflow-config` starts the study's own config over.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -22,8 +22,6 @@ import yaml
 from lrstudy.atomic import atomic_write_text
 from lrstudy.config import DEFAULT_STUDY, SCHEMA_FILE, ConfigError, load_yaml, merge
 
-log = logging.getLogger(__name__)
-
 DEFAULTS_NAME = "config.yaml"
 LOCAL_FILE = "local.yaml"
 REMEMBERED_FILE = "study.yaml"
@@ -33,13 +31,18 @@ def remembered_path(project: Path, name: str) -> Path:
     return project / "studies" / name / REMEMBERED_FILE
 
 
-def assemble(project: Path, command_line: Mapping, check_files: bool = True) -> tuple[dict, dict | None]:
-    """(the study's config before checks, the overrides to remember or None). `project` is the workflow's
-    folder, which holds config.yaml (the defaults), local.yaml and studies/.
+def assemble(
+    project: Path, command_line: Mapping, check_files: bool = True, starts_over: bool = False
+) -> tuple[dict, dict | None]:
+    """(the study's config before checks, the study's own config to remember, or None). `project` is the
+    workflow's folder, which holds config.yaml (the defaults), local.yaml and studies/.
 
-    The command line's keys other than `study` are the study's own settings: a named study remembers them.
-    A command that names a study and nothing else uses what the study remembered. `check_files`: refuse a
-    dataset.archive that does not exist (a command that reads no data, e.g. lrstudy-design, passes False)."""
+    The command line's keys other than `study` are the study's own settings. A named study remembers its
+    own: a later command's keys are layered over what it remembered, key by key as over config.yaml
+    (`variants`, `seeds` and `grid` replaced as a whole, only when given), so a partial config changes
+    what it names and nothing else. `starts_over` (--replace-workflow-config): the command line's keys
+    replace what the study remembered. `check_files`: refuse a dataset.archive that does not exist (a
+    command that reads no data, e.g. lrstudy-design, passes False)."""
     config = load_yaml(project / DEFAULTS_NAME)
     layers = [(project / DEFAULTS_NAME, config)]  # (where, what it sets), for naming where a setting came from
     local = project / LOCAL_FILE
@@ -48,24 +51,28 @@ def assemble(project: Path, command_line: Mapping, check_files: bool = True) -> 
         config = merge(config, layers[-1][1])
     name = command_line.get("study", config.get("study", DEFAULT_STUDY))
     own = {k: v for k, v in command_line.items() if k != "study"}
-    own_source = "the command line (--configfile / --config)"
     to_remember = None
     if name != DEFAULT_STUDY and isinstance(name, str):
         check_study_name(name)  # before a path is made of it, or a config suggested that would be refused
         path = remembered_path(project, name)
-        if own:
-            to_remember = {"study": name, **own}
-        elif path.exists():
-            own = {k: v for k, v in load_yaml(path).items() if k != "study"}
-            own_source = path
-        else:
+        if starts_over and not own:
+            raise ConfigError(
+                f"--replace-workflow-config starts study {name!r} over from the config given with it: give "
+                "that config with --configfile FILE"
+            )
+        if path.exists() and not starts_over:
+            remembered = {k: v for k, v in load_yaml(path).items() if k != "study"}
+            layers.append((path, remembered))
+            own = merge(remembered, own)
+        elif not own:
             raise ConfigError(
                 f"study {name!r} has no remembered config ({path} does not exist): start it once "
                 f"with --configfile FILE, a file that says `study: {name}`"
             )
+        to_remember = {"study": name, **own}
     if own.get("grid") and "variants" not in own:
         own = {**own, "variants": {}}  # a grid-only study does not inherit the default variants
-    layers.append((own_source, own))
+    layers.append(("the command line (--configfile / --config)", {k: v for k, v in command_line.items()}))
     config = merge(config, own)
     config["study"] = name
     if check_files:
@@ -107,18 +114,21 @@ def _machine_local(path: Path) -> dict:
     return data
 
 
-def remember(project: Path, overrides: dict) -> Path:
-    """Write what a named study was started with, so later commands need only its name."""
-    path = remembered_path(project, overrides["study"])
+def remember(project: Path, own: dict) -> bool:
+    """Write a named study's own config (over config.yaml and local.yaml), so that later commands need only
+    its name; whether the file changed. Called when a run starts its jobs (Plan.on_start), never by a
+    command that only reads."""
+    path = remembered_path(project, own["study"])
     text = (
-        "# Remembered by the workflow: the config this study was last started with (over config.yaml and\n"
-        "# local.yaml). Later commands need only --config study=NAME; a new --configfile replaces this.\n"
+        "# Remembered by the workflow: this study's own config, over config.yaml and local.yaml, as its last\n"
+        "# run used it. Later commands need only --config study=NAME; a --configfile or --config given then\n"
+        "# changes the keys it names; --replace-workflow-config starts the study's config over.\n"
     )
-    text += yaml.safe_dump(overrides, sort_keys=False)
-    if not path.exists() or path.read_text() != text:
-        atomic_write_text(path, text)
-        log.info("study %s: config remembered in %s", overrides["study"], path)
-    return path
+    text += yaml.safe_dump(own, sort_keys=False)
+    if path.exists() and path.read_text() == text:
+        return False
+    atomic_write_text(path, text)
+    return True
 
 
 def study_report_at(path: str | os.PathLike, project: Path) -> Path | None:

@@ -11,6 +11,8 @@ import pytest
 import synthetic_archive
 import yaml
 
+from lrstudy.study_status import job_counts
+
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "config", "workflow", "report", "profiles"]
 
@@ -62,20 +64,6 @@ class Workflow:
     def planned_jobs(self, *args: str) -> dict[str, int]:
         """Rule -> job count of a dry run."""
         return job_counts(self.snakemake("-n", *args).stdout)
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Rule -> job count from Snakemake's job-stats table (a dry run's, or a run's)."""
-    counts, in_table = {}, False
-    for line in output.splitlines():
-        parts = line.split()
-        if parts[:2] == ["job", "count"]:
-            in_table = True
-        elif in_table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-        elif in_table and parts[:1] == ["total"]:
-            break
-    return counts
 
 
 @pytest.fixture

@@ -1,17 +1,26 @@
 """The Snakemake internals the workflow reads (lrstudy/snakemake_compat.py), pinned to the supported
 Snakemake: an upgrade that moves any of them fails here, in one place, rather than in a study."""
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import snakemake
 import snakemake.api  # noqa: F401 (imports snakemake.workflow in the order Snakemake needs)
+import snakemake.cli
 from snakemake.settings.types import ConfigSettings
 from snakemake.workflow import Workflow
 from snakemake_interface_executor_plugins.settings import ExecMode
 
-from lrstudy.snakemake_compat import SUPPORTED_SNAKEMAKE, Invocation, command_line_config, config_files
+from lrstudy.snakemake_compat import (
+    NON_EXECUTING_OPTIONS,
+    SUPPORTED_SNAKEMAKE,
+    Invocation,
+    command_line_config,
+    config_files,
+    recorded_params,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,26 +35,51 @@ def invocation(*argv: str, mode: ExecMode = ExecMode.DEFAULT) -> Invocation:
 
 
 @pytest.mark.parametrize(
-    "argv, plain",
+    "argv, runs",
     [
         (["--cores", "2"], True),
         (["--cores", "2", "results/runs/lr_x5/summary.csv"], True),
+        (["--report-after-run", "--report", "r.zip"], True),
         (["-n"], False),
+        (["--touch"], False),
         (["--report", "r.zip"], False),
         (["--lint"], False),
         (["--unlock"], False),
-        (["--touch"], False),
         (["--summary"], False),
         (["--detailed-summary"], False),
         (["--list-rules"], False),
         (["--list-target-rules"], False),
         (["--cleanup-metadata", "x"], False),
+        (["--dag"], False),
+        (["--rulegraph"], False),
+        (["--filegraph"], False),
+        (["--d3dag"], False),
+        (["--list-changes", "params"], False),
+        (["--list-params-changes"], False),
+        (["--list-input-changes"], False),
+        (["--list-untracked"], False),
+        (["--containerize"], False),
+        (["--archive", "a.tar.gz"], False),
+        (["--delete-all-output"], False),
         (["--no-such-option"], False),  # not Snakemake's command line: parsed as nothing
     ],
 )
-def test_only_a_plain_run_of_the_main_process_may_change_files_at_parse_time(argv, plain):
-    assert invocation(*argv).plain_run is plain
-    assert invocation(*argv, mode=ExecMode.SUBPROCESS).plain_run is False
+def test_only_a_run_of_the_main_process_runs_jobs(argv, runs):
+    """Issue 29.3: --dag, --rulegraph and --list-changes counted as runs and rewrote study.yaml."""
+    assert invocation(*argv).runs_jobs is runs
+    assert invocation(*argv, mode=ExecMode.SUBPROCESS).runs_jobs is False
+
+
+def test_every_command_snakemake_dispatches_elsewhere_than_to_the_jobs_is_known():
+    """snakemake.cli runs the workflow's jobs only past a chain of `if args.X: <do X instead>`: each X must
+    be one of NON_EXECUTING_OPTIONS (or --report/--reporter, read as report_path), so that a Snakemake that
+    adds a listing fails here instead of running as a plain run."""
+    source = Path(snakemake.cli.__file__).read_text()
+    chain = source[source.index("if args.lint:") : source.index("dag_api.execute_workflow(")]
+    dispatched = set(re.findall(r"^\s*(?:el)?if args\.(\w+)", chain, re.MULTILINE))
+    dispatched -= {"preemptible_rules", "dryrun", "touch"}  # settings of the run itself, not other commands
+    assert dispatched <= set(NON_EXECUTING_OPTIONS), dispatched - set(NON_EXECUTING_OPTIONS)
+    assert "elif report_plugin is not None and not args.report_after_run:" in chain
 
 
 @pytest.mark.parametrize(
@@ -89,3 +123,23 @@ def test_the_command_line_config_and_the_config_files_are_where_the_workflow_rea
     assert isinstance(Workflow.__dict__["exec_mode"], property)
     assert "config_settings" in Workflow.__dataclass_fields__
     assert "self.configfiles" in Path(snakemake.workflow.__file__).read_text()
+
+
+def test_recorded_params_are_read_back_from_snakemakes_record():
+    """The tables' runs token (lrstudy/workflow_plan.py) reads the value its output was last made with."""
+    from snakemake.io import _IOFile
+    from snakemake.persistence import PersistenceBase
+
+    asked = []
+    record = ["'text'", "['runs-token:abc']", "{'k': 1}", "<unreadable>"]
+    persistence = SimpleNamespace(params=lambda f: asked.append(f) or record)
+    assert recorded_params(SimpleNamespace(persistence=persistence), "out.csv") == [
+        "text",
+        ["runs-token:abc"],
+        {"k": 1},
+    ]
+    assert isinstance(asked[0], _IOFile) and str(asked[0]) == "out.csv"
+    assert recorded_params(SimpleNamespace(persistence=None), "out.csv") == []
+    # Snakemake keeps each param as repr(value) and returns them unnamed from params(path).
+    assert PersistenceBase._serialize_param_builtin(None, ["runs-token:abc"]) == "['runs-token:abc']"
+    assert callable(PersistenceBase.params)

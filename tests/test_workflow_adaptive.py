@@ -128,3 +128,17 @@ def test_a_bad_adaptive_config_names_the_key(workflow, archive, seeds, adaptive,
     proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
     assert not (workflow.root / "results").exists()
+
+
+def test_turning_adaptive_off_removes_the_seed_plans_and_keeps_every_run(study, archive):
+    """Issue 29.8: the old seed_plan.csv and stage plans stayed beside the fixed design's new stats.csv."""
+    wf, _, _ = study
+    runs = runs_on_disk(wf.root)
+    fixed = {k: v for k, v in adaptive_study(archive).items() if k != "adaptive"}
+    cfg = str(wf.write_config(fixed, "fixed.yaml"))
+    assert wf.planned_jobs("--configfile", cfg) == {"aggregate": 1, "figures": 1, "tables": 1, "report": 1, "all": 1}
+    wf.snakemake("--configfile", cfg)
+    aggregate = wf.root / "results/aggregate"
+    assert not (aggregate / "seed_plan.csv").exists() and not (aggregate / "seed_plan").exists()
+    assert runs_on_disk(wf.root) == runs  # the later stages' runs stay, outside the fixed study
+    assert wf.planned_jobs("--configfile", cfg) == {}

@@ -136,3 +136,16 @@ def seed_plan(
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
+
+
+def drop_seed_plans(folder: str | Path) -> list[Path]:
+    """The tables of a fixed design are being written to `folder` (results/aggregate): the adaptive design's
+    seed plans beside them (seed_plan.csv, seed_plan/stage*.csv) describe a design no longer configured, so
+    they go; turning `adaptive` on again makes them again from the runs. Returns what was removed."""
+    folder = Path(folder)
+    stale = [p for p in [folder / "seed_plan.csv", *sorted((folder / "seed_plan").glob("stage*.csv"))] if p.exists()]
+    for path in stale:
+        path.unlink()
+    if (folder / "seed_plan").is_dir() and not any((folder / "seed_plan").iterdir()):
+        (folder / "seed_plan").rmdir()
+    return stale

@@ -1,15 +1,13 @@
 # The adaptive multi-seed design (config key `adaptive`; the statistics are lrstudy/analysis/adaptive.py).
 #
 # Stage 1 is the configured seeds. After each stage the checkpoint plan_stage looks at every comparison
-# still open and writes results/aggregate/seed_plan/stage{k}.csv; the input functions (adaptive_inputs.smk)
+# still open and writes results/aggregate/seed_plan/stage{k}.csv; the input functions (lrstudy/staged_runs.py)
 # read it to list stage k+1's runs (the open variants and the reference), until no comparison is open.
 # The last stage's plan becomes results/aggregate/seed_plan.csv, and its runs are the study's runs.
 #
 # Without `adaptive` the study's runs are the configured ones and these rules do not exist.
 
-
-include: "adaptive_inputs.smk"
-
+from lrstudy import staged_runs
 
 # Only with `adaptive`: a checkpoint anywhere in the workflow changes how Snakemake reads --allowed-rules,
 # and a fixed study must stay exactly as it was.
@@ -22,7 +20,7 @@ if DESIGN is not None:
     checkpoint plan_stage:
         """After stage k: every open comparison is settled or gets the next stage's seeds."""
         input:
-            summaries=stage_runs,
+            summaries=PLAN.stage_runs(checkpoints),
         output:
             "results/aggregate/seed_plan/stage{stage}.csv",
         log:
@@ -42,7 +40,7 @@ if DESIGN is not None:
     rule seed_plan:
         """The last stage's plan: every look of every comparison, and the seeds each variant got."""
         input:
-            lambda wildcards: final_plan(),
+            lambda wildcards: staged_runs.final_plan(checkpoints),
         output:
             report("results/aggregate/seed_plan.csv", category="Tables", caption="../../report/captions/seed_plan.rst"),
         log:

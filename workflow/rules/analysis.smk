@@ -2,8 +2,6 @@
 # Outputs flagged with report() also go into Snakemake's own report:
 #   snakemake --report results/snakemake-report.zip
 
-from lrstudy.study_state import drop_stale_aggregate, missing_runs
-
 # A grid study also gets the sweep plot: final accuracy against each window's factor.
 FIGURES = ["accuracy", "loss", "lr", "final_accuracy", *(["sweep"] if config.get("grid") else [])]
 CAPTIONS = "../../report/captions"  # report() captions are relative to this file
@@ -28,7 +26,7 @@ rule aggregate:
         variants=VARIANTS,
         code=ANALYSIS_FINGERPRINT,
         design={"adaptive": config.get("adaptive"), "seeds": SEEDS, "stats": config["stats"]},
-        deleted_runs=deleted_runs,
+        runs=PLAN.runs_token("results/aggregate/epochs.csv"),
     script:
         "../scripts/aggregate.py"
 
@@ -81,7 +79,7 @@ rule report:
         stats=rules.aggregate.output.stats,
         summary=rules.aggregate.output.summary,
         summaries=study_runs("summary.json"),
-        seed_plan=seed_plan_input,
+        seed_plan=[] if DESIGN is None else rules.seed_plan.output,
         tables=rules.tables.output,
         figures=rules.figures.output.png,
         captions=[src(f"report/captions/{figure}.rst") for figure in FIGURES],
@@ -121,13 +119,3 @@ rule mlflow:
         tracking_uri=config["mlflow"]["tracking_uri"],  # null: the file store results/mlflow/mlruns
     script:
         "../scripts/mlflow_export.py"
-
-
-# Parse-time effect 3 (common.smk): here, where the analysis rules' outputs are known.
-if PLAIN_RUN:
-    drop_stale_aggregate(
-        VARIANTS,
-        [*rules.aggregate.output, *rules.tables.output, *rules.figures.output, *rules.report.output],
-    )
-# Read once, after the drop: the params function deleted_runs (common.smk) reads it when jobs are planned.
-DELETED_RUNS = missing_runs(VARIANTS)

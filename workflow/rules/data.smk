@@ -21,9 +21,9 @@ rule prepare_data:
     """Decode the archive once into a uint8 cache (and its description) that training reads.
 
     What the cache depends on is the dataset's identity (its md5 and the subsets), a params value; the
-    archive is an input through data_input() (common.smk)."""
+    archive is an input through PLAN.data_input(): ancient() while the cache holds the configured data."""
     input:
-        data_input(rules.download.output[0]),
+        PLAN.data_input(rules.download.output[0]),
     output:
         npz="results/data/cifar10.npz",
         meta="results/data/cifar10.json",
@@ -34,6 +34,6 @@ rule prepare_data:
     conda:
         "../envs/study.yaml"
     params:
-        identity=DATASET_IDENTITY,
+        identity=PLAN.dataset_identity,
     script:
         "../scripts/prepare_data.py"

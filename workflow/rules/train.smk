@@ -1,12 +1,13 @@
 rule train:
     """One seeded run of one variant. Resumes from results/checkpoints/ after an interruption.
 
-    A run depends on its recipe and the dataset's identity (params), never on the cache file's date: while
-    the cache is the configured data's, it is ancient() (data_input), so a rebuilt or damaged cache cannot
-    throw finished runs away. The cache is verified against its recorded checksum before training reads it."""
+    A run depends on its recipe and the dataset's identity (params), never on the cache file's date: for a
+    run in place that is still the configured run the cache is ancient() (PLAN.run_data_input), so a rebuilt
+    or damaged cache cannot throw it away. A run the run cache holds (the config went back to it) is put in
+    place instead of trained. The cache is verified against its recorded checksum before training reads it."""
     input:
-        npz=data_input(rules.prepare_data.output.npz),
-        meta=data_input(rules.prepare_data.output.meta),
+        npz=PLAN.run_data_input(rules.prepare_data.output.npz),
+        meta=PLAN.run_data_input(rules.prepare_data.output.meta),
     output:
         metrics="results/runs/{variant}/seed{seed}/metrics.csv",
         summary="results/runs/{variant}/seed{seed}/summary.json",
@@ -19,14 +20,14 @@ rule train:
         "../envs/study.yaml"
     threads: STUDY.execution.cpu_threads
     resources:
-        gpu=uses_gpu,
+        gpu=PLAN.uses_gpu,
     params:
-        recipe=recipe_json,
-        dataset=DATASET_IDENTITY,
+        recipe=PLAN.recipe_json,
+        dataset=PLAN.dataset_identity,
         # Not an output: Snakemake would delete it as incomplete after a crash, and it is what we resume from.
         checkpoint="results/checkpoints/{variant}/seed{seed}.pt",
         gpu_locks=src(".locks/gpu"),
-        project=SRC,
+        project=src("."),
     script:
         "../scripts/train.py"
 
@@ -46,7 +47,7 @@ rule variant_summary:
         "../envs/study.yaml"
     params:
         code=ANALYSIS_FINGERPRINT,
-        deleted_runs=deleted_runs,
+        runs=PLAN.runs_token("results/runs/{variant}/summary.csv"),
     script:
         "../scripts/variant_summary.py"
 
@@ -55,13 +56,13 @@ rule unconfigured_run:
     """Turns a target outside the study into a clear error instead of 'No rule to produce'. Its
     wildcard cannot match a configured run, so it never competes with `train`."""
     input:
-        reject_unconfigured,
+        PLAN.reject_unconfigured,
     output:
         "results/runs/{other_run}/{file}",
     log:
         "logs/unconfigured/{other_run}/{file}.log",
     wildcard_constraints:
-        other_run=UNCONFIGURED_RUN,
+        other_run=PLAN.unconfigured_run,
     run:
         raise ConfigError(f"{output[0]} is not part of the configured study")
 
@@ -69,12 +70,12 @@ rule unconfigured_run:
 rule unconfigured_variant:
     """The same for a variant summary outside the study."""
     input:
-        reject_unconfigured,
+        PLAN.reject_unconfigured,
     output:
         "results/runs/{other_variant}/summary.csv",
     log:
         "logs/unconfigured/{other_variant}.log",
     wildcard_constraints:
-        other_variant=UNCONFIGURED_VARIANT,
+        other_variant=PLAN.unconfigured_variant,
     run:
         raise ConfigError(f"{output[0]} is not part of the configured study")

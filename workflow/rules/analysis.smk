@@ -57,7 +57,7 @@ rule figures:
 
 
 rule tables:
-    """stats.csv -> the per-variant table for a paper, as Markdown and as LaTeX (booktabs)."""
+    """stats.csv -> the per-variant table for a paper, as Markdown and as LaTeX (a booktabs longtable)."""
     input:
         stats=rules.aggregate.output.stats,
     output:
@@ -70,6 +70,7 @@ rule tables:
     conda:
         "../envs/study.yaml"
     params:
+        study=STUDY.name,  # stats.tex's \label
         code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/tables.py"

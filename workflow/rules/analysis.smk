@@ -61,8 +61,8 @@ rule tables:
     input:
         stats=rules.aggregate.output.stats,
     output:
-        md="results/aggregate/stats.md",
-        tex="results/aggregate/stats.tex",
+        md=report("results/aggregate/stats.md", category="Tables", caption=f"{CAPTIONS}/stats_md.rst"),
+        tex=report("results/aggregate/stats.tex", category="Tables", caption=f"{CAPTIONS}/stats_tex.rst"),
     log:
         "logs/tables.log",
     benchmark:

@@ -40,10 +40,12 @@ def test_markdown_and_latex_tables_have_a_row_per_variant_with_its_numbers(tmp_p
 
 
 def test_a_diverged_seed_and_a_correction_are_said(tmp_path):
-    analyse(tmp_path, SMALL, diverged={("lr_x2", 0): 6})
+    analyse(tmp_path, SMALL, diverged={("lr_x2", 0): 6, **{("lr_x0.5", s): 5 for s in range(3)}})
     stats = pd.read_csv(tmp_path / "results/aggregate/stats.csv")
     rows = {r[0]: r for r in tables.paper_rows(stats)}
     assert rows["lr_x2"][7] == "2 of 3, 1 diverged"
+    # A variant whose runs all diverged has no difference: a dash, not "– – (98.8% CI)" (issue 29.8).
+    assert rows["lr_x0.5"][2:8] == ["\u2013", "\u2013", "\u2013", "\u2013", "all runs diverged", "0 of 3, 3 diverged"]
     if (stats["ci_level"] != 0.95).any():  # Holm over three comparisons widens the CIs beside the verdicts
         assert "% CI)" in rows["lr_x5"][4]
 

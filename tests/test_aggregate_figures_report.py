@@ -566,7 +566,10 @@ def test_one_epoch_runs_draw_markers_one_tick_and_no_zoom_panel(tmp_path):
 
 def test_the_zoom_panel_is_kept_where_the_last_quarter_has_several_epochs(tmp_path):
     _, tables = analyse(tmp_path, SMALL, epochs=4)
-    assert PLOTS["accuracy"](tables, list(SMALL)).axes[2].get_title() == "Test accuracy, epochs 3\u20134 (zoom)"
+    zoom = PLOTS["accuracy"](tables, list(SMALL)).axes[2]
+    assert zoom.get_title() == "Test accuracy, epochs 3\u20134 (zoom)"
+    # Its axis spans the epochs it shows (it spanned 1-4, half empty).
+    assert zoom.get_xlim() == (2.5, 4.5) and [t.get_text() for t in zoom.get_xticklabels()] == ["3", "4"]
 
 
 @pytest.mark.parametrize("n", [4, 20, 100])

@@ -145,7 +145,7 @@ def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):
     ref = read_back(tmp_path)["stats"].set_index("variant").loc["baseline"]
     half = 12.706 * 0.01 / 2**0.5  # t(0.975, 1) x the step of 10,000 test images / sqrt(2)
     assert ref["final_std_pct"] == 0 and ref["final_ci_high_pct"] - ref["final_mean_pct"] == pytest.approx(half, 1e-3)
-    assert "26.80 &plusmn; 0.00<br><span class=\"what\">2 equal runs</span>" in html
+    assert '26.80 &plusmn; 0.00<br><span class="what">2 equal runs</span>' in html
 
 
 def test_figures_are_png_and_svg(tmp_path):

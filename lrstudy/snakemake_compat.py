@@ -91,8 +91,18 @@ class Invocation:
             self.builds_the_dag_to_run
             and not self.args.touch
             and self.args.executor in (None, "local")
-            and not self.args.software_deployment_method
+            and not self.deployment
         )
+
+    @property
+    def deployment(self) -> set[str]:
+        """The software deployment asked for ('conda', 'apptainer'), however it is spelled: --sdm (alias
+        --software-deployment-method), --use-conda, --use-apptainer or --use-singularity."""
+        if self.args is None:
+            return set()
+        methods = {method.name.lower() for method in self.args.software_deployment_method or ()}
+        methods |= {"conda"} if self.args.use_conda else set()
+        return methods | ({"apptainer"} if self.args.use_apptainer else set())
 
     @property
     def starts_over(self) -> bool:

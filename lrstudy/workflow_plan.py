@@ -288,6 +288,7 @@ def plan_of(workflow, argv: list[str]) -> Plan:
     refuse_swallowed_targets(invocation)
     config, to_remember = assemble(project, command_line_config(workflow), starts_over=invocation.starts_over)
     study = checked_study(config, project / "workflow" / "schemas" / "config.schema.yaml")
+    refuse_apptainer_without_images(invocation, config)
     home = project / study.outdir
     if invocation.no_hooks and invocation.runs_jobs:
         raise PlanError(
@@ -367,6 +368,19 @@ def refuse_a_full_disk(folder: Path) -> None:
     it first, in a sentence. (Less than 1 MiB: a lock, a job's script and its log take about that.)"""
     if shutil.disk_usage(folder).free < 2**20:
         raise PlanError(no_space_sentence(folder))
+
+
+def refuse_apptainer_without_images(invocation: Invocation, config: Mapping) -> None:
+    """--software-deployment-method apptainer with no image configured would run every job outside any
+    container, silently: the images are config keys (containers.train, containers.analysis)."""
+    missing = [f"containers.{job}" for job, image in config["containers"].items() if image is None]
+    if "apptainer" in invocation.deployment and missing:
+        raise PlanError(
+            f"--software-deployment-method apptainer needs the jobs' images, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} null: build them (containers/Dockerfile) and set them in "
+            "local.yaml or the study's config, e.g. containers: {train: docker://REGISTRY/lrstudy-train:TAG, "
+            "analysis: docker://REGISTRY/lrstudy-analysis:TAG}"
+        )
 
 
 def refuse_swallowed_targets(invocation: Invocation) -> None:

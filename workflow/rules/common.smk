@@ -46,3 +46,9 @@ wildcard_constraints:
 
 def study_runs(name):
     return PLAN.study_runs(name, checkpoints)
+
+
+def source_file(path):
+    """An input that is a file of the workflow itself (the report's template, captions): read where the
+    workflow is, never from the study's storage, where --default-storage-provider puts every other file."""
+    return local(src(path))

@@ -17,7 +17,9 @@ rule train:
     benchmark:
         "benchmarks/train/{variant}/seed{seed}.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/train.yaml"
+    container:
+        config["containers"]["train"]
     threads: STUDY.execution.cpu_threads
     resources:
         gpu=PLAN.uses_gpu,
@@ -44,7 +46,7 @@ rule variant_summary:
     benchmark:
         "benchmarks/variant_summary/{variant}.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         code=ANALYSIS_FINGERPRINT,
         runs=PLAN.runs_token("results/runs/{variant}/summary.csv"),

@@ -27,7 +27,8 @@ rule aggregate:
     params:
         variants=VARIANTS,
         code=ANALYSIS_FINGERPRINT,
-        design={"adaptive": config.get("adaptive"), "seeds": SEEDS, "stats": config["stats"]},
+        stats=stats_param(STUDY.stats),
+        seeds=SEEDS,
         deleted_runs=deleted_runs,
     script:
         "../scripts/aggregate.py"
@@ -98,6 +99,7 @@ rule report:
         "../envs/study.yaml"
     params:
         config=shareable(config),
+        stats=stats_param(STUDY.stats),
         code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/render_report.py"

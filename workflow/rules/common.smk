@@ -10,8 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from lrstudy.analysis.adaptive import possible_seeds
-from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable
+from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable, stats_param
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
 from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
 from lrstudy.studies import assemble, remember, study_report_at
@@ -100,7 +99,7 @@ VARIANTS = STUDY.variants
 SEEDS = list(STUDY.seeds)
 warn_if_cache_damaged("results/data/cifar10.npz", "results/data/cifar10.json")
 # Every seed a run may have: the configured ones, and with `adaptive` the later stages' (workflow/rules/adaptive.smk).
-RUN_SEEDS = possible_seeds(STUDY.design, SEEDS)
+RUN_SEEDS = STUDY.run_seeds
 
 
 wildcard_constraints:

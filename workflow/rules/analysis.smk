@@ -26,7 +26,7 @@ rule aggregate:
         "../envs/study.yaml"
     params:
         variants=VARIANTS,
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("aggregate.py"),
         stats=stats_param(STUDY.stats),
         seeds=SEEDS,
         deleted_runs=deleted_runs,
@@ -52,7 +52,7 @@ rule figures:
     params:
         variants=VARIANTS,
         seed_lines=config["figures"]["seed_lines"],
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("figures.py"),
     script:
         "../scripts/figures.py"
 
@@ -72,7 +72,7 @@ rule tables:
         "../envs/study.yaml"
     params:
         study=STUDY.name,  # stats.tex's \label
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("tables.py"),
     script:
         "../scripts/tables.py"
 
@@ -100,7 +100,7 @@ rule report:
     params:
         config=shareable(config),
         stats=stats_param(STUDY.stats),
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("render_report.py"),
     script:
         "../scripts/render_report.py"
 

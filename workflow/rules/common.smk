@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable, stats_param
-from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
+from lrstudy.provenance import script_fingerprint
 from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
 from lrstudy.studies import assemble, remember, study_report_at
 from lrstudy.study_state import cache_is_current, dataset_sizes, warn_if_cache_damaged
@@ -173,9 +173,11 @@ def refuse_a_study_too_long_for_this_cpu():
 refuse_a_study_too_long_for_this_cpu()
 
 
-# The analysis jobs rerun when the code that computes the tables, figures or report changes (cheap);
-# training does not (see README, "What reruns, and what does not").
-ANALYSIS_FINGERPRINT = code_fingerprint(ANALYSIS_CODE)
+def code_of(script):
+    """A rule's code identity, its params `code`: every lrstudy module its script imports, directly or not
+    (lrstudy/provenance.py). The tables, figures and report rerun when it changes (cheap); training does
+    not (docs/reruns-and-recovery.md)."""
+    return script_fingerprint(PROJECT / "workflow" / "scripts" / script)
 
 
 def uses_gpu(wildcards):

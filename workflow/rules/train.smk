@@ -45,7 +45,7 @@ rule variant_summary:
     conda:
         "../envs/study.yaml"
     params:
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("variant_summary.py"),
         deleted_runs=deleted_runs,
     script:
         "../scripts/variant_summary.py"

@@ -89,18 +89,20 @@ def reference_variant(variants: Sequence[str]) -> str:
     return "baseline" if "baseline" in variants else variants[0]
 
 
-def describe(percentages: Sequence[float], alpha: float = ALPHA) -> dict:
+def describe(percentages: Sequence[float], resolution: float = 0.0, alpha: float = ALPHA) -> dict:
     """n, mean, sample std and the t-based 1 - alpha CI of the mean of accuracies in percent; std and CI
     are NaN below two values.
 
-    The CI is cut to [0, 100]: with two or three seeds the t interval is wide enough to leave the range
-    a mean accuracy can have, and its part outside that range covers nothing."""
+    The CI takes the spread as at least `resolution`, the accuracy's step, as every test does: two runs
+    with the same accuracy do not make a mean exact (the std column still says 0). It is cut to [0, 100]:
+    with two or three seeds the t interval is wide enough to leave the range a mean accuracy can have, and
+    its part outside that range covers nothing."""
     x = np.asarray(percentages, dtype=float)
     n = len(x)
     out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     if n >= 2:
         out["std"] = _spread(x)
-        half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * out["std"] / math.sqrt(n)
+        half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * max(out["std"], resolution) / math.sqrt(n)
         out["ci_low"], out["ci_high"] = max(0.0, out["mean"] - half), min(100.0, out["mean"] + half)
     return out
 
@@ -332,8 +334,8 @@ def _variant_row(study: _Study, v: str) -> dict:
     if "seeds" in decided:
         mine = mine[mine["seed"].isin(decided["seeds"])]
     alpha, reference = study.settings.alpha, study.reference
-    f = describe(100 * mine["final_test_acc"].to_numpy(float), alpha)
-    b = describe(100 * mine["best_test_acc"].to_numpy(float), alpha)
+    f = describe(100 * mine["final_test_acc"].to_numpy(float), study.resolution, alpha)
+    b = describe(100 * mine["best_test_acc"].to_numpy(float), study.resolution, alpha)
     n_runs = int((study.runs["variant"] == v).sum())
     n_diverged = n_runs - len(study.final[v])
     row |= {"n": f["n"], "n_reference": len(study.final[reference]) if v == reference else row["n_reference"]}

@@ -636,6 +636,17 @@ def test_sweep_draws_each_window_against_the_factor_with_the_reference_band(tmp_
     ]
 
 
+def test_a_one_factor_sweep_is_drawn_against_the_window(tmp_path):
+    """One factor over three windows: a line over the windows (it was three dots on one x, the factor)."""
+    finals = {"baseline": SMALL["baseline"], **{f"lr_x5_e{s}-{s + 4}": SMALL["lr_x5"] for s in (1, 4, 7)}}
+    _, tables = analyse(tmp_path, finals)
+    ax = PLOTS["sweep"](tables, list(finals)).axes[0]
+    (line,) = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert list(line.get_xdata()) == [0, 1, 2]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["epochs 1\u20134", "epochs 4\u20137", "epochs 7\u201310"]
+    assert ax.get_xlabel() == "lr window" and "(x5 inside it)" in ax.get_title()
+
+
 def test_seed_lines_are_drawn_only_when_asked(tmp_path):
     _, tables = analyse(tmp_path, SMALL)
     plain = PLOTS["accuracy"](tables, list(SMALL)).axes[0].get_lines()

@@ -459,6 +459,9 @@ def plot_sweep(tables: Tables, variants: Sequence[str]) -> Figure:
     if ref["n"] >= 2:
         ax.axhspan(ref["final_ci_low_pct"], ref["final_ci_high_pct"], color="0.85", lw=0, zorder=0)
         handles.append(Patch(color="0.85", label=f"{reference} 95% CI"))
+    factors = sorted({f for p in points.values() for f in p["factor"]})
+    if len(factors) == 1 and len(points) > 1:
+        return _sweep_over_windows(fig, ax, points, factors[0], handles)
     colours = _PALETTE if len(points) <= DISTINCT else matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(points)))
     for colour, ((start, end), p) in zip(colours, points.items(), strict=False):
         ax.plot(p["factor"], p["mean"], color=colour, marker="o", ms=4, lw=1.5, zorder=3)
@@ -485,7 +488,6 @@ def plot_sweep(tables: Tables, variants: Sequence[str]) -> Figure:
             ha="center",
             transform=ax.transAxes,
         )
-    factors = sorted({f for p in points.values() for f in p["factor"]})
     if factors and factors[0] > 0 and factors[-1] >= 4 * factors[0]:
         ax.set_xscale("log")
         _plain_log_axis(ax.xaxis)
@@ -496,6 +498,40 @@ def plot_sweep(tables: Tables, variants: Sequence[str]) -> Figure:
         xlabel="lr factor inside the window",
         ylabel="final test accuracy (%)",
     )
+    _sweep_legend(fig, handles)
+    return fig
+
+
+def _sweep_over_windows(fig: Figure, ax, points: dict, factor: float, handles: list) -> Figure:
+    """A sweep of one factor over several windows: final accuracy against the window (against the factor
+    they would be dots on one x)."""
+    rows = pd.concat([p.assign(start=start, end=end) for (start, end), p in points.items()], ignore_index=True)
+    x = np.arange(len(rows))
+    ax.plot(x, rows["mean"], color=_PALETTE[0], marker="o", ms=5, lw=1.5, zorder=3)
+    ci = rows[rows["n"] >= 2]
+    ax.errorbar(
+        x[ci.index],
+        ci["mean"],
+        yerr=[ci["mean"] - ci["ci_low"], ci["ci_high"] - ci["mean"]],
+        fmt="none",
+        color=_PALETTE[0],
+        capsize=4,
+        alpha=0.7,
+    )
+    ax.set_xticks(x, [epochs_text(s, e) for s, e in zip(rows["start"], rows["end"], strict=True)])
+    ax.set_xlim(-0.5, len(rows) - 0.5)
+    ax.grid(axis="x", visible=False)
+    ax.set(
+        title=f"Final test accuracy against the lr window (x{plain_number(factor)} inside it); mean and 95% CI",
+        xlabel="lr window",
+        ylabel="final test accuracy (%)",
+    )
+    handles.append(Line2D([], [], color=_PALETTE[0], marker="o", label=f"x{plain_number(factor)} in the window"))
+    _sweep_legend(fig, handles)
+    return fig
+
+
+def _sweep_legend(fig: Figure, handles: list) -> None:
     longest = max(len(h.get_label()) for h in handles)
     fig.legend(
         handles=handles,
@@ -503,7 +539,6 @@ def plot_sweep(tables: Tables, variants: Sequence[str]) -> Figure:
         ncols=max(1, min(len(handles), int(8 * 9 // (longest + 4)))),
         frameon=False,
     )
-    return fig
 
 
 def _zoomed(points: Sequence[float], bar_ends: Sequence[float], pad: float = 0.08) -> tuple[float, float]:

@@ -139,10 +139,10 @@ def find(home: Path, variant: str, seed: int, config_hash: str, engine: str) -> 
 def kept_run(home: Path, variant: str, seed: int, recipe, meta: Path) -> Entry | None:
     """The kept run a train job would make: this recipe and seed on the data the cache `meta` describes."""
     from lrstudy.config import run_hash
-    from lrstudy.provenance import ENGINE_CODE, code_fingerprint
+    from lrstudy.provenance import RUN_MODULE, code_fingerprint, code_of
 
     config_hash = run_hash(recipe.as_dict(), seed, json.loads(meta.read_text()))
-    return find(home, variant, seed, config_hash, code_fingerprint(ENGINE_CODE))
+    return find(home, variant, seed, config_hash, code_fingerprint(code_of([RUN_MODULE])))
 
 
 def restore(entry: Entry, outputs: dict[str, Path], board: Path) -> None:

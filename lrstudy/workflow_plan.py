@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from lrstudy import run_cache, staged_runs, study_state
-from lrstudy.analysis.adaptive import possible_seeds
+from lrstudy.analysis.adaptive import design_of
 from lrstudy.config import ConfigError, Study, checked_study, json_hash, load_yaml, recipe_param, run_hash
-from lrstudy.provenance import ANALYSIS_CODE, code_fingerprint
+from lrstudy.provenance import script_fingerprint
+from lrstudy.refusal import refuse
 from lrstudy.snakemake_compat import (
     Invocation,
     command_line_config,
@@ -63,7 +64,6 @@ class Plan:
     to_remember: dict | None  # what on_start writes to studies/<name>/study.yaml
     run_seeds: tuple[int, ...]  # every seed a run may have (the adaptive design's later stages included)
     meta: dict | None  # the dataset cache's description, when the cache is the configured data's
-    analysis_fingerprint: str
     finished: frozenset[str]  # "variant/seedN" of every finished run in place, of a configured variant
     current_runs: frozenset[str]  # those still the configured run
     replaced: Mapping[str, str]  # "variant/seedN" in place that the config changed -> why
@@ -103,7 +103,7 @@ class Plan:
     def study_runs(self, name: str, checkpoints):
         """`name` (e.g. summary.json) of every run the study has: the analysis rules' input. With `adaptive`,
         an input function reading the last stage plan (lrstudy.staged_runs)."""
-        if self.study.design is None:
+        if self.study.stats.adaptive is None:
             return self.run_files(name)
         return lambda wildcards: self._planned(staged_runs.final_plan(checkpoints), name)
 
@@ -116,7 +116,7 @@ class Plan:
         return runs
 
     def _planned(self, plan_path: str | None, name: str) -> list[str]:
-        return staged_runs.planned_files(self.study.design, self.variants, self.seeds, plan_path, name)
+        return staged_runs.planned_files(design_of(self.study.stats), self.variants, self.seeds, plan_path, name)
 
     def recipe_json(self, wildcards) -> str:
         """The variant's recipe, as JSON: a params value, so that changing one variant reruns that variant
@@ -142,6 +142,12 @@ class Plan:
             return ancient(path) if current else path
 
         return data
+
+    def code_of(self, script: str) -> str:
+        """A rule's code identity, its params `code`: every lrstudy module its script imports, directly or not
+        (lrstudy/provenance.py). The tables, figures and report rerun when it changes (cheap); training does
+        not (docs/reruns-and-recovery.md)."""
+        return script_fingerprint(self.project / "workflow" / "scripts" / script)
 
     def uses_gpu(self, wildcards) -> int:
         return 0 if self.study.execution.device == "cpu" else 1
@@ -177,7 +183,7 @@ class Plan:
 
     def reject_unconfigured(self, wildcards):
         what = wildcards.get("other_run") or wildcards.get("other_variant")
-        raise ConfigError(
+        refuse(
             f"results/runs/{what}: no such run or variant in the study {self.study.name!r} "
             f"(variants: {', '.join(self.variants)}; seeds: {', '.join(map(str, self.run_seeds))})"
         )
@@ -297,7 +303,7 @@ def plan_of(workflow, argv: list[str]) -> Plan:
         )
     meta = study_state.read_meta(home)
     meta = meta if study_state.cache_is_current(meta, study.dataset.identity()) else None
-    run_seeds = tuple(possible_seeds(study.design, study.seeds))
+    run_seeds = tuple(study.run_seeds)
     finished = study_state.finished_runs(home, study.variants)
     current, replaced = set(), {}
     for name, summary in finished.items():
@@ -319,7 +325,6 @@ def plan_of(workflow, argv: list[str]) -> Plan:
         to_remember=to_remember,
         run_seeds=run_seeds,
         meta=meta,
-        analysis_fingerprint=code_fingerprint(ANALYSIS_CODE),
         finished=frozenset(finished),
         current_runs=frozenset(current),
         replaced=replaced,

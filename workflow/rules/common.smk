@@ -3,21 +3,24 @@ import sys
 
 from snakemake.logging import logger
 
-from lrstudy.config import ConfigError, shareable
+from lrstudy.analysis.adaptive import design_of
+from lrstudy.config import ConfigError, shareable, stats_param
+from lrstudy.refusal import said_alone
 from lrstudy.workflow_plan import plan_of
 
 # Every fact the rules need, read once from the command line, the config's layers (config.yaml, local.yaml,
 # a named study's remembered config, --configfile/--config) and the study's files: lrstudy/workflow_plan.py.
-# Building it writes nothing (a reading command of a study never run plans in a temporary folder).
-PLAN = plan_of(workflow, sys.argv[1:])
+# Building it writes nothing (a reading command of a study never run plans in a temporary folder); a
+# command it refuses (a config error, `--forcerun` eating the targets) ends with that sentence alone.
+PLAN = said_alone(plan_of, workflow, sys.argv[1:])
 config.clear()
 config.update(PLAN.config)
 STUDY = PLAN.study
 VARIANTS = PLAN.variants
 SEEDS = PLAN.seeds
-DESIGN = STUDY.design  # the adaptive design, parsed with the study; None: a fixed design
-ANALYSIS_FINGERPRINT = PLAN.analysis_fingerprint  # the analysis rules rerun when their code changes
+DESIGN = design_of(STUDY.stats)  # the adaptive design; None: a fixed design
 src = PLAN.src
+code_of = PLAN.code_of  # a rule's code identity (its script's lrstudy imports): the analysis reruns on a change
 
 
 if PLAN.workdir != PLAN.project:

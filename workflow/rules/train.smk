@@ -48,7 +48,7 @@ rule variant_summary:
     conda:
         "../envs/analysis.yaml"
     params:
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("variant_summary.py"),
         runs=PLAN.runs_token("results/runs/{variant}/summary.csv"),
     script:
         "../scripts/variant_summary.py"

@@ -24,8 +24,9 @@ WITHOUT_CODE = {
     "seed_plan": "a copy of the last stage plan",
     "mlflow": "exporting again adds nothing; runs are exported as they are",
 }
-# Modules the train rule runs that decide where a run computes, not what: outside the run's identity.
-WHERE_NOT_WHAT = {"lrstudy.train.gpu_lease"}
+# Modules the train rule runs that decide where a run computes, not what: outside the run's identity. (The
+# run cache decides whether the run is put in place as it was kept instead of trained: the same run.)
+WHERE_NOT_WHAT = {"lrstudy.train.gpu_lease", "lrstudy.run_cache"}
 
 
 def rules() -> dict[str, tuple[str, str | None]]:

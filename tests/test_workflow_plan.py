@@ -18,6 +18,7 @@ from lrstudy import run_cache
 from lrstudy.analysis.aggregate import drop_seed_plans
 from lrstudy.config import ConfigError, recipe_of, run_hash
 from lrstudy.studies import assemble
+from lrstudy.tools import run_cache as run_cache_cli
 from lrstudy.workflow_plan import TOKEN, PlanError, plan_of
 
 REPO = Path(__file__).resolve().parent.parent
@@ -213,17 +214,17 @@ def test_the_run_cache_lists_and_prunes_only_superseded_runs(project, capsys):
     run_cache.keep(home, home / "results/runs/lr_x5/seed0")
     finish_run(home, "lr_x5", 0, {**recipe, "lr": 0.2})
     run_cache.keep(home, home / "results/runs/lr_x5/seed0")
-    assert run_cache.main(["--study", "s", "--root", str(project)]) == 0
+    assert run_cache_cli.main(["--study", "s", "--root", str(project)]) == 0
     out = capsys.readouterr().out
     assert "3 kept runs" in out and "2 in place (no extra disk), 1 superseded" in out
-    assert run_cache.main(["prune", "-n", "--study", "s", "--root", str(project)]) == 0
+    assert run_cache_cli.main(["prune", "-n", "--study", "s", "--root", str(project)]) == 0
     assert "1 superseded runs to prune" in capsys.readouterr().out and len(run_cache.entries(home)) == 3
-    assert run_cache.main(["prune", "--variant", "baseline", "--study", "s", "--root", str(project)]) == 0
+    assert run_cache_cli.main(["prune", "--variant", "baseline", "--study", "s", "--root", str(project)]) == 0
     assert len(run_cache.entries(home)) == 3
-    assert run_cache.main(["prune", "--study", "s", "--root", str(project)]) == 0
+    assert run_cache_cli.main(["prune", "--study", "s", "--root", str(project)]) == 0
     assert [run_cache.in_place(home, e) for e in run_cache.entries(home)] == [True, True]
     with pytest.raises(SystemExit):
-        run_cache.main(["--study", "nowhere", "--root", str(project)])
+        run_cache_cli.main(["--study", "nowhere", "--root", str(project)])
 
 
 def test_a_fixed_designs_tables_remove_the_adaptive_seed_plans(tmp_path):

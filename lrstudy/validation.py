@@ -21,18 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrstudy.metrics import METRIC_COLUMNS
+from lrstudy.metrics import METRIC_COLUMNS, bad_value
 from lrstudy.schedule import lr_for_epoch, of_mapping
 
-# column -> (lowest, highest) allowed value.
-RANGES = {
-    "train_loss": (0.0, math.inf),
-    "train_acc": (0.0, 1.0),
-    "test_loss": (0.0, math.inf),
-    "test_acc": (0.0, 1.0),
-    "epoch_seconds": (0.0, math.inf),
-}
-LOSSES = ("train_loss", "test_loss")
 # The lr column is written as repr() of the float the schedule gave: equal up to the last bits at most.
 LR_REL_TOL = 1e-12
 
@@ -78,21 +69,6 @@ def check_values(path: Path, metrics: pd.DataFrame, summary: Mapping) -> None:
         want = lr_for_epoch(i + 1, schedule)
         if not math.isclose(value, want, rel_tol=LR_REL_TOL, abs_tol=0.0):
             raise _bad_cell(path, i, "lr", value, f"is not the recipe's schedule at epoch {i + 1} ({want!r})")
-
-
-def bad_value(row: Mapping, diverged: bool = False) -> tuple[str, float, str] | None:
-    """(column, value, why) of the first value of one epoch's metrics that is not finite or out of range, or
-    None. The losses of the epoch a run diverged in may be nan or inf. Also checks a checkpoint's rows."""
-    for col, (low, high) in RANGES.items():
-        value = float(row[col])
-        if col in LOSSES and diverged and not math.isfinite(value):
-            continue
-        if not math.isfinite(value):
-            return col, value, "is not a finite number"
-        if not low <= value <= high:
-            within = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
-            return col, value, f"is out of range (must be {within})"
-    return None
 
 
 def _bad_cell(path: Path, i: int, col: str, value: float, why: str) -> ValueError:

@@ -22,7 +22,7 @@ from lrstudy.config import SCHEMA_FILE, ConfigError, Execution, Recipe, check_re
 from lrstudy.data.cifar10 import DatasetError, add_source_arguments, source_cache
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
-from lrstudy.train.run import RunBusyError, RunFiles, RunSpec, execute, tensorboard_log
+from lrstudy.train.run import RunBusyError, RunFiles, RunSpec, execute, skip_the_last_collection, tensorboard_log
 
 TYPES = {"int": int, "float": float, "str": str}
 # Recipe fields whose flag is not the field's name: a window per flag, repeated.
@@ -148,3 +148,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    skip_the_last_collection()  # a process of its own ends here (main() is also called by tests and tools)

@@ -9,7 +9,15 @@ from lrstudy.data.cifar10 import DatasetError
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
-from lrstudy.train.run import RunBusyError, RunFiles, RunSpec, execute, oversubscribed, tensorboard_log
+from lrstudy.train.run import (
+    RunBusyError,
+    RunFiles,
+    RunSpec,
+    execute,
+    oversubscribed,
+    skip_the_last_collection,
+    tensorboard_log,
+)
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -46,3 +54,4 @@ def main():
 
 
 run_logged(sm.log[0], main, expected=(DeviceError, RunBusyError, DatasetError))
+skip_the_last_collection()

@@ -1,12 +1,11 @@
 """lrstudy-train: the published run's command line through the same engine and files as the workflow."""
 
-import dataclasses
 import json
 import logging
 
 import pytest
 
-from lrstudy.config import Recipe, recipe_from_param, recipe_param
+from lrstudy.config import RECIPE_KEYS, defaults, recipe_from_param, recipe_of, recipe_param
 from lrstudy.train import cli
 from lrstudy.train.run import run_lock
 
@@ -92,8 +91,9 @@ def test_make_local_writes_the_archive_and_its_own_md5(archive, tmp_path):
     assert bad.returncode != 0 and "none.tar.gz does not exist" in bad.stderr
 
 
-# A study's step-schedule variant with every recipe key away from config.yaml's defaults.
-STEP = Recipe(
+# A study's step-schedule variant with every recipe key away from config.yaml's defaults, in the old spelling
+# (schedule: step beside step_milestones) and in the new.
+STEP = dict(
     epochs=12,
     batch_size=64,
     lr=0.08,
@@ -101,18 +101,30 @@ STEP = Recipe(
     nesterov=True,
     weight_decay=1e-4,
     schedule="step",
-    step_milestones=(4, 9),
+    step_milestones=[4, 9],
     step_gamma=0.3,
-    lr_windows=((2, 4, 1.5), (6, 8, 0.25)),
+    lr_windows=[{"start": 2, "end": 4, "factor": 1.5}, {"start": 6, "end": 8, "factor": 0.25}],
     width=8,
     precision="fp32",
 )
+RECIPES = {
+    "old spelling": STEP,
+    "default milestones": {**STEP, "step_milestones": None, "nesterov": False},
+    "inert step keys": {**STEP, "schedule": "cosine"},
+    "one-cycle": {
+        **{k: v for k, v in STEP.items() if not k.startswith("step_")},
+        "schedule": {"name": "onecycle", "pct_start": 0.25, "anneal": "linear", "three_phase": True},
+        "warmup": {"epochs": 1.5, "start_factor": 0.2},
+        "lr_update": "step",
+    },
+}
 
 
-@pytest.mark.parametrize("recipe", [STEP, dataclasses.replace(STEP, step_milestones=None, nesterov=False)])
-def test_a_recipe_round_trips_through_the_flags_and_the_snakemake_params(recipe):
+@pytest.mark.parametrize("train", RECIPES.values(), ids=RECIPES)
+def test_a_recipe_round_trips_through_the_flags_and_the_snakemake_params(train):
+    recipe = recipe_of({**defaults()["train"], **train}, where="test")
     flags = cli.recipe_flags(recipe)
-    assert cli.parse(["--data", "cache.npz", "--out", "out", *flags])[1] == recipe
+    assert recipe_of(cli.parse(["--data", "cache.npz", "--out", "out", *flags])[1], "command line") == recipe
     assert recipe_from_param(recipe_param(recipe), where="variants.x") == recipe  # common.smk -> scripts/train.py
 
 
@@ -120,5 +132,6 @@ def test_every_recipe_key_has_a_flag(capsys):
     with pytest.raises(SystemExit):
         cli.parse(["--help"])
     help_text = capsys.readouterr().out
-    assert all(cli.flag(f.name) in help_text for f in dataclasses.fields(Recipe))
+    assert all(cli.flag(k) in help_text for k in RECIPE_KEYS)
     assert "--step-milestones" in help_text and "--step-gamma" in help_text and "--no-nesterov" in help_text
+    assert "--warmup {...}|null" in help_text and "--lr-update {epoch,step}" in help_text

@@ -15,6 +15,7 @@ the scratch folder.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -166,12 +167,17 @@ def shrink(path: Path, defaults: bool) -> None:
 
 
 def _epochs_needed(config: dict) -> list[int]:
-    """The last epoch of each lr window and each step milestone of the study's recipes and grid."""
+    """The last epoch of each lr window, step milestone and piecewise knot, and the first after each warmup,
+    of the study's recipes and grid."""
     recipes = [config.get("train") or {}, *(config.get("variants") or {}).values()]
     recipes += [g.get("recipe") or {} for g in config.get("grid") or []]
     ends = [w["end"] - 1 for r in recipes for w in r.get("lr_windows") or []]
     ends += [w["end"] - 1 for g in config.get("grid") or [] for w in g["windows"]]
-    return ends + [m for r in recipes for m in r.get("step_milestones") or []]
+    schedules = [r["schedule"] for r in recipes if isinstance(r.get("schedule"), dict)]
+    milestones = [m for r in [*recipes, *schedules] for m in r.get("step_milestones") or r.get("milestones") or []]
+    knots = [k[0] for s in schedules for k in s.get("knots") or []]
+    warmups = [(r.get("warmup") or {}).get("epochs", 0) + 1 for r in recipes]
+    return ends + milestones + [math.ceil(k) for k in knots + warmups]
 
 
 def prepare(scratch: Path, archive: Path) -> dict[str, str]:

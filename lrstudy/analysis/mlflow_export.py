@@ -63,7 +63,7 @@ def export(run_dirs: Iterable[str | Path], study: str, tracking_uri: str) -> dic
             Metric(column, float(row[column]), 0, int(row["epoch"]))
             for _, row in metrics.iterrows()
             for column in METRIC_COLUMNS
-            if column != "epoch"
+            if column != "epoch" and column in metrics  # lr_last: not in a run made before it was recorded
         ]
         code = summary.get("code") or {}
         tags = {

@@ -130,7 +130,7 @@ def execute(
             execution.device,
             cpu_seconds(recipe, dataset["train_size"], dataset["test_size"], execution.cpu_threads),
         )
-        config_hash = run_hash(recipe.as_dict(), seed, dataset)
+        config_hash = run_hash(recipe, seed, dataset)
         log.info(
             "run %s seed %d on %s (%s), config %s, %d train / %d test images",
             variant,
@@ -202,6 +202,7 @@ def execute(
             "versions": versions(),
             "config": recipe.as_dict(),
             "config_hash": config_hash,
+            "steps_per_epoch": trainer.steps_per_epoch,
             "metrics_sha256": metrics_sha256(metrics_text),  # the analysis refuses a metrics.csv changed since
             "dataset": dataset,
             "execution": {

@@ -1,8 +1,8 @@
 """TensorBoard event files written while a run trains: `tensorboard --logdir results/tensorboard` shows a
 study live, one run per results/tensorboard/{variant}/seed{seed}/ (runs grouped by variant).
 
-Per epoch: loss/train, loss/test, accuracy/train, accuracy/test (fractions, as metrics.csv), lr and
-epoch_seconds, stored in double precision so that they equal metrics.csv; the recipe and seed as hparams.
+Per epoch: loss/train, loss/test, accuracy/train, accuracy/test (fractions, as metrics.csv), lr, lr_last
+and epoch_seconds, stored in double precision so that they equal metrics.csv; the recipe and seed as hparams.
 
 A resumed run rewrites its folder from the checkpoint's metrics: the curves continue without the epochs
 trained after the last checkpoint twice, and without a gap where events had not reached the disk.
@@ -21,8 +21,17 @@ TAGS = {
     "accuracy/train": "train_acc",
     "accuracy/test": "test_acc",
     "lr": "lr",
+    "lr_last": "lr_last",
     "epoch_seconds": "epoch_seconds",
 }
+
+
+def dotted(d: dict, prefix: str = "") -> dict:
+    """Nested mappings as dotted keys: {"schedule": {"name": "wsd"}} -> {"schedule.name": "wsd"}."""
+    out = {}
+    for k, v in d.items():
+        out.update(dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
 
 
 class TensorBoardLog:
@@ -35,8 +44,9 @@ class TensorBoardLog:
         shutil.rmtree(directory, ignore_errors=True)  # a fresh start or a resume: rewritten from epoch 1
         self.writer = SummaryWriter(str(directory))
         self.written = 0
-        # TensorBoard's hparams take numbers, strings and flags: lists (lr windows) as JSON text.
-        params = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in recipe.items()}
+        # TensorBoard's hparams take numbers, strings and flags: the schedule's and warmup's parameters
+        # one by one (schedule.pct_start), lists (lr windows) as JSON text.
+        params = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in dotted(recipe).items()}
         for summary in hparams({**params, "seed": seed}, {"accuracy/test": None}):
             self.writer.file_writer.add_summary(summary)
 

@@ -4,7 +4,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from lrstudy.config import execution_of, recipe_from_param
+from lrstudy.config import ConfigError, execution_of, recipe_from_param
 from lrstudy.data.cifar10 import DatasetError
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
@@ -48,4 +48,4 @@ def main():
         )
 
 
-run_logged(sm.log[0], main, expected=(DeviceError, RunBusyError, DatasetError))
+run_logged(sm.log[0], main, expected=(DeviceError, RunBusyError, DatasetError, ConfigError))

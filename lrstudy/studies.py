@@ -1,7 +1,7 @@
 """A study is a named thing: its config is assembled from layers, and a named study remembers its own.
 
     config.yaml              the defaults (one source of them)
-    local.yaml               machine-local settings (the archive's path), git-ignored, read by every command
+    local.yaml               machine-local settings (the archive's path, the images), git-ignored, read by every command
     studies/<name>/study.yaml  what a named study was started with, remembered
     the command line         --configfile / --config
 
@@ -98,10 +98,10 @@ def check_study_name(name: str) -> None:
 
 def _machine_local(path: Path) -> dict:
     data = load_yaml(path)
-    unknown = set(data) - {"dataset", "execution"}
+    unknown = set(data) - {"dataset", "execution", "containers"}
     if unknown:
         raise ConfigError(
-            f"{path}: only machine-local settings belong here (dataset, execution); "
+            f"{path}: only machine-local settings belong here (dataset, execution, containers); "
             f"put {sorted(unknown)} in a study config"
         )
     return data

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -106,6 +107,47 @@ def test_when_no_variant_beats_the_baseline_the_best_row_says_so(tmp_path):
     assert "no variant's mean is above" not in build_report(tmp_path / "again", SMALL).read_text()
 
 
+def method_and_gain(html: str) -> tuple[str, str]:
+    """The report's method line and the published table's "its gain over" row, as plain text."""
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html_lib.unescape(html)))
+    return text[text.index("Method: ") :].split(" Best-epoch")[0], text[text.index("its gain over") :][:300]
+
+
+def test_the_cis_beside_the_verdicts_are_labelled_with_their_own_level(tmp_path):
+    """Holm tests lr_x5 at 97.5%: the published-run row says so (it said "95% CI"); the method line gives
+    the levels used (it said "wider than 95%", but Holm's last step is at 95%)."""
+    html = build_report(tmp_path, SMALL).read_text()
+    stats = read_back(tmp_path)["stats"].set_index("variant")
+    method, gain = method_and_gain(html)
+    best = stats.loc["lr_x5"]
+    assert f"points ({100 * best['ci_level']:.1f}% CI {best['diff_ci_low_pct']:+.2f} to " in gain
+    assert "97.5% CI" in gain and "95% CI" not in gain
+    assert "(95.0%\u201398.3%), so it excludes 0 exactly then" in method and "wider than 95%" not in method
+
+
+def test_one_comparison_is_worded_as_one(tmp_path):
+    """Two variants: one comparison, nothing to correct for, its CI at 95% (the line said "wider than 95%"
+    and, under multiplicity none, that the chance of a false verdict was higher than alpha)."""
+    html = build_report(tmp_path, {"baseline": SMALL["baseline"], "lr_x5": SMALL["lr_x5"]}).read_text()
+    method, gain = method_and_gain(html)
+    assert method.endswith(
+        "on the one comparison, with baseline: there is nothing to correct for, and the chance that it is "
+        "called better or worse when it does not differ stays at or below \u03b1 = 0.05. It is called better "
+        "or worse when its p is below 0.05; its CI is at 95.0%, so it excludes 0 exactly then."
+    ), method
+    assert "(95.0% CI " in gain
+
+
+def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):
+    """Two seeds with the same accuracy: the 95% CI of the mean takes the accuracy's step as the spread
+    (it was a single point, 26.80 to 26.80), and the report says the runs are equal."""
+    html = build_report(tmp_path, {"baseline": [0.268, 0.268], "lr_x5": [0.27, 0.275]}).read_text()
+    ref = read_back(tmp_path)["stats"].set_index("variant").loc["baseline"]
+    half = 12.706 * 0.01 / 2**0.5  # t(0.975, 1) x the step of 10,000 test images / sqrt(2)
+    assert ref["final_std_pct"] == 0 and ref["final_ci_high_pct"] - ref["final_mean_pct"] == pytest.approx(half, 1e-3)
+    assert '26.80 &plusmn; 0.00<br><span class="what">2 equal runs</span>' in html
+
+
 def test_figures_are_png_and_svg(tmp_path):
     build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6}, draw=True)
     for name in FIGURES:
@@ -188,6 +230,14 @@ def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analys
     snakemake(analysed, "--report", "results/snakemake-report.zip")
     assert (analysed / "results/snakemake-report.zip").stat().st_size > 10_000
     assert html.read_bytes() == before
+    # Snakemake's report carries the paper tables as items with their captions (report/captions/stats_*.rst).
+    with zipfile.ZipFile(analysed / "results/snakemake-report.zip") as zf:
+        names = zf.namelist()
+        index = zf.read("snakemake-report/report.html").decode()
+    for table, words in [("stats.md", "in Markdown"), ("stats.tex", "a longtable with booktabs rules")]:
+        assert any(n.startswith("snakemake-report/data/raw/") and n.endswith(f"/{table}") for n in names)
+        item = re.search(rf'"results/aggregate/{re.escape(table)}": \{{[^}}]*"caption": "([^"]*)', index)
+        assert item and words in item[1], table
 
 
 @pytest.mark.workflow
@@ -518,7 +568,10 @@ def test_one_epoch_runs_draw_markers_one_tick_and_no_zoom_panel(tmp_path):
 
 def test_the_zoom_panel_is_kept_where_the_last_quarter_has_several_epochs(tmp_path):
     _, tables = analyse(tmp_path, SMALL, epochs=4)
-    assert PLOTS["accuracy"](tables, list(SMALL)).axes[2].get_title() == "Test accuracy, epochs 3\u20134 (zoom)"
+    zoom = PLOTS["accuracy"](tables, list(SMALL)).axes[2]
+    assert zoom.get_title() == "Test accuracy, epochs 3\u20134 (zoom)"
+    # Its axis spans the epochs it shows (it spanned 1-4, half empty).
+    assert zoom.get_xlim() == (2.5, 4.5) and [t.get_text() for t in zoom.get_xticklabels()] == ["3", "4"]
 
 
 @pytest.mark.parametrize("n", [4, 20, 100])

@@ -59,6 +59,8 @@ def test_only_a_plain_run_of_the_main_process_may_change_files_at_parse_time(arg
         (["--executor", "slurm"], False),
         (["--profile", str(REPO / "profiles/slurm")], False),
         (["--software-deployment-method", "conda"], False),
+        (["--use-conda"], False),
+        (["--use-apptainer"], False),
         (["--no-such-option"], False),
     ],
 )
@@ -66,6 +68,21 @@ def test_jobs_run_here_only_with_the_local_executor_and_this_python(argv, here):
     """The study-wide device check (workflow/rules/common.smk) speaks for jobs that run where it runs."""
     assert invocation(*argv).jobs_run_here is here
     assert invocation(*argv, mode=ExecMode.SUBPROCESS).jobs_run_here is False
+
+
+@pytest.mark.parametrize(
+    "argv, methods",
+    [
+        ([], set()),
+        (["--sdm", "apptainer"], {"apptainer"}),
+        (["--software-deployment-method", "conda", "apptainer"], {"conda", "apptainer"}),
+        (["--use-apptainer"], {"apptainer"}),
+        (["--use-singularity"], {"apptainer"}),
+        (["--use-conda"], {"conda"}),
+    ],
+)
+def test_the_software_deployment_is_read_however_it_is_spelled(argv, methods):
+    assert invocation(*argv).deployment == methods
 
 
 def test_report_path_targets_and_forced_rules_are_read_from_the_parse():

@@ -124,12 +124,12 @@ def _plain_log_axis(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _epoch_axis(ax, last: int) -> None:
-    """Integer epochs; a short run gets one tick per epoch and room either side (a single epoch would
-    otherwise sit on an axis of fractional ticks)."""
-    if last <= 5:
-        ax.set_xlim(0.5, last + 0.5)
-        ax.set_xticks(range(1, last + 1))
+def _epoch_axis(ax, last: int, first: int = 1) -> None:
+    """Integer epochs; a few epochs (a short run, or a short run's zoom from `first`) get one tick each and
+    room either side (a single epoch would otherwise sit on an axis of fractional ticks)."""
+    if last - first < 5:
+        ax.set_xlim(first - 0.5, last + 0.5)
+        ax.set_xticks(range(first, last + 1))
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
@@ -174,7 +174,7 @@ def _curves(
                 )
     for (v, _), run in epochs[epochs["diverged"]].groupby(["variant", "seed"], sort=False):
         ax.plot(run["epoch"], run[column] * scale, color=look[v].colour, ls="--", lw=1, marker=marker, ms=3)
-    _epoch_axis(ax, int(epochs["epoch"].max()))
+    _epoch_axis(ax, int(epochs["epoch"].max()), int(epochs["epoch"].min()))
 
 
 def _legend(

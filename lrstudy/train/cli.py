@@ -34,7 +34,7 @@ from lrstudy.config import (
 from lrstudy.data.cifar10 import DatasetError, add_source_arguments, source_cache
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
-from lrstudy.train.run import RunBusyError, execute
+from lrstudy.train.run import RunBusyError, RunFiles, RunSpec, execute, tensorboard_log
 
 TYPES = {"integer": int, "number": float}
 # Recipe keys whose flag is not the key's name: a window per flag, repeated.
@@ -158,25 +158,12 @@ def _recipe_keys() -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     args, train, execution = parse(argv)
     out = args.out
-    ckpt = out / "checkpoint.pt"
+    files = RunFiles.in_folder(out, tensorboard=args.tensorboard)
 
     def run() -> None:
-        recipe = recipe_of(train, where="command line")
-        npz, meta = source_cache(args, out)
-        execute(
-            recipe=recipe,
-            execution=execution,
-            seed=args.seed,
-            variant="cli",
-            data_npz=npz,
-            data_meta=meta,
-            metrics_out=out / "metrics.csv",
-            summary_out=out / "summary.json",
-            model_out=out / "model.pt",
-            checkpoint_path=ckpt,
-            tensorboard_dir=args.tensorboard,
-            resume=args.resume,
-        )
+        spec = RunSpec(recipe_of(train, where="command line"), execution, args.seed, variant="cli")
+        cache = source_cache(args, out)
+        execute(spec, cache, files, on_epoch=tensorboard_log(spec, files), resume=args.resume)
 
     out.mkdir(parents=True, exist_ok=True)
     # Appended to: a second command refused by the run's lock must not empty the running trainer's log.

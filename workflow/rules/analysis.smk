@@ -23,7 +23,7 @@ rule aggregate:
     benchmark:
         "benchmarks/aggregate.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         variants=VARIANTS,
         code=ANALYSIS_FINGERPRINT,
@@ -47,7 +47,7 @@ rule figures:
     benchmark:
         "benchmarks/figures.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         variants=VARIANTS,
         seed_lines=config["figures"]["seed_lines"],
@@ -57,19 +57,20 @@ rule figures:
 
 
 rule tables:
-    """stats.csv -> the per-variant table for a paper, as Markdown and as LaTeX (booktabs)."""
+    """stats.csv -> the per-variant table for a paper, as Markdown and as LaTeX (a booktabs longtable)."""
     input:
         stats=rules.aggregate.output.stats,
     output:
-        md="results/aggregate/stats.md",
-        tex="results/aggregate/stats.tex",
+        md=report("results/aggregate/stats.md", category="Tables", caption=f"{CAPTIONS}/stats_md.rst"),
+        tex=report("results/aggregate/stats.tex", category="Tables", caption=f"{CAPTIONS}/stats_tex.rst"),
     log:
         "logs/tables.log",
     benchmark:
         "benchmarks/tables.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
+        study=STUDY.name,  # stats.tex's \label
         code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/tables.py"
@@ -84,9 +85,9 @@ rule report:
         seed_plan=seed_plan_input,
         tables=rules.tables.output,
         figures=rules.figures.output.png,
-        captions=[src(f"report/captions/{figure}.rst") for figure in FIGURES],
-        template=src("report/templates/report.html.j2"),
-        published=src("report/published_run.yaml"),
+        captions=[source_file(f"report/captions/{figure}.rst") for figure in FIGURES],
+        template=source_file("report/templates/report.html.j2"),
+        published=source_file("report/published_run.yaml"),
     output:
         "report.html",
     log:
@@ -94,7 +95,7 @@ rule report:
     benchmark:
         "benchmarks/report.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         config=shareable(config),
         code=ANALYSIS_FINGERPRINT,

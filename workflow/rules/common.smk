@@ -70,10 +70,26 @@ def refuse_swallowed_targets():
 
 
 refuse_swallowed_targets()
+
+
+def refuse_apptainer_without_images():
+    """--software-deployment-method apptainer with no image configured would run every job outside any
+    container, silently: the images are config keys (containers.train, containers.analysis)."""
+    missing = [f"containers.{job}" for job, image in config["containers"].items() if image is None]
+    if "apptainer" in INVOCATION.deployment and missing:
+        raise WorkflowError(
+            f"--software-deployment-method apptainer needs the jobs' images, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} null: build them (containers/Dockerfile) and set them in "
+            "local.yaml or the study's config, e.g. containers: {train: docker://REGISTRY/lrstudy-train:TAG, "
+            "analysis: docker://REGISTRY/lrstudy-analysis:TAG}"
+        )
+
+
 _config, _to_remember = assemble(PROJECT, command_line_config(workflow))
 config.clear()
 config.update(_config)
 STUDY = checked_study(config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
+refuse_apptainer_without_images()
 if _to_remember and PLAIN_RUN:
     remember(PROJECT, _to_remember)
 
@@ -121,6 +137,12 @@ def deleted_runs(wildcards):
 
 def src(path):
     return os.path.normpath(os.path.join(SRC, path))
+
+
+def source_file(path):
+    """An input that is a file of the workflow itself (the report's template, captions): read where the
+    workflow is, never from the study's storage, where --default-storage-provider puts every other file."""
+    return local(src(path))
 
 
 def run_files(name):

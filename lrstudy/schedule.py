@@ -449,14 +449,14 @@ def step_lrs(recipe, steps: int) -> list[float]:
 
 def words(recipe) -> str:
     """The schedule in a few words: "one-cycle to 0.4 at 25%, cosine down to 1.6e-05", "WSD: 20% sqrt
-    decay, 5-epoch warmup", "cosine down to 0, updated every step"."""
+    decay, 5-epoch warmup", "cosine down to 0, per step"."""
     out = _family_words(recipe.schedule, recipe.lr)
     w = recipe.warmup
     if w is not None:
         start = "" if w.start_factor == WARMUP["start_factor"].default else f" from x{w.start_factor:g}"
         out += f", {w.epochs:g}-epoch warmup{start}"
     if recipe.lr_update == "step":
-        out += ", updated every step"
+        out += ", per step"
     return out
 
 

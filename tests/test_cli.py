@@ -6,6 +6,7 @@ import logging
 import pytest
 
 from lrstudy.config import RECIPE_KEYS, defaults, recipe_from_param, recipe_of, recipe_param
+from lrstudy.schedule import words
 from lrstudy.train import cli
 from lrstudy.train.run import run_lock
 
@@ -135,3 +136,17 @@ def test_every_recipe_key_has_a_flag(capsys):
     assert all(cli.flag(k) in help_text for k in RECIPE_KEYS)
     assert "--step-milestones" in help_text and "--step-gamma" in help_text and "--no-nesterov" in help_text
     assert "--warmup {...}|null" in help_text and "--lr-update {epoch,step}" in help_text
+
+
+def test_the_docs_schedule_flags_give_the_schedule_they_say():
+    flags = ["--schedule", "{name: wsd, decay: sqrt}", "--warmup", "{epochs: 5}", "--lr-update", "step"]
+    recipe = recipe_of(cli.parse(["--data", "cache.npz", "--out", "out", *flags])[1], "command line")
+    assert words(recipe) == "WSD: 20% sqrt decay, 5-epoch warmup, per step"
+
+
+def test_a_bad_schedule_flag_is_a_sentence(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--data", "cache.npz", "--out", str(tmp_path), "--schedule", "{name: wsd, decay: sqr}"])
+    err = capsys.readouterr().err
+    assert "command line.schedule.decay: 'sqr' is not one of linear, cosine, sqrt (did you mean `sqrt`?)" in err
+    assert "Traceback" not in err

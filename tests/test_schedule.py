@@ -3,6 +3,8 @@ every step: each family per epoch and per step, with and without a warmup, with 
 schedule's bad input, a sentence naming the key."""
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import yaml
 from torch.optim import lr_scheduler as tl
 
 from lrstudy.config import ConfigError, defaults, recipe_of
+from lrstudy.schedule import FAMILIES as SCHEDULE_FAMILIES
 from lrstudy.schedule import epoch_lrs, lr_at, step_lrs, warmup_updates, window_factor, words
 
 S = 7  # steps per epoch: 200 images at batch 32, as the golden runs
@@ -270,4 +273,14 @@ def test_schedules_in_words():
     for written, text in said.items():
         assert words(recipe(epochs=200, lr=0.4, schedule=yaml.safe_load(written))) == text
     r = recipe(schedule={"name": "wsd", "decay": "sqrt"}, warmup={"epochs": 5}, lr_update="step")
-    assert words(r) == "WSD: 20% sqrt decay, 5-epoch warmup, updated every step"
+    assert words(r) == "WSD: 20% sqrt decay, 5-epoch warmup, per step"
+
+
+def test_config_readme_lists_every_family_and_parameter():
+    text = (Path(__file__).resolve().parent.parent / "config" / "README.md").read_text()
+    table = text.split("### Schedule families")[1].split("\n## ")[0]
+    rows = {m[1]: m[2] for m in re.finditer(r"^\| `(\w+)` \| (.*)$", table, re.M)}
+    assert list(rows) == list(SCHEDULE_FAMILIES)
+    for name, params in SCHEDULE_FAMILIES.items():
+        for p in params:
+            assert f"`{p}` (" in rows[name], (name, p)

@@ -49,6 +49,13 @@ NOT_RUN = {
     "lrstudy-train --archive cifar-10-python.tar.gz --epochs 200 --lr 0.1 --batch-size 256 --out runs/a": (
         "the published recipe: 200 epochs at width 64 (hours on a GPU)"
     ),
+    "lrstudy-train --archive cifar-10-python.tar.gz --out runs/wsd --schedule '{name: wsd, decay: sqrt}' "
+    "--warmup '{epochs: 5}' --lr-update step": (
+        "200 epochs at width 64 (hours on a GPU); tests/test_cli.py parses these flags"
+    ),
+    "snakemake --cores 4 --resources gpu=1 --configfile config/studies/wsd_vs_cosine.yaml": (
+        "9 runs at the published scale (a GPU); tests/test_worked_studies.py runs a tiny version"
+    ),
     "lrstudy-bench --data results/data/cifar10.npz --epochs 3 --out results/benchmark": (
         "a GPU benchmark at width 64 on the whole dataset"
     ),

@@ -194,17 +194,20 @@ def window_text(start: int, end: int, factor: float) -> str:
 def labels(table: pd.DataFrame, reference: str) -> dict[str, str]:
     """Variant -> what sets it apart, in a few words: its lr windows ("x5 for epochs 50-99") and every
     recipe or data value in which it differs from the reference (a schedule in words, "WSD: 20% sqrt
-    decay, 5-epoch warmup"); "base recipe" where there is neither.
+    decay, 5-epoch warmup"); "base recipe" where there is neither. Where the variants' schedules differ,
+    every label says its schedule, the reference's too: it is what the study compares.
 
     `table` has one row per variant (index: variant) with the description columns."""
     ref = table.loc[reference]
+    schedules_differ = table["lr_schedule"].nunique() > 1
     out = {}
     for v, row in table.iterrows():
         parts = [window_text(*w) for w in windows(row)]
         parts += [
             _DIFFERENCE[k].format(_number(_plain(row[k])))
             for k in [*RECIPE_KEYS, *DATA_KEYS]
-            if k in _DIFFERENCE and v != reference and not _same(row[k], ref[k])
+            if k in _DIFFERENCE and (v != reference or k == "lr_schedule" and schedules_differ)
+            if not _same(row[k], ref[k]) or k == "lr_schedule" and schedules_differ
         ]
         out[v] = ", ".join(parts) or "base recipe"
     return out

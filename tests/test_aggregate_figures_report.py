@@ -34,6 +34,7 @@ from lrstudy.analysis import stats as st
 from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_ROWS, MAX_WIDTH, PLOTS, looks, write_figures
 from lrstudy.analysis.report import load_published, provenance
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
+from lrstudy.config import Stats
 
 SMALL = {k: v[:3] for k, v in KNOWN.items()}  # three seeds per variant, as in the default study
 
@@ -544,9 +545,9 @@ def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
 
     groups = mixed_code(ctx_runs)
     assert [g["fingerprint"] for g in groups] == ["old0", "new1"] and len(groups[0]["runs"]) == 1
-    from lrstudy.analysis.report import write_report
+    from lrstudy.analysis.report import ReportInputs, write_report
 
-    write_report(
+    inputs = ReportInputs(
         stats_csv=tmp_path / "results/aggregate/stats.csv",
         summary_csv=tmp_path / "results/aggregate/summary.csv",
         summary_jsons=paths,
@@ -554,9 +555,8 @@ def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
         captions_dir=REPO / "report/captions",
         published=REPO / "report/published_run.yaml",
         template=REPO / "report/templates/report.html.j2",
-        config=study_config(SMALL),
-        out=tmp_path / "mixed.html",
     )
+    write_report(inputs, study_config(SMALL), Stats(), tmp_path / "mixed.html")
     html = (tmp_path / "mixed.html").read_text()
     assert "Mixed code" in html and "engine old0: baseline/seed0" in html
 
@@ -593,6 +593,12 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
             fig.draw_without_rendering()
         width, height = fig.get_size_inches()
         assert width <= MAX_WIDTH and height <= 16, (name, width, height)
+        # Every title and axis label inside the picture (loss.png's y label was cut at 20 and 100 variants).
+        box = fig.bbox.padded(1)
+        for text in [fig._suptitle, *(t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label))]:
+            if text is not None and text.get_text():
+                extent = text.get_window_extent()
+                assert box.contains(extent.x0, extent.y0) and box.contains(extent.x1, extent.y1), (name, text)
         for ax in fig.axes:
             assert max(line.get_linewidth() for line in ax.get_lines()) <= 6, name
         legend_entries = sum(len(legend.get_texts()) for legend in fig.legends)
@@ -601,6 +607,15 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
     named = {v: look.colour for v, look in looks(tables, variants).items() if look.legend is not None}
     assert len(set(map(str, named.values()))) == len(named) == (n if n <= DISTINCT else HIGHLIGHTED + 1)
     if n > DISTINCT:
+        # lr.png: at 100 variants (factors up to x53) the reference and the best on a panel of their own,
+        # where a grid's large factors pressed them to 0; at 20 (factors below 1) one panel shows them well.
+        axes = PLOTS["lr"](tables, variants).axes
+        assert len(axes) == (2 if n == 100 else 1)
+        if n == 100:
+            lr_of = tables["epochs"].groupby("variant")["lr"].max()
+            shown = [v for v, look in looks(tables, variants).items() if look.legend is not None]
+            assert len(axes[1].get_lines()) == len(shown) == HIGHLIGHTED + 1
+            assert axes[1].get_ylim()[1] < 1.2 * lr_of[shown].max() and axes[0].get_ylim()[1] > 10 * lr_of[shown].max()
         best = tables["stats"].set_index("variant")["final_mean_pct"].drop("baseline").idxmax()
         assert looks(tables, variants)[best].legend == "best #1: "
         ax = PLOTS["final_accuracy"](tables, variants).axes[0]
@@ -630,6 +645,17 @@ def test_sweep_draws_each_window_against_the_factor_with_the_reference_band(tmp_
         "epochs 7\u201310",
         "epochs 10\u201312",
     ]
+
+
+def test_a_one_factor_sweep_is_drawn_against_the_window(tmp_path):
+    """One factor over three windows: a line over the windows (it was three dots on one x, the factor)."""
+    finals = {"baseline": SMALL["baseline"], **{f"lr_x5_e{s}-{s + 4}": SMALL["lr_x5"] for s in (1, 4, 7)}}
+    _, tables = analyse(tmp_path, finals)
+    ax = PLOTS["sweep"](tables, list(finals)).axes[0]
+    (line,) = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert list(line.get_xdata()) == [0, 1, 2]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["epochs 1\u20134", "epochs 4\u20137", "epochs 7\u201310"]
+    assert ax.get_xlabel() == "lr window" and "(x5 inside it)" in ax.get_title()
 
 
 def test_seed_lines_are_drawn_only_when_asked(tmp_path):

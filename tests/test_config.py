@@ -4,13 +4,25 @@ Most cases are checked in-process, through the functions workflow/rules/common.s
 checked_study); a few go through Snakemake end to end, to show that the workflow reports those errors."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, small_study
 
-from lrstudy.config import ConfigError, Study, checked_study, load_yaml, prepare_config
+from lrstudy.config import (
+    Adaptive,
+    ConfigError,
+    Stats,
+    Study,
+    checked_study,
+    load_yaml,
+    prepare_config,
+    stats_from_param,
+    stats_param,
+)
 from lrstudy.studies import assemble
 
 NAME = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # the schema's pattern for a variant name
@@ -116,7 +128,9 @@ def test_bad_config_stops_the_workflow_before_any_job(workflow, archive, case):
     cfg = workflow.write_config(merged(small_study(archive), bad))
     proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 1 and "ConfigError in file" in out and message in out
+    # The sentence alone, not "ConfigError in file .../common.smk, line 76:" and the source lines (issue 32.8).
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == message
+    assert "ConfigError" not in out and 'File "' not in out
     assert not (workflow.root / "results").exists() and not (workflow.root / "resources").exists()
 
 
@@ -131,6 +145,7 @@ def test_target_outside_the_study(workflow, archive):
         proc = workflow.snakemake("-n", "--configfile", str(cfg), "--", target, check=False)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr
         assert "variants: baseline, lr_x5; seeds: 0, 1" in proc.stdout + proc.stderr
+        assert "InputFunctionException" not in proc.stderr and 'File "' not in proc.stderr  # the sentence alone
 
 
 def test_targets_inside_the_study_plan_exactly_their_jobs(workflow, archive):
@@ -251,3 +266,31 @@ def test_a_bad_grid_is_a_sentence_naming_the_key(entry, message):
     with pytest.raises(ConfigError) as error:
         prepare_config({"variants": {}, "grid": [entry]})
     assert str(error.value).startswith("invalid config: grid[0]") and message in str(error.value)
+
+
+def test_the_statistics_are_parsed_once_into_plain_numbers_that_travel_as_one_param(project, archive):
+    study = study_of(
+        project,
+        small_study(archive)
+        | {
+            "seeds": [0, 1, 2],
+            "stats": {"multiplicity": "none"},
+            "adaptive": {"max_seeds": 7, "effect_pct": 0.2, "power": 0.9},
+        },
+    )
+    assert study.stats == Stats("none", 0.05, Adaptive(stage_seeds=3, max_seeds=7, effect_pct=0.2, power=0.9))
+    assert study.stats.adaptive.sizes == (3, 4) and study.run_seeds == list(range(7))
+    assert stats_from_param(stats_param(study.stats)) == study.stats  # what the analysis rules' scripts read
+    assert study_of(project, small_study(archive)).stats == Stats()  # config.yaml: holm, a fixed design
+    # Plain numbers: parsing a study imports no numerical library (lrstudy-train reads the config too).
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, lrstudy.config; print(sorted({'numpy', 'scipy', 'pandas'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.strip() == "[]"

@@ -103,11 +103,16 @@ rule report:
 
 
 rule mlflow:
-    """Optional (snakemake mlflow): every finished run to MLflow, the study as the experiment; exporting
-    again adds nothing. Needs the mlflow extra: pip install '.[mlflow]'."""
+    """Optional (snakemake mlflow): the study to MLflow, a parent run with the report and a child run per
+    run; exporting again adds nothing, a retrained or removed run's old export is deleted. The local
+    store's path is a param: after the project folder moves, the export runs again and follows it."""
     input:
         metrics=study_runs("metrics.csv"),
         summaries=study_runs("summary.json"),
+        models=study_runs("model.pt"),
+        report=rules.report.output[0],
+        figures=[*rules.figures.output.png, *rules.figures.output.svg],
+        tables=rules.tables.output,
     output:
         "results/mlflow/exported.json",
     log:
@@ -118,7 +123,9 @@ rule mlflow:
         "../envs/mlflow.yaml"
     params:
         study=config["study"],
-        tracking_uri=config["mlflow"]["tracking_uri"],  # null: the file store results/mlflow/mlruns
+        tracking_uri=config["mlflow"]["tracking_uri"],  # null: the local store, results/mlflow/mlflow.db
+        store=os.path.abspath("results/mlflow"),
+        code=code_fingerprint(["lrstudy.analysis.mlflow_export"]),
     script:
         "../scripts/mlflow_export.py"
 

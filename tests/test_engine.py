@@ -14,7 +14,7 @@ from lrstudy.train.device import AUTO_CPU_LIMIT_S, DeviceError, cpu_seconds, ref
 from lrstudy.train.engine import Trainer
 from lrstudy.train.loop import DeviceData
 from lrstudy.train.model import ResNet18
-from lrstudy.train.run import execute
+from lrstudy.train.run import RunFiles, RunSpec, execute, tensorboard_log
 from lrstudy.train.steps import GraphedSteps
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,22 +42,10 @@ def parts(**over) -> tuple[Recipe, Execution]:
 
 
 def run(cache, out: Path, seed=0, checkpoint=None, board=None, trainer_log=None, **over):
-    npz, meta = cache
     recipe, execution = parts(**over)
-    return execute(
-        recipe=recipe,
-        execution=execution,
-        seed=seed,
-        variant="v",
-        data_npz=npz,
-        data_meta=meta,
-        metrics_out=out / "metrics.csv",
-        summary_out=out / "summary.json",
-        model_out=out / "model.pt",
-        checkpoint_path=checkpoint,
-        tensorboard_dir=board,
-        trainer_log=trainer_log,
-    )
+    spec = RunSpec(recipe, execution, seed, "v")
+    files = RunFiles(out / "metrics.csv", out / "summary.json", out / "model.pt", checkpoint, board, trainer_log)
+    return execute(spec, cache, files, on_epoch=tensorboard_log(spec, files))
 
 
 def metrics_without_timing(path: Path) -> list[str]:

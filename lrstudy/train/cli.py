@@ -22,7 +22,7 @@ from lrstudy.config import SCHEMA_FILE, ConfigError, Execution, Recipe, check_re
 from lrstudy.data.cifar10 import DatasetError, add_source_arguments, source_cache
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
-from lrstudy.train.run import RunBusyError, execute
+from lrstudy.train.run import RunBusyError, RunFiles, RunSpec, execute, tensorboard_log
 
 TYPES = {"int": int, "float": float, "str": str}
 # Recipe fields whose flag is not the field's name: a window per flag, repeated.
@@ -133,25 +133,13 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Recipe, Execution
 def main(argv: list[str] | None = None) -> None:
     args, recipe, execution = parse(argv)
     out = args.out
-    ckpt = out / "checkpoint.pt"
+    spec = RunSpec(recipe, execution, args.seed, variant="cli")
+    files = RunFiles.in_folder(out, tensorboard=args.tensorboard)
 
     def run() -> None:
         check_recipe(recipe, where="command line")
-        npz, meta = source_cache(args, out)
-        execute(
-            recipe=recipe,
-            execution=execution,
-            seed=args.seed,
-            variant="cli",
-            data_npz=npz,
-            data_meta=meta,
-            metrics_out=out / "metrics.csv",
-            summary_out=out / "summary.json",
-            model_out=out / "model.pt",
-            checkpoint_path=ckpt,
-            tensorboard_dir=args.tensorboard,
-            resume=args.resume,
-        )
+        cache = source_cache(args, out)
+        execute(spec, cache, files, on_epoch=tensorboard_log(spec, files), resume=args.resume)
 
     out.mkdir(parents=True, exist_ok=True)
     # Appended to: a second command refused by the run's lock must not empty the running trainer's log.

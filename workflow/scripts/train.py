@@ -9,7 +9,7 @@ from lrstudy.data.cifar10 import DatasetError
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
-from lrstudy.train.run import RunBusyError, execute, oversubscribed
+from lrstudy.train.run import RunBusyError, RunFiles, RunSpec, execute, oversubscribed, tensorboard_log
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -26,26 +26,23 @@ def main():
         if execution.device == "cpu"
         else gpu_lease(sm.params.gpu_locks, runs_per_gpu=execution.runs_per_gpu)
     )
+    variant, seed = sm.wildcards.variant, int(sm.wildcards.seed)
+    spec = RunSpec(recipe_from_param(sm.params.recipe, where=f"variants.{variant}"), execution, seed, variant)
+    files = RunFiles(
+        metrics=Path(sm.output.metrics),
+        summary=Path(sm.output.summary),
+        model=Path(sm.output.model),
+        checkpoint=Path(sm.params.checkpoint),
+        # Not a param or an output: an execution setting that must not retrain a run, and not a file
+        # Snakemake should delete when a run fails.
+        tensorboard=Path("results/tensorboard", variant, f"seed{seed}"),
+        # The trainer's own log, across resumes; not the declared log, which Snakemake empties before
+        # every job, including one the run's lock then refuses. Not a param: that would retrain runs.
+        trainer_log=Path("logs/train", variant, f"seed{seed}.trainer.log"),
+    )
     with lease:
-        execute(
-            recipe=recipe_from_param(sm.params.recipe, where=f"variants.{sm.wildcards.variant}"),
-            execution=execution,
-            seed=int(sm.wildcards.seed),
-            variant=sm.wildcards.variant,
-            data_npz=Path(sm.input.npz),
-            data_meta=Path(sm.input.meta),
-            metrics_out=Path(sm.output.metrics),
-            summary_out=Path(sm.output.summary),
-            model_out=Path(sm.output.model),
-            checkpoint_path=Path(sm.params.checkpoint),
-            project=Path(sm.params.project),
-            # Not a param or an output: an execution setting that must not retrain a run, and not a file
-            # Snakemake should delete when a run fails.
-            tensorboard_dir=Path("results/tensorboard", sm.wildcards.variant, f"seed{sm.wildcards.seed}"),
-            # The trainer's own log, across resumes; not the declared log, which Snakemake empties before
-            # every job, including one the run's lock then refuses. Not a param: that would retrain runs.
-            trainer_log=Path("logs/train", sm.wildcards.variant, f"seed{sm.wildcards.seed}.trainer.log"),
-        )
+        cache = (Path(sm.input.npz), Path(sm.input.meta))
+        execute(spec, cache, files, on_epoch=tensorboard_log(spec, files), project=Path(sm.params.project))
 
 
 run_logged(sm.log[0], main, expected=(DeviceError, RunBusyError, DatasetError))

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -188,6 +189,14 @@ def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analys
     snakemake(analysed, "--report", "results/snakemake-report.zip")
     assert (analysed / "results/snakemake-report.zip").stat().st_size > 10_000
     assert html.read_bytes() == before
+    # Snakemake's report carries the paper tables as items with their captions (report/captions/stats_*.rst).
+    with zipfile.ZipFile(analysed / "results/snakemake-report.zip") as zf:
+        names = zf.namelist()
+        index = zf.read("snakemake-report/report.html").decode()
+    for table, words in [("stats.md", "in Markdown"), ("stats.tex", "a longtable with booktabs rules")]:
+        assert any(n.startswith("snakemake-report/data/raw/") and n.endswith(f"/{table}") for n in names)
+        item = re.search(rf'"results/aggregate/{re.escape(table)}": \{{[^}}]*"caption": "([^"]*)', index)
+        assert item and words in item[1], table
 
 
 @pytest.mark.workflow

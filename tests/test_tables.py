@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
+import shutil
+import subprocess
 
 import pandas as pd
 import pytest
-from synthetic_runs import KNOWN, analyse
+from synthetic_runs import KNOWN, analyse, grid_finals
 
 from lrstudy.analysis import tables
 
@@ -29,8 +32,12 @@ def test_markdown_and_latex_tables_have_a_row_per_variant_with_its_numbers(tmp_p
     assert row["Verdict"] == r["verdict"] == "better" and row["Seeds"] == "3"
     assert md[2].startswith("| baseline (reference) | base recipe |")
     tex = (tmp_path / "stats.tex").read_text()
-    assert "\\toprule" in tex and "\\bottomrule" in tex and tex.count(" \\\\\n") == 1 + len(SMALL)
-    assert "lr\\_x5 & x5 for epochs 4--7 & " in tex and "$\\pm$" in tex and "_" not in tex.replace("\\_", "")
+    body = tex[tex.index("\\endlastfoot") : tex.index("\\end{longtable}")]
+    assert "\\toprule" in tex and "\\bottomrule" in tex and body.count(" \\\\\n") == len(SMALL)
+    assert "lr\\_\\allowbreak{}x5 & x5 for epochs 4--7 & " in tex and "$\\pm$" in tex
+    assert "_" not in tex.replace("\\_", "") and "\\label{tab:lrstudy}" in tex
+    assert "$-$0.78\\par{}[$-$" in tex  # lr_x0.5 is worse: real minus signs, the CI under the difference
+    assert "| -0.78 [-" in md[5]  # stats.md keeps ASCII: pandoc and pdflatex read it as it is
 
 
 def test_a_diverged_seed_and_a_correction_are_said(tmp_path):
@@ -40,6 +47,50 @@ def test_a_diverged_seed_and_a_correction_are_said(tmp_path):
     assert rows["lr_x2"][7] == "2 of 3, 1 diverged"
     if (stats["ci_level"] != 0.95).any():  # Holm over three comparisons widens the CIs beside the verdicts
         assert "% CI)" in rows["lr_x5"][4]
+
+
+PAPER = r"""\documentclass{article}
+\usepackage{array,booktabs,longtable}
+\begin{document}
+See Table~\ref{tab:lrstudy-demo}.
+\input{stats.tex}
+\end{document}
+"""
+
+
+@pytest.mark.system
+@pytest.mark.skipif(not (shutil.which("pdflatex") and shutil.which("pdftotext")), reason="needs pdflatex, pdftotext")
+@pytest.mark.parametrize("n", [3, 100])
+def test_stats_tex_compiles_on_a_plain_article_page_with_every_row(tmp_path, n):
+    """pdflatex, as a paper includes stats.tex: no overfull box (nothing off the page), every variant's row
+    in the PDF in order, on as many pages as it takes; `<`, minus signs and the label as typeset."""
+    finals = {k: KNOWN[k] for k in ("baseline", "lr_x5", "lr_x0.5")} if n == 3 else grid_finals(n)
+    analyse(tmp_path, finals)
+    tables.write_tables(tmp_path / "results/aggregate/stats.csv", tmp_path / "stats.md", tmp_path / "stats.tex", "demo")
+    (tmp_path / "paper.tex").write_text(PAPER)
+    for _ in range(2):  # the second pass resolves the \ref
+        done = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout[-2000:]
+    log = (tmp_path / "paper.log").read_text()
+    assert "Overfull" not in log and "Float too large" not in log and "Warning" not in log, log[-3000:]
+    pdf = subprocess.run(["pdftotext", "-layout", "paper.pdf", "-"], cwd=tmp_path, capture_output=True, text=True)
+    text, stats = pdf.stdout, pd.read_csv(tmp_path / "results/aggregate/stats.csv")
+    means = re.findall(r"(\d+\.\d\d) \u00b1 \d+\.\d\d", text)
+    assert means == [f"{m:.2f}" for m in stats["final_mean_pct"]]  # every row, once, in order
+    assert "See Table 1." in text
+    pages = text.count("\f")
+    if n == 3:
+        assert pages == 1 and "< 0.001" in text and "\u00a1" not in text  # lr_x5 and lr_x0.5: p < 0.001
+        worse = stats.set_index("variant").loc["lr_x0.5", "diff_pct"]
+        assert f"\u2212{-worse:.2f}" in text  # lr_x0.5's difference, with a minus sign
+    else:
+        assert pages > 2 and text.count("(continued)") == pages - 1
 
 
 def study(root, name, lr=0.1) -> None:

@@ -23,6 +23,8 @@ from lrstudy.analysis.variants import RECIPE_KEYS, WINDOW_COLUMNS, labels
 from lrstudy.atomic import atomic_write_text
 
 HEADERS = ["Variant", "Changes", "Final acc. (%)", "95% CI", "\u0394 vs reference (pts)", "p", "Verdict", "Seeds"]
+MINUS = "\u2212"  # a number's minus sign in the cells: "-" in stats.md (pandoc and pdflatex read it), $-$ in stats.tex
+BREAK = "\n"  # where a cell's text continues on a new line in stats.tex (a space in stats.md)
 
 
 def paper_rows(stats: pd.DataFrame) -> list[list[str]]:
@@ -51,7 +53,7 @@ def paper_rows(stats: pd.DataFrame) -> list[list[str]]:
 def _number(x: float, digits: int = 2, sign: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "\u2013"
-    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+    return (f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}").replace("-", MINUS)
 
 
 def _mean_sd(mean: float, sd: float) -> str:
@@ -63,10 +65,16 @@ def _interval(low: float, high: float, sign: bool = False) -> str:
 
 
 def _difference(r: pd.Series) -> str:
-    text = f"{_number(r['diff_pct'], sign=True)} {_interval(r['diff_ci_low_pct'], r['diff_ci_high_pct'], sign=True)}"
+    """The difference and the CI the verdict used, at its level where that is not 95%; a dash alone where
+    there is no difference (a variant whose runs all diverged)."""
+    if pd.isna(r.get("diff_pct")):
+        return "\u2013"
+    text = (
+        f"{_number(r['diff_pct'], sign=True)}{BREAK}{_interval(r['diff_ci_low_pct'], r['diff_ci_high_pct'], sign=True)}"
+    )
     level = r.get("ci_level")
     if pd.notna(level) and abs(level - 0.95) > 1e-9:
-        text += f" ({100 * level:.1f}% CI)"
+        text += f"{BREAK}({100 * level:.1f}% CI)"
     return text
 
 
@@ -90,7 +98,9 @@ def _seeds(r: pd.Series) -> str:
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def line(cells):
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+        return (
+            "| " + " | ".join(str(c).replace(BREAK, " ").replace(MINUS, "-").replace("|", "\\|") for c in cells) + " |"
+        )
 
     return "\n".join([line(headers), line(["---"] * len(headers)), *map(line, rows)]) + "\n"
 
@@ -101,14 +111,18 @@ _LATEX = {
     "%": r"\%",
     "$": r"\$",
     "#": r"\#",
-    "_": r"\_",
+    "_": r"\_\allowbreak{}",  # a long variant name may break after an underscore (or a hyphen)
     "{": r"\{",
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "<": r"$<$",
+    ">": r"$>$",
     "\u00b1": r"$\pm$",
     "\u0394": r"$\Delta$",
     "\u2013": "--",
+    MINUS: r"$-$",
+    BREAK: r"\par{}",  # (\newline adds a \hfil, which centres a right-aligned line)
 }
 
 
@@ -116,26 +130,73 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX.get(c, c) for c in str(text))
 
 
-def latex(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str) -> str:
-    """A booktabs table (\\usepackage{booktabs}) ready to paste."""
+# The packages stats.tex needs (docs/report-and-statistics.md names them too).
+LATEX_PACKAGES = ["array", "booktabs", "longtable"]
+
+
+def latex(columns: Sequence[tuple[str, float, str]], rows: Sequence[Sequence[str]], caption: str, label: str) -> str:
+    """A longtable (booktabs rules) that fits the text width whatever its cells hold, and continues on the
+    next page when it is longer than one: each column is a paragraph column taking its share of
+    \\linewidth (`columns`: header, share, "l" or "r" for ragged right or left; the shares sum to 1), so long
+    names and labels wrap instead of running off the page. Needs \\usepackage{array,booktabs,longtable}."""
+    n = len(columns)
+    spec = "".join(
+        # \hspace{0pt}: TeX hyphenates a cell's first word too (a long variant name)
+        ">{"
+        + (r"\raggedright" if align == "l" else r"\raggedleft")
+        + r"\arraybackslash\hspace{0pt}}"
+        + rf"p{{\dimexpr {share:.4f}\linewidth-2\tabcolsep\relax}}"
+        for _, share, align in columns
+    )
+    header = " & ".join(latex_escape(h) for h, _, _ in columns) + r" \\"
     body = [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
     return "\n".join(
         [
-            r"\begin{table}[t]",
-            r"\centering",
-            r"\small",
-            r"\begin{tabular}{" + "l" * 2 + "r" * (len(headers) - 2) + "}",
+            f"% Needs \\usepackage{{{','.join(LATEX_PACKAGES)}}}. A longtable: it breaks across pages by itself.",
+            r"\begingroup",
+            r"\footnotesize",
+            r"\setlength{\tabcolsep}{3pt}",
+            r"\setlength{\LTcapwidth}{\linewidth}",
+            r"\begin{longtable}{@{}" + spec + "@{}}",
+            r"\caption{" + latex_escape(caption) + r"}\label{" + label + r"}\\",
             r"\toprule",
-            " & ".join(latex_escape(h) for h in headers) + r" \\",
+            header,
             r"\midrule",
-            *body,
+            r"\endfirsthead",
+            r"\caption[]{" + latex_escape(caption.split(":")[0]) + r" (continued)}\\",
+            r"\toprule",
+            header,
+            r"\midrule",
+            r"\endhead",
+            r"\midrule",
+            rf"\multicolumn{{{n}}}{{r@{{}}}}{{\emph{{continued on the next page}}}} \\",
+            r"\endfoot",
             r"\bottomrule",
-            r"\end{tabular}",
-            r"\caption{" + latex_escape(caption) + "}",
-            r"\end{table}",
+            r"\endlastfoot",
+            *body,
+            r"\end{longtable}",
+            r"\endgroup",
             "",
         ]
     )
+
+
+# stats.tex's columns: the mean's CI goes under the mean, so seven columns share the text width. The
+# shares fit the numbers on one line each on a plain article page (345 pt); a narrower text wraps them.
+TEX_COLUMNS = [
+    ("Variant", 0.12, "l"),
+    ("Changes", 0.155, "l"),
+    ("Final acc. (%) mean \u00b1 s.d. [95% CI]", 0.185, "r"),
+    ("\u0394 vs reference (pts) [CI]", 0.185, "r"),
+    ("p", 0.105, "r"),
+    ("Verdict", 0.135, "l"),
+    ("Seeds", 0.115, "l"),
+]
+
+
+def tex_rows(rows: Sequence[Sequence[str]]) -> list[list[str]]:
+    """stats.md's rows as stats.tex's columns: the mean's CI on a line under the mean."""
+    return [[v, changes, f"{mean}{BREAK}{ci}", *rest] for v, changes, mean, ci, *rest in rows]
 
 
 def caption(stats: pd.DataFrame) -> str:
@@ -151,11 +212,16 @@ def caption(stats: pd.DataFrame) -> str:
     )
 
 
-def write_tables(stats_csv: str | Path, md_out: str | Path, tex_out: str | Path) -> None:
+def label(study: str) -> str:
+    """stats.tex's \\label: one per study, so that two studies' tables can sit in one paper."""
+    return "tab:lrstudy" if study == "default" else f"tab:lrstudy-{study}"
+
+
+def write_tables(stats_csv: str | Path, md_out: str | Path, tex_out: str | Path, study: str = "default") -> None:
     stats = pd.read_csv(stats_csv)
     rows = paper_rows(stats)
     atomic_write_text(md_out, markdown(HEADERS, rows))
-    atomic_write_text(tex_out, latex(HEADERS, rows, caption(stats)))
+    atomic_write_text(tex_out, latex(TEX_COLUMNS, tex_rows(rows), caption(stats), label(study)))
 
 
 # -------------------------------------------------------------------------------------- across studies

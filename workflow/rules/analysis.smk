@@ -57,12 +57,12 @@ rule figures:
 
 
 rule tables:
-    """stats.csv -> the per-variant table for a paper, as Markdown and as LaTeX (booktabs)."""
+    """stats.csv -> the per-variant table for a paper, as Markdown and as LaTeX (a booktabs longtable)."""
     input:
         stats=rules.aggregate.output.stats,
     output:
-        md="results/aggregate/stats.md",
-        tex="results/aggregate/stats.tex",
+        md=report("results/aggregate/stats.md", category="Tables", caption=f"{CAPTIONS}/stats_md.rst"),
+        tex=report("results/aggregate/stats.tex", category="Tables", caption=f"{CAPTIONS}/stats_tex.rst"),
     log:
         "logs/tables.log",
     benchmark:
@@ -70,6 +70,7 @@ rule tables:
     conda:
         "../envs/study.yaml"
     params:
+        study=STUDY.name,  # stats.tex's \label
         code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/tables.py"

@@ -7,7 +7,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 
 def main():
-    write_tables(sm.input.stats, sm.output.md, sm.output.tex)
+    write_tables(sm.input.stats, sm.output.md, sm.output.tex, sm.params.study)
 
 
 run_logged(sm.log[0], main, expected=(ValueError,))

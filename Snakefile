@@ -39,6 +39,7 @@ localrules:
     tables,
     report,
     mlflow,
+    tensorboard,
 
 
 include: "workflow/rules/common.smk"
@@ -58,3 +59,5 @@ rule all:
         study_runs("metrics.csv"),
         study_runs("summary.json"),
         study_runs("model.pt"),
+        # With execution.tensorboard: the study's TensorBoard folder, made again from its runs.
+        rules.tensorboard.output if STUDY.execution.tensorboard else [],

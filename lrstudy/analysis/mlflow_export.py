@@ -33,13 +33,12 @@ import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
 from lrstudy.atomic import NoSpaceError, atomic_write_text, disk_full
-from lrstudy.metrics import METRIC_COLUMNS
+from lrstudy.metrics import METRIC_COLUMNS, run_times
 
 STUDY_TAG = "lrstudy.study_key"  # which exported study a run belongs to
 KIND_TAG = "lrstudy.kind"  # "study" (the parent run) or "run"
@@ -183,21 +182,6 @@ class RunFiles:
             end,
             epochs,
         )
-
-
-def run_times(summary: dict, summary_path: Path, epoch_seconds: list[float]) -> tuple[int, int, list[int]]:
-    """The run's start, end and each epoch's end, in ms since 1970 as MLflow records them. The end is
-    summary.json's `finished_at` (runs trained before it was recorded: the file's modification time);
-    each epoch ended its later epochs' epoch_seconds before that, and the run started train_seconds before
-    it (a resumed run's pause between its attempts is left out)."""
-    end = summary.get("finished_at")
-    end_s = datetime.fromisoformat(end).timestamp() if end else summary_path.stat().st_mtime
-    later, epoch_ends = 0.0, []
-    for seconds in reversed(epoch_seconds):
-        epoch_ends.append(end_s - later)
-        later += seconds
-    start_s = end_s - max(float(summary.get("train_seconds") or 0.0), later)
-    return round(start_s * 1000), round(end_s * 1000), [round(t * 1000) for t in reversed(epoch_ends)]
 
 
 def _export_run(client, experiment_id: str, run: RunFiles, study: Study, parent_id: str) -> str:

@@ -3,6 +3,7 @@
 #   snakemake --report results/snakemake-report.zip
 
 from lrstudy.study_state import drop_stale_aggregate, missing_runs
+from lrstudy.train.tensorboard import study_hparams
 
 # A grid study also gets the sweep plot: final accuracy against each window's factor.
 FIGURES = ["accuracy", "loss", "lr", "final_accuracy", *(["sweep"] if config.get("grid") else [])]
@@ -101,6 +102,32 @@ rule report:
         code=ANALYSIS_FINGERPRINT,
     script:
         "../scripts/render_report.py"
+
+
+# The study's HPARAMS columns, every value a run of it may have (rule tensorboard's params).
+TENSORBOARD_COLUMNS = study_hparams((STUDY.recipes[v].as_dict(), v, s) for v in VARIANTS for s in RUN_SEEDS)
+
+
+rule tensorboard:
+    """With execution.tensorboard: results/tensorboard/ made again from the study's runs once they are
+    trained, each run's curves, HPARAMS and status from its own files (a run's live event files, written
+    as it trains, are replaced; a run trained while TensorBoard was off gets its folder; a run no longer
+    in the study leaves). At the top: the study's HPARAMS columns, with the final test accuracy as metric."""
+    input:
+        metrics=study_runs("metrics.csv"),
+        summaries=study_runs("summary.json"),
+    output:
+        directory("results/tensorboard"),
+    log:
+        "logs/tensorboard.log",
+    benchmark:
+        "benchmarks/tensorboard.tsv"
+    conda:
+        "../envs/study.yaml"
+    params:
+        columns=TENSORBOARD_COLUMNS,
+    script:
+        "../scripts/tensorboard.py"
 
 
 rule mlflow:

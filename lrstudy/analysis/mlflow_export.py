@@ -116,7 +116,7 @@ def export(study: Study, store: Store) -> dict:
         ours = _search(client, experiment_id, f"tags.`{STUDY_TAG}` = '{study.key}'")
         parents = [r for r in ours if r.data.tags.get(KIND_TAG) == "study"]
         previous = [r for r in ours if r.data.tags.get(KIND_TAG) != "study"]
-        runs = [RunFiles.read(d) for d in study.run_dirs]
+        runs = [RunRecord.read(d) for d in study.run_dirs]
         parent_digest = _digest(EXPORT_FORMAT, *(r.digest for r in runs), *_file_digests(study.report))
         parent = next((p for p in parents if _done(p, parent_digest)), None)
         if parent is None:
@@ -149,7 +149,7 @@ def export(study: Study, store: Store) -> dict:
 
 
 @dataclass(frozen=True)
-class RunFiles:
+class RunRecord:
     """One run's files, read once: its summary, metrics, and the times MLflow records."""
 
     folder: Path
@@ -166,7 +166,7 @@ class RunFiles:
         return f"{self.summary['variant']}/seed{self.summary['seed']}"
 
     @classmethod
-    def read(cls, folder: Path) -> RunFiles:
+    def read(cls, folder: Path) -> RunRecord:
         summary_text = (folder / "summary.json").read_text()
         metrics_text = (folder / "metrics.csv").read_text()
         summary = json.loads(summary_text)
@@ -184,7 +184,7 @@ class RunFiles:
         )
 
 
-def _export_run(client, experiment_id: str, run: RunFiles, study: Study, parent_id: str) -> str:
+def _export_run(client, experiment_id: str, run: RunRecord, study: Study, parent_id: str) -> str:
     """One run, its DONE_TAG last: killed anywhere before, it is not done and the next export redoes it."""
     from mlflow.entities import Metric, Param, RunTag
 
@@ -234,7 +234,7 @@ def _export_run(client, experiment_id: str, run: RunFiles, study: Study, parent_
     return run_id
 
 
-def _open_parent(client, experiment_id: str, study: Study, runs: list[RunFiles], parents: list) -> object:
+def _open_parent(client, experiment_id: str, study: Study, runs: list[RunRecord], parents: list) -> object:
     """The study's parent run, not done while this export changes it: the one there (its DONE_TAG
     removed first), or a new one spanning its runs' times."""
     if parents:
@@ -247,7 +247,7 @@ def _open_parent(client, experiment_id: str, study: Study, runs: list[RunFiles],
     tags = {
         STUDY_TAG: study.key,
         KIND_TAG: "study",
-        **_standard_tags(next((r.summary.get("code", {}).get("commit") for r in runs), None)),
+        **_standard_tags(next(((r.summary.get("code") or {}).get("commit") for r in runs), None)),
         "mlflow.note.content": (
             f"Study {study.name}: {len(runs)} runs of {len(variants)} variants ({', '.join(variants)}), one child "
             "run each. Artifacts: report.html, the figures and the per-variant table (stats.md, stats.tex)."

@@ -48,9 +48,11 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/snakefmt .
 
+# requirements.txt keeps its leading comment; the jobs' environments and the images' install lists follow it.
 lock: venv
-	$(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.txt.new
+	{ grep '^#' requirements.txt; $(PY) -m pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.txt.new
 	mv requirements.txt.new requirements.txt
+	$(PY) tools/environments.py
 
 clean-results:
 	rm -rf results logs benchmarks report.html

@@ -43,6 +43,13 @@ localrules:
 
 
 include: "workflow/rules/common.smk"
+
+
+# The image of every job under --software-deployment-method apptainer (config key containers; null: none);
+# training runs in its own, with CUDA torch (train.smk).
+container: config["containers"]["analysis"]
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/adaptive.smk"

@@ -64,8 +64,18 @@ class Invocation:
             and self.main_process
             and not any(getattr(self.args, name) for name in READ_ONLY_OPTIONS if name != "dryrun")
             and self.args.executor in (None, "local")
-            and not self.args.software_deployment_method
+            and not self.deployment
         )
+
+    @property
+    def deployment(self) -> set[str]:
+        """The software deployment asked for ('conda', 'apptainer'), however it is spelled: --sdm (alias
+        --software-deployment-method), --use-conda, --use-apptainer or --use-singularity."""
+        if self.args is None:
+            return set()
+        methods = {method.name.lower() for method in self.args.software_deployment_method or ()}
+        methods |= {"conda"} if self.args.use_conda else set()
+        return methods | ({"apptainer"} if self.args.use_apptainer else set())
 
     @property
     def report_path(self) -> str | None:

@@ -1,7 +1,7 @@
 """A study is a named thing: its config is assembled from layers, and a named study remembers its own.
 
     config.yaml              the defaults (one source of them)
-    local.yaml               machine-local settings (the archive's path), git-ignored, read by every command
+    local.yaml               machine-local settings (the archive's path, the images), git-ignored, read by every command
     studies/<name>/study.yaml  what a named study was started with, remembered
     the command line         --configfile / --config
 
@@ -21,6 +21,7 @@ import yaml
 
 from lrstudy.atomic import atomic_write_text
 from lrstudy.config import DEFAULT_STUDY, SCHEMA_FILE, ConfigError, load_yaml, merge
+from lrstudy.data.cifar10 import not_cifar10
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +75,21 @@ def assemble(project: Path, command_line: Mapping, check_files: bool = True) -> 
 
 
 def check_archive(config: Mapping, layers: list) -> None:
-    """dataset.archive names an existing file, checked before any job starts (a missing one passed a dry run
-    and failed in the download job), naming the config layer the setting came from."""
+    """dataset.archive names an existing file that starts as a CIFAR-10 archive does, checked before any job
+    starts (a missing one passed a dry run and failed in the download job; another file failed in the
+    prepare_data job, which told the user to delete it), naming the config layer the setting came from."""
     archive = (config.get("dataset") or {}).get("archive")
-    if not isinstance(archive, str) or Path(archive).expanduser().is_file():
+    if not isinstance(archive, str):
         return
+    path = Path(archive).expanduser()
+    problem = "does not exist or is not a file" if not path.is_file() else not_cifar10(path)
+    if problem is None:
+        return
+    if path.is_file():
+        problem = f"is not a CIFAR-10 archive: {problem}"
     source = next(where for where, data in reversed(layers) if "archive" in (data.get("dataset") or {}))
     raise ConfigError(
-        f"dataset.archive: {archive} does not exist or is not a file (set in {source}); give the path of a "
+        f"dataset.archive: {archive} {problem} (set in {source}); give the path of a "
         "cifar-10-python.tar.gz, e.g. make local ARCHIVE=/path/to/cifar-10-python.tar.gz"
     )
 
@@ -98,10 +106,10 @@ def check_study_name(name: str) -> None:
 
 def _machine_local(path: Path) -> dict:
     data = load_yaml(path)
-    unknown = set(data) - {"dataset", "execution"}
+    unknown = set(data) - {"dataset", "execution", "containers"}
     if unknown:
         raise ConfigError(
-            f"{path}: only machine-local settings belong here (dataset, execution); "
+            f"{path}: only machine-local settings belong here (dataset, execution, containers); "
             f"put {sorted(unknown)} in a study config"
         )
     return data

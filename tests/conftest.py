@@ -83,6 +83,16 @@ def workflow(tmp_path) -> Workflow:
     return Workflow(tmp_path / "wf")
 
 
+@pytest.fixture(scope="module")
+def s3():
+    """A local S3 server (moto) on loopback with an empty bucket, for one test module; stopped after it."""
+    from s3_server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
 def pytest_collection_modifyitems(items):
     """A test that takes the `workflow` fixture runs Snakemake: it is marked `workflow` here, so that no
     such test can slip into the fast tier (tests that start Snakemake otherwise carry the mark themselves).

@@ -107,6 +107,47 @@ def test_when_no_variant_beats_the_baseline_the_best_row_says_so(tmp_path):
     assert "no variant's mean is above" not in build_report(tmp_path / "again", SMALL).read_text()
 
 
+def method_and_gain(html: str) -> tuple[str, str]:
+    """The report's method line and the published table's "its gain over" row, as plain text."""
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html_lib.unescape(html)))
+    return text[text.index("Method: ") :].split(" Best-epoch")[0], text[text.index("its gain over") :][:300]
+
+
+def test_the_cis_beside_the_verdicts_are_labelled_with_their_own_level(tmp_path):
+    """Holm tests lr_x5 at 97.5%: the published-run row says so (it said "95% CI"); the method line gives
+    the levels used (it said "wider than 95%", but Holm's last step is at 95%)."""
+    html = build_report(tmp_path, SMALL).read_text()
+    stats = read_back(tmp_path)["stats"].set_index("variant")
+    method, gain = method_and_gain(html)
+    best = stats.loc["lr_x5"]
+    assert f"points ({100 * best['ci_level']:.1f}% CI {best['diff_ci_low_pct']:+.2f} to " in gain
+    assert "97.5% CI" in gain and "95% CI" not in gain
+    assert "(95.0%\u201398.3%), so it excludes 0 exactly then" in method and "wider than 95%" not in method
+
+
+def test_one_comparison_is_worded_as_one(tmp_path):
+    """Two variants: one comparison, nothing to correct for, its CI at 95% (the line said "wider than 95%"
+    and, under multiplicity none, that the chance of a false verdict was higher than alpha)."""
+    html = build_report(tmp_path, {"baseline": SMALL["baseline"], "lr_x5": SMALL["lr_x5"]}).read_text()
+    method, gain = method_and_gain(html)
+    assert method.endswith(
+        "on the one comparison, with baseline: there is nothing to correct for, and the chance that it is "
+        "called better or worse when it does not differ stays at or below \u03b1 = 0.05. It is called better "
+        "or worse when its p is below 0.05; its CI is at 95.0%, so it excludes 0 exactly then."
+    ), method
+    assert "(95.0% CI " in gain
+
+
+def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):
+    """Two seeds with the same accuracy: the 95% CI of the mean takes the accuracy's step as the spread
+    (it was a single point, 26.80 to 26.80), and the report says the runs are equal."""
+    html = build_report(tmp_path, {"baseline": [0.268, 0.268], "lr_x5": [0.27, 0.275]}).read_text()
+    ref = read_back(tmp_path)["stats"].set_index("variant").loc["baseline"]
+    half = 12.706 * 0.01 / 2**0.5  # t(0.975, 1) x the step of 10,000 test images / sqrt(2)
+    assert ref["final_std_pct"] == 0 and ref["final_ci_high_pct"] - ref["final_mean_pct"] == pytest.approx(half, 1e-3)
+    assert '26.80 &plusmn; 0.00<br><span class="what">2 equal runs</span>' in html
+
+
 def test_figures_are_png_and_svg(tmp_path):
     build_report(tmp_path, SMALL, diverged={("lr_x2", 0): 6}, draw=True)
     for name in FIGURES:
@@ -525,7 +566,10 @@ def test_one_epoch_runs_draw_markers_one_tick_and_no_zoom_panel(tmp_path):
 
 def test_the_zoom_panel_is_kept_where_the_last_quarter_has_several_epochs(tmp_path):
     _, tables = analyse(tmp_path, SMALL, epochs=4)
-    assert PLOTS["accuracy"](tables, list(SMALL)).axes[2].get_title() == "Test accuracy, epochs 3\u20134 (zoom)"
+    zoom = PLOTS["accuracy"](tables, list(SMALL)).axes[2]
+    assert zoom.get_title() == "Test accuracy, epochs 3\u20134 (zoom)"
+    # Its axis spans the epochs it shows (it spanned 1-4, half empty).
+    assert zoom.get_xlim() == (2.5, 4.5) and [t.get_text() for t in zoom.get_xticklabels()] == ["3", "4"]
 
 
 @pytest.mark.parametrize("n", [4, 20, 100])
@@ -540,6 +584,12 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
             fig.draw_without_rendering()
         width, height = fig.get_size_inches()
         assert width <= MAX_WIDTH and height <= 16, (name, width, height)
+        # Every title and axis label inside the picture (loss.png's y label was cut at 20 and 100 variants).
+        box = fig.bbox.padded(1)
+        for text in [fig._suptitle, *(t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label))]:
+            if text is not None and text.get_text():
+                extent = text.get_window_extent()
+                assert box.contains(extent.x0, extent.y0) and box.contains(extent.x1, extent.y1), (name, text)
         for ax in fig.axes:
             assert max(line.get_linewidth() for line in ax.get_lines()) <= 6, name
         legend_entries = sum(len(legend.get_texts()) for legend in fig.legends)
@@ -548,6 +598,13 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
     named = {v: look.colour for v, look in looks(tables, variants).items() if look.legend is not None}
     assert len(set(map(str, named.values()))) == len(named) == (n if n <= DISTINCT else HIGHLIGHTED + 1)
     if n > DISTINCT:
+        # lr.png: the reference and the best on a panel of their own (a grid's large factors pressed them to 0).
+        every, named = PLOTS["lr"](tables, variants).axes
+        lr_of = tables["epochs"].groupby("variant")["lr"].max()
+        shown = [v for v, look in looks(tables, variants).items() if look.legend is not None]
+        assert len(named.get_lines()) == len(shown) == HIGHLIGHTED + 1
+        assert named.get_ylim()[1] < 1.2 * lr_of[shown].max()
+        assert (every.get_ylim()[1] > 10 * named.get_ylim()[1]) == (n == 100)  # factors up to x53 at 100
         best = tables["stats"].set_index("variant")["final_mean_pct"].drop("baseline").idxmax()
         assert looks(tables, variants)[best].legend == "best #1: "
         ax = PLOTS["final_accuracy"](tables, variants).axes[0]
@@ -577,6 +634,17 @@ def test_sweep_draws_each_window_against_the_factor_with_the_reference_band(tmp_
         "epochs 7\u201310",
         "epochs 10\u201312",
     ]
+
+
+def test_a_one_factor_sweep_is_drawn_against_the_window(tmp_path):
+    """One factor over three windows: a line over the windows (it was three dots on one x, the factor)."""
+    finals = {"baseline": SMALL["baseline"], **{f"lr_x5_e{s}-{s + 4}": SMALL["lr_x5"] for s in (1, 4, 7)}}
+    _, tables = analyse(tmp_path, finals)
+    ax = PLOTS["sweep"](tables, list(finals)).axes[0]
+    (line,) = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert list(line.get_xdata()) == [0, 1, 2]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["epochs 1\u20134", "epochs 4\u20137", "epochs 7\u201310"]
+    assert ax.get_xlabel() == "lr window" and "(x5 inside it)" in ax.get_title()
 
 
 def test_seed_lines_are_drawn_only_when_asked(tmp_path):

@@ -157,14 +157,21 @@ class Browser:
         os.close(self._res_r)
 
 
-def check_in_browser(html: Path, screenshot: Path, profile: Path) -> tuple[list[dict], list[str]]:
-    """(every image's decode result, every problem seen) for `html`, with a full-page screenshot."""
+# Each wide table's own width against the width its box shows (wider: part of it is behind a scroll bar).
+TABLE_WIDTHS = """[...document.querySelectorAll('div.wide > table')].map(t => ({
+    id: t.parentElement.previousElementSibling.id, table: t.scrollWidth, shown: t.parentElement.clientWidth}))"""
+
+
+def check_in_browser(html: Path, screenshot: Path, profile: Path) -> tuple[list[dict], list[str], list[dict]]:
+    """(every image's decode result, every problem seen, the wide tables' widths) for `html`, with a
+    full-page screenshot (the window is 1280 px wide: the page is as wide as at 1400 px)."""
     browser = Browser(profile)
     try:
         browser.open(html.resolve().as_uri())
         images = browser.evaluate(IMAGES_DECODE)
+        tables = browser.evaluate(TABLE_WIDTHS)
         browser.screenshot(screenshot)
-        return images, browser.problems()
+        return images, browser.problems(), tables
     finally:
         browser.close()
 
@@ -173,9 +180,11 @@ def test_report_loads_offline_with_every_image_and_a_clean_console(tmp_path):
     finals = {k: v[:3] for k, v in KNOWN.items()}
     html = build_report(tmp_path, finals, diverged={("lr_x2", 2): 5}, draw=True)
     shot = tmp_path / "report.png"
-    images, problems = check_in_browser(html, shot, tmp_path / "profile")
+    images, problems, tables = check_in_browser(html, shot, tmp_path / "profile")
     assert problems == []
     assert len(images) == 4, images  # accuracy, loss, lr, final accuracy
+    variants = next(t for t in tables if t["id"] == "variants")
+    assert variants["table"] <= variants["shown"], tables  # every column in view, none behind a scroll bar
     assert all(img["complete"] and img["width"] > 0 for img in images), images
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
@@ -189,6 +198,6 @@ def test_the_check_catches_a_broken_image_and_a_console_error(tmp_path):
         '<img src="data:image/png;base64,iVBORw0KGgo="><script>console.error("boom")</script>'
         "</body></html>"
     )
-    images, problems = check_in_browser(page, tmp_path / "broken.png", tmp_path / "profile")
+    images, problems, _ = check_in_browser(page, tmp_path / "broken.png", tmp_path / "profile")
     assert images and not images[0]["width"]
     assert any("boom" in p for p in problems), problems

@@ -59,6 +59,23 @@ NOT_RUN = {
     ),
     "tensorboard --logdir results/tensorboard": "starts a web server that runs until stopped",
     "snakemake --profile profiles/slurm": "needs a SLURM cluster; tests/test_slurm.py starts one and runs the study",
+    "snakemake --profile profiles/kubernetes": (
+        "needs a Kubernetes cluster and a bucket; tests/test_cloud.py plans the default study with it on a local S3"
+    ),
+    "snakemake --profile profiles/googlebatch": (
+        "needs a Google Cloud project and a bucket; tests/test_cloud.py plans the default study with it on a local S3"
+    ),
+    "docker build -f containers/Dockerfile --target train -t REGISTRY/lrstudy-train:TAG .": (
+        "no base image can be pulled here; tests/test_environments.py checks what the image installs"
+    ),
+    "docker build -f containers/Dockerfile --target analysis -t REGISTRY/lrstudy-analysis:TAG .": (
+        "no base image can be pulled here; tests/test_environments.py checks what the image installs"
+    ),
+    "docker push REGISTRY/lrstudy-train:TAG": "pushes to your registry",
+    "docker push REGISTRY/lrstudy-analysis:TAG": "pushes to your registry",
+    'snakemake --cores 4 --resources gpu=1 --software-deployment-method apptainer --apptainer-args "--nv"': (
+        "needs Apptainer, the images and a GPU (Debian has no Apptainer package)"
+    ),
 }
 
 # Pages that run together, in this order, in one scratch copy (a page may use what an earlier one made:

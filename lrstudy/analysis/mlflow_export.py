@@ -402,8 +402,4 @@ def _store_error(exc: BaseException) -> bool:
         import sqlalchemy.exc
 
         errors += (sqlalchemy.exc.SQLAlchemyError,)
-    with contextlib.suppress(ImportError):
-        import requests
-
-        errors += (requests.RequestException,)
     return isinstance(exc, errors)

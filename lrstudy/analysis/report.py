@@ -229,8 +229,16 @@ def context(
         "alpha": st.ALPHA,
         "multiplicity": stats["multiplicity"].iloc[0],
         "comparisons": len(stats) - 1,
+        "ci_levels": ci_levels(stats),
         "adaptive": None if seed_plan is None else adaptive_section(seed_plan, stats, runs, config),
     }
+
+
+def ci_levels(stats: pd.DataFrame) -> list[float]:
+    """The levels, in percent and lowest first, of the CIs beside the verdicts (Holm tests each comparison
+    at its own level; its last step, and a single comparison, at 1 - alpha)."""
+    tested = stats[stats["diff_ci_low_pct"].notna()]
+    return sorted({round(100 * float(level), 1) for level in tested["ci_level"].dropna()})
 
 
 def data_source(config: dict) -> dict:

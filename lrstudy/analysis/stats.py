@@ -88,18 +88,20 @@ def reference_variant(variants: Sequence[str]) -> str:
     return "baseline" if "baseline" in variants else variants[0]
 
 
-def describe(percentages: Sequence[float]) -> dict:
+def describe(percentages: Sequence[float], resolution: float = 0.0) -> dict:
     """n, mean, sample std and the t-based 95% CI of the mean of accuracies in percent; std and CI are
     NaN below two values.
 
-    The CI is cut to [0, 100]: with two or three seeds the t interval is wide enough to leave the range
-    a mean accuracy can have, and its part outside that range covers nothing."""
+    The CI takes the spread as at least `resolution`, the accuracy's step, as every test does: two runs
+    with the same accuracy do not make a mean exact (the std column still says 0). It is cut to [0, 100]:
+    with two or three seeds the t interval is wide enough to leave the range a mean accuracy can have, and
+    its part outside that range covers nothing."""
     x = np.asarray(percentages, dtype=float)
     n = len(x)
     out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     if n >= 2:
         out["std"] = _spread(x)
-        half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * out["std"] / math.sqrt(n)
+        half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * max(out["std"], resolution) / math.sqrt(n)
         out["ci_low"], out["ci_high"] = max(0.0, out["mean"] - half), min(100.0, out["mean"] + half)
     return out
 
@@ -301,8 +303,8 @@ def study_stats(
             row |= {k: val for k, val in decided[v].items() if k in (*VERDICT_COLUMNS, "stages")}
             if "seeds" in decided[v]:
                 mine = mine[mine["seed"].isin(decided[v]["seeds"])]
-        f = describe(100 * mine["final_test_acc"].to_numpy(float))
-        b = describe(100 * mine["best_test_acc"].to_numpy(float))
+        f = describe(100 * mine["final_test_acc"].to_numpy(float), resolution)
+        b = describe(100 * mine["best_test_acc"].to_numpy(float), resolution)
         n_runs = int((runs["variant"] == v).sum())
         n_diverged = n_runs - len(final[v])
         row |= {"n": f["n"], "n_reference": len(final[reference]) if v == reference else row["n_reference"]}

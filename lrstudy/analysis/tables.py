@@ -1,5 +1,5 @@
-"""The per-variant table for a paper: results/aggregate/stats.md (Markdown) and stats.tex (LaTeX, booktabs),
-from stats.csv; and `lrstudy-compare`, the same table for two or more named studies side by side.
+"""The per-variant table for a paper: results/aggregate/stats.md (Markdown) and stats.tex (LaTeX, a booktabs
+longtable), from stats.csv. (`lrstudy-compare`, several studies side by side, is lrstudy/analysis/compare.py.)
 
 One row per variant: what it changes (its lr windows and every recipe key in which it differs from the
 reference), the final test accuracy as mean +- s.d. over its finished seeds with the 95% CI of the mean,
@@ -11,15 +11,13 @@ later do not change these tables.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from lrstudy.analysis.variants import RECIPE_KEYS, WINDOW_COLUMNS, labels
+from lrstudy.analysis.variants import labels
 from lrstudy.atomic import atomic_write_text
 
 HEADERS = ["Variant", "Changes", "Final acc. (%)", "95% CI", "\u0394 vs reference (pts)", "p", "Verdict", "Seeds"]
@@ -119,6 +117,7 @@ _LATEX = {
     "<": r"$<$",
     ">": r"$>$",
     "\u00b1": r"$\pm$",
+    "\u00a0": "~",
     "\u0394": r"$\Delta$",
     "\u2013": "--",
     MINUS: r"$-$",
@@ -222,85 +221,3 @@ def write_tables(stats_csv: str | Path, md_out: str | Path, tex_out: str | Path,
     rows = paper_rows(stats)
     atomic_write_text(md_out, markdown(HEADERS, rows))
     atomic_write_text(tex_out, latex(TEX_COLUMNS, tex_rows(rows), caption(stats), label(study)))
-
-
-# -------------------------------------------------------------------------------------- across studies
-
-COMPARE_VALUES = ["final_mean_pct", "final_std_pct", "n", "diff_pct", "verdict"]
-
-
-def compare(studies: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Studies' stats side by side: one row per variant of any study, the recipe keys that differ
-    anywhere as columns (one per study where they differ between studies), then each study's final
-    accuracy, seeds, difference and verdict. A variant a study lacks has empty cells there."""
-    keys = [*WINDOW_COLUMNS, *RECIPE_KEYS]
-    described = pd.concat(
-        {name: s.set_index("variant")[[k for k in keys if k in s]] for name, s in studies.items()}, axis=1
-    )
-    variants = list(dict.fromkeys(v for s in studies.values() for v in s["variant"]))
-    out = pd.DataFrame(index=pd.Index(variants, name="variant"))
-    for key in keys:
-        per_study = described.xs(key, axis=1, level=1) if key in described.columns.get_level_values(1) else None
-        if per_study is None:
-            continue
-        per_study = per_study.reindex(variants)
-        same = per_study.astype(str).nunique(axis=1, dropna=False).le(1).all()
-        if same:
-            out[key] = per_study.bfill(axis=1).iloc[:, 0]
-        else:
-            for name in studies:
-                out[f"{key} [{name}]"] = per_study[name]
-    for name, s in studies.items():
-        values = s.set_index("variant").reindex(variants)
-        for col in COMPARE_VALUES:
-            if col in values:
-                out[f"{col} [{name}]"] = values[col]
-    return out.reset_index()
-
-
-def study_stats(study: str, root: Path) -> Path:
-    """Where a named study keeps its stats.csv (`default`: results/ at the top)."""
-    base = root if study == "default" else root / "studies" / study
-    return base / "results" / "aggregate" / "stats.csv"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="lrstudy-compare",
-        description="Two or more named studies' per-variant results side by side (same recipe keys as columns).",
-    )
-    ap.add_argument("studies", nargs="+", help="study names (`default`: the study at the top, results/)")
-    ap.add_argument("--root", type=Path, default=Path.cwd(), help="the project directory (default: here)")
-    ap.add_argument("--format", choices=["md", "csv", "tex"], default="md")
-    ap.add_argument("--out", type=Path, help="write here instead of printing")
-    args = ap.parse_args(argv)
-    if len(args.studies) < 2:
-        ap.error("name two or more studies")
-    tables = {}
-    for study in args.studies:
-        path = study_stats(study, args.root)
-        if not path.is_file():
-            ap.error(f"study {study}: no {path} (make it first: snakemake --config study={study})")
-        tables[study] = pd.read_csv(path)
-    table = compare(tables)
-    if args.format == "csv":
-        text = table.to_csv(index=False)
-    else:
-        cells = [
-            ["\u2013" if pd.isna(c) else (f"{c:.2f}" if isinstance(c, float) else str(c)) for c in row]
-            for row in table.itertuples(index=False)
-        ]
-        text = (
-            markdown(list(table.columns), cells)
-            if args.format == "md"
-            else latex(list(table.columns), cells, f"Studies compared: {', '.join(tables)}.")
-        )
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -32,7 +32,7 @@ if DESIGN is not None:
         wildcard_constraints:
             stage=r"[1-9]\d*",
         conda:
-            "../envs/study.yaml"
+            "../envs/analysis.yaml"
         params:
             design={"adaptive": config.get("adaptive"), "seeds": SEEDS, "stats": config["stats"]},
             variants=VARIANTS,
@@ -50,6 +50,6 @@ if DESIGN is not None:
         benchmark:
             "benchmarks/seed_plan.tsv"
         conda:
-            "../envs/study.yaml"
+            "../envs/analysis.yaml"
         script:
             "../scripts/seed_plan.py"

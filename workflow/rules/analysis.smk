@@ -24,7 +24,7 @@ rule aggregate:
     benchmark:
         "benchmarks/aggregate.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         variants=VARIANTS,
         code=ANALYSIS_FINGERPRINT,
@@ -48,7 +48,7 @@ rule figures:
     benchmark:
         "benchmarks/figures.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         variants=VARIANTS,
         seed_lines=config["figures"]["seed_lines"],
@@ -69,7 +69,7 @@ rule tables:
     benchmark:
         "benchmarks/tables.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         study=STUDY.name,  # stats.tex's \label
         code=ANALYSIS_FINGERPRINT,
@@ -86,9 +86,9 @@ rule report:
         seed_plan=seed_plan_input,
         tables=rules.tables.output,
         figures=rules.figures.output.png,
-        captions=[src(f"report/captions/{figure}.rst") for figure in FIGURES],
-        template=src("report/templates/report.html.j2"),
-        published=src("report/published_run.yaml"),
+        captions=[source_file(f"report/captions/{figure}.rst") for figure in FIGURES],
+        template=source_file("report/templates/report.html.j2"),
+        published=source_file("report/published_run.yaml"),
     output:
         "report.html",
     log:
@@ -96,7 +96,7 @@ rule report:
     benchmark:
         "benchmarks/report.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         config=shareable(config),
         code=ANALYSIS_FINGERPRINT,
@@ -123,7 +123,7 @@ rule tensorboard:
     benchmark:
         "benchmarks/tensorboard.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/tensorboard.yaml"
     params:
         columns=TENSORBOARD_COLUMNS,
     script:

@@ -7,12 +7,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from lrstudy.analysis.adaptive import possible_seeds
 from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
+from lrstudy.refusal import refuse, said_alone
 from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
 from lrstudy.studies import assemble, remember, study_report_at
 from lrstudy.study_state import cache_is_current, dataset_sizes, warn_if_cache_damaged
@@ -36,7 +36,7 @@ PLAIN_RUN = INVOCATION.plain_run
 # Snakemake has read the config files already; read them again to refuse a key written twice (YAML keeps
 # the last silently) and name the file of any other problem.
 for _path in config_files(workflow):
-    load_yaml(_path)
+    said_alone(load_yaml, _path)
 
 
 def refuse_report_over_ours():
@@ -47,7 +47,7 @@ def refuse_report_over_ours():
         return
     theirs = study_report_at(path, PROJECT)
     if theirs is not None:
-        raise WorkflowError(
+        refuse(
             f"`snakemake --report {path}` would write Snakemake's report over the study report {theirs}: give it "
             "another path, e.g. snakemake --report results/snakemake-report.zip"
         )
@@ -61,7 +61,7 @@ def refuse_swallowed_targets():
         return
     paths = [f for f in forced if len(Path(f).parts) > 1 or Path(f).suffix]  # rule names have neither
     if paths:
-        raise WorkflowError(
+        refuse(
             f"`--forcerun` reads {' '.join(paths)} as something to force, not as a "
             "target, so the whole study would be built and every run forced to retrain. Put `--` before the "
             f"targets: snakemake --forcerun {' '.join(f for f in forced if f not in paths)} -- "
@@ -70,10 +70,26 @@ def refuse_swallowed_targets():
 
 
 refuse_swallowed_targets()
-_config, _to_remember = assemble(PROJECT, command_line_config(workflow))
+
+
+def refuse_apptainer_without_images():
+    """--software-deployment-method apptainer with no image configured would run every job outside any
+    container, silently: the images are config keys (containers.train, containers.analysis)."""
+    missing = [f"containers.{job}" for job, image in config["containers"].items() if image is None]
+    if "apptainer" in INVOCATION.deployment and missing:
+        refuse(
+            f"--software-deployment-method apptainer needs the jobs' images, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} null: build them (containers/Dockerfile) and set them in "
+            "local.yaml or the study's config, e.g. containers: {train: docker://REGISTRY/lrstudy-train:TAG, "
+            "analysis: docker://REGISTRY/lrstudy-analysis:TAG}"
+        )
+
+
+_config, _to_remember = said_alone(assemble, PROJECT, command_line_config(workflow))
 config.clear()
 config.update(_config)
-STUDY = checked_study(config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
+STUDY = said_alone(checked_study, config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
+refuse_apptainer_without_images()
 if _to_remember and PLAIN_RUN:
     remember(PROJECT, _to_remember)
 
@@ -123,6 +139,12 @@ def src(path):
     return os.path.normpath(os.path.join(SRC, path))
 
 
+def source_file(path):
+    """An input that is a file of the workflow itself (the report's template, captions): read where the
+    workflow is, never from the study's storage, where --default-storage-provider puts every other file."""
+    return local(src(path))
+
+
 def run_files(name):
     """`name` (e.g. metrics.csv) of every configured run, variants in config order."""
     return expand("results/runs/{variant}/seed{seed}/{name}", variant=VARIANTS, seed=SEEDS, name=name)
@@ -166,7 +188,7 @@ def refuse_a_study_too_long_for_this_cpu():
         )
     except DeviceError as e:
         if PLAIN_RUN:
-            raise WorkflowError(str(e)) from None
+            refuse(str(e))
         # A dry run still shows its plan (say, on a laptop, of a study meant for a GPU machine).
         logger.warning(f"{e}\nThis is a dry run; a run would stop here, before any job starts.")
 
@@ -197,7 +219,7 @@ UNCONFIGURED_VARIANT = _negative(re.escape(v) for v in VARIANTS) + "[^/]+"
 
 def reject_unconfigured(wildcards):
     what = wildcards.get("other_run") or wildcards.get("other_variant")
-    raise ConfigError(
+    refuse(
         f"results/runs/{what}: no such run or variant in the study {STUDY.name!r} "
         f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, RUN_SEEDS))})"
     )

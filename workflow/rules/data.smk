@@ -7,7 +7,7 @@ rule download:
     benchmark:
         "benchmarks/download.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         # The data's identity, known before anything is fetched: another url or path to the same md5 is the
         # same data and fetches nothing again (the script reads them from the config). Without an md5, the
@@ -32,7 +32,7 @@ rule prepare_data:
     benchmark:
         "benchmarks/prepare_data.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         identity=DATASET_IDENTITY,
     script:

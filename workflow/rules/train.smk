@@ -16,7 +16,9 @@ rule train:
     benchmark:
         "benchmarks/train/{variant}/seed{seed}.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/train.yaml"
+    container:
+        config["containers"]["train"]
     threads: STUDY.execution.cpu_threads
     resources:
         gpu=uses_gpu,
@@ -43,7 +45,7 @@ rule variant_summary:
     benchmark:
         "benchmarks/variant_summary/{variant}.tsv"
     conda:
-        "../envs/study.yaml"
+        "../envs/analysis.yaml"
     params:
         code=ANALYSIS_FINGERPRINT,
         deleted_runs=deleted_runs,

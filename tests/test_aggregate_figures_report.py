@@ -34,6 +34,7 @@ from lrstudy.analysis import stats as st
 from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_ROWS, MAX_WIDTH, PLOTS, looks, write_figures
 from lrstudy.analysis.report import load_published, provenance
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
+from lrstudy.config import Stats
 
 SMALL = {k: v[:3] for k, v in KNOWN.items()}  # three seeds per variant, as in the default study
 
@@ -535,9 +536,9 @@ def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
 
     groups = mixed_code(ctx_runs)
     assert [g["fingerprint"] for g in groups] == ["old0", "new1"] and len(groups[0]["runs"]) == 1
-    from lrstudy.analysis.report import write_report
+    from lrstudy.analysis.report import ReportInputs, write_report
 
-    write_report(
+    inputs = ReportInputs(
         stats_csv=tmp_path / "results/aggregate/stats.csv",
         summary_csv=tmp_path / "results/aggregate/summary.csv",
         summary_jsons=paths,
@@ -545,9 +546,8 @@ def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
         captions_dir=REPO / "report/captions",
         published=REPO / "report/published_run.yaml",
         template=REPO / "report/templates/report.html.j2",
-        config=study_config(SMALL),
-        out=tmp_path / "mixed.html",
     )
+    write_report(inputs, study_config(SMALL), Stats(), tmp_path / "mixed.html")
     html = (tmp_path / "mixed.html").read_text()
     assert "Mixed code" in html and "engine old0: baseline/seed0" in html
 

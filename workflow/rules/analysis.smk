@@ -128,6 +128,7 @@ rule tensorboard:
         "../envs/tensorboard.yaml"
     params:
         columns=TENSORBOARD_COLUMNS,
+        code=code_of("tensorboard.py"),
     script:
         "../scripts/tensorboard.py"
 
@@ -155,7 +156,7 @@ rule mlflow:
         study=config["study"],
         tracking_uri=config["mlflow"]["tracking_uri"],  # null: the local store, results/mlflow/mlflow.db
         store=os.path.abspath("results/mlflow"),
-        code=code_fingerprint(["lrstudy.analysis.mlflow_export"]),
+        code=code_of("mlflow_export.py"),
     script:
         "../scripts/mlflow_export.py"
 

@@ -13,8 +13,9 @@ from snakemake.logging import logger
 from lrstudy.analysis.adaptive import possible_seeds
 from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
-from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
-from lrstudy.studies import assemble, remember, study_report_at
+from lrstudy.snakemake_compat import Invocation, command_line_config, config_files, default_storage, use_storage_prefix
+from lrstudy.storage import STORAGE_ENV, StudyStorage, remembered_in
+from lrstudy.studies import REMEMBERED_FILE, assemble, remember, remembered_path, study_report_at
 from lrstudy.study_state import cache_is_current, dataset_sizes, warn_if_cache_damaged
 
 PROJECT = Path(workflow.basedir)
@@ -85,15 +86,30 @@ def refuse_apptainer_without_images():
         )
 
 
-_config, _to_remember = assemble(PROJECT, command_line_config(workflow))
+# With a default storage provider (a bucket: --default-storage-provider) every file of the study lives
+# there, a named study's under its name; its remembered config too (lrstudy/storage.py).
+STORAGE_BASE = default_storage(workflow)
+_config, _to_remember = assemble(
+    PROJECT,
+    command_line_config(workflow),
+    remembered_at=remembered_in(STORAGE_BASE) if STORAGE_BASE else remembered_path,
+)
 config.clear()
 config.update(_config)
 STUDY = checked_study(config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
 refuse_apptainer_without_images()
+STORAGE = StudyStorage.of_study(**STORAGE_BASE, study_dir=STUDY.outdir) if STORAGE_BASE else None
+if STORAGE is not None:
+    use_storage_prefix(workflow, STORAGE.prefix)
+    os.environ[STORAGE_ENV] = STORAGE.to_env()  # how a training job stores its checkpoints (train.py)
 if _to_remember and PLAIN_RUN:
-    remember(PROJECT, _to_remember)
+    _remembered = remember(PROJECT, _to_remember)
+    if STORAGE is not None:
+        STORAGE.store(REMEMBERED_FILE, _remembered)
 
-if STUDY.outdir != ".":
+# Under a default storage provider the study's files are in storage and Snakemake works in the project:
+# the jobs of a cloud executor get the workflow as the files below Snakemake's working directory.
+if STUDY.outdir != "." and STORAGE is None:
     STUDY_DIR = PROJECT / STUDY.outdir
     if not PLAIN_RUN and not STUDY_DIR.is_dir():
         # A dry run (or another reading command) of a study never run: Snakemake's workdir must exist and

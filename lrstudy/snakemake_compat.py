@@ -136,6 +136,13 @@ def use_storage_prefix(workflow, prefix: str) -> None:
     workflow.storage_settings.default_storage_prefix = prefix
 
 
+def ship_with_the_workflow(workflow, path: Path) -> None:
+    """A file the jobs of a cloud executor must see as this process does (local.yaml): listed among the config
+    files Snakemake read, which it packs with the workflow for jobs that share no filesystem with it."""
+    if str(path) not in map(str, workflow.configfiles):
+        workflow.configfiles.append(str(path))
+
+
 def config_files(workflow) -> list[Path]:
     """The config files Snakemake read (config.yaml's `configfile:` and every --configfile)."""
     return [Path(p) for p in workflow.configfiles]

@@ -13,9 +13,16 @@ from snakemake.logging import logger
 from lrstudy.analysis.adaptive import possible_seeds
 from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
-from lrstudy.snakemake_compat import Invocation, command_line_config, config_files, default_storage, use_storage_prefix
+from lrstudy.snakemake_compat import (
+    Invocation,
+    command_line_config,
+    config_files,
+    default_storage,
+    ship_with_the_workflow,
+    use_storage_prefix,
+)
 from lrstudy.storage import STORAGE_ENV, StudyStorage, remembered_in
-from lrstudy.studies import REMEMBERED_FILE, assemble, remember, remembered_path, study_report_at
+from lrstudy.studies import LOCAL_FILE, REMEMBERED_FILE, assemble, remember, remembered_path, study_report_at
 from lrstudy.study_state import cache_is_current, dataset_sizes, warn_if_cache_damaged
 
 PROJECT = Path(workflow.basedir)
@@ -92,8 +99,13 @@ STORAGE_BASE = default_storage(workflow)
 _config, _to_remember = assemble(
     PROJECT,
     command_line_config(workflow),
+    # A job's own Snakemake reads no archive (the download runs where Snakemake runs), and a cloud job
+    # could not see this machine's copy.
+    check_files=INVOCATION.main_process,
     remembered_at=remembered_in(STORAGE_BASE) if STORAGE_BASE else remembered_path,
 )
+if STORAGE_BASE and (PROJECT / LOCAL_FILE).exists():
+    ship_with_the_workflow(workflow, PROJECT / LOCAL_FILE)  # the jobs assemble the config this process does
 config.clear()
 config.update(_config)
 STUDY = checked_study(config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")

@@ -21,6 +21,7 @@ import yaml
 
 from lrstudy.atomic import atomic_write_text
 from lrstudy.config import DEFAULT_STUDY, SCHEMA_FILE, ConfigError, load_yaml, merge
+from lrstudy.data.cifar10 import not_cifar10
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,21 @@ def assemble(
 
 
 def check_archive(config: Mapping, layers: list) -> None:
-    """dataset.archive names an existing file, checked before any job starts (a missing one passed a dry run
-    and failed in the download job), naming the config layer the setting came from."""
+    """dataset.archive names an existing file that starts as a CIFAR-10 archive does, checked before any job
+    starts (a missing one passed a dry run and failed in the download job; another file failed in the
+    prepare_data job, which told the user to delete it), naming the config layer the setting came from."""
     archive = (config.get("dataset") or {}).get("archive")
-    if not isinstance(archive, str) or Path(archive).expanduser().is_file():
+    if not isinstance(archive, str):
         return
+    path = Path(archive).expanduser()
+    problem = "does not exist or is not a file" if not path.is_file() else not_cifar10(path)
+    if problem is None:
+        return
+    if path.is_file():
+        problem = f"is not a CIFAR-10 archive: {problem}"
     source = next(where for where, data in reversed(layers) if "archive" in (data.get("dataset") or {}))
     raise ConfigError(
-        f"dataset.archive: {archive} does not exist or is not a file (set in {source}); give the path of a "
+        f"dataset.archive: {archive} {problem} (set in {source}); give the path of a "
         "cifar-10-python.tar.gz, e.g. make local ARCHIVE=/path/to/cifar-10-python.tar.gz"
     )
 

@@ -584,6 +584,12 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
             fig.draw_without_rendering()
         width, height = fig.get_size_inches()
         assert width <= MAX_WIDTH and height <= 16, (name, width, height)
+        # Every title and axis label inside the picture (loss.png's y label was cut at 20 and 100 variants).
+        box = fig.bbox.padded(1)
+        for text in [fig._suptitle, *(t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label))]:
+            if text is not None and text.get_text():
+                extent = text.get_window_extent()
+                assert box.contains(extent.x0, extent.y0) and box.contains(extent.x1, extent.y1), (name, text)
         for ax in fig.axes:
             assert max(line.get_linewidth() for line in ax.get_lines()) <= 6, name
         legend_entries = sum(len(legend.get_texts()) for legend in fig.legends)
@@ -592,6 +598,13 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
     named = {v: look.colour for v, look in looks(tables, variants).items() if look.legend is not None}
     assert len(set(map(str, named.values()))) == len(named) == (n if n <= DISTINCT else HIGHLIGHTED + 1)
     if n > DISTINCT:
+        # lr.png: the reference and the best on a panel of their own (a grid's large factors pressed them to 0).
+        every, named = PLOTS["lr"](tables, variants).axes
+        lr_of = tables["epochs"].groupby("variant")["lr"].max()
+        shown = [v for v, look in looks(tables, variants).items() if look.legend is not None]
+        assert len(named.get_lines()) == len(shown) == HIGHLIGHTED + 1
+        assert named.get_ylim()[1] < 1.2 * lr_of[shown].max()
+        assert (every.get_ylim()[1] > 10 * named.get_ylim()[1]) == (n == 100)  # factors up to x53 at 100
         best = tables["stats"].set_index("variant")["final_mean_pct"].drop("baseline").idxmax()
         assert looks(tables, variants)[best].legend == "best #1: "
         ax = PLOTS["final_accuracy"](tables, variants).axes[0]
@@ -621,6 +634,17 @@ def test_sweep_draws_each_window_against_the_factor_with_the_reference_band(tmp_
         "epochs 7\u201310",
         "epochs 10\u201312",
     ]
+
+
+def test_a_one_factor_sweep_is_drawn_against_the_window(tmp_path):
+    """One factor over three windows: a line over the windows (it was three dots on one x, the factor)."""
+    finals = {"baseline": SMALL["baseline"], **{f"lr_x5_e{s}-{s + 4}": SMALL["lr_x5"] for s in (1, 4, 7)}}
+    _, tables = analyse(tmp_path, finals)
+    ax = PLOTS["sweep"](tables, list(finals)).axes[0]
+    (line,) = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert list(line.get_xdata()) == [0, 1, 2]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["epochs 1\u20134", "epochs 4\u20137", "epochs 7\u201310"]
+    assert ax.get_xlabel() == "lr window" and "(x5 inside it)" in ax.get_title()
 
 
 def test_seed_lines_are_drawn_only_when_asked(tmp_path):

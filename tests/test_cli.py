@@ -3,8 +3,14 @@
 import dataclasses
 import json
 import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
+from conftest import REPO
 
 from lrstudy.config import Recipe, recipe_from_param, recipe_param
 from lrstudy.train import cli
@@ -90,6 +96,26 @@ def test_make_local_writes_the_archive_and_its_own_md5(archive, tmp_path):
         text=True,
     )
     assert bad.returncode != 0 and "none.tar.gz does not exist" in bad.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_local_refuses_a_file_that_is_not_cifar10_and_keeps_local_yaml(archive, tmp_path):
+    """`make local ARCHIVE=README.md` wrote README.md over a good local.yaml (issue 32.8)."""
+    shutil.copy(REPO / "Makefile", tmp_path)
+    good = f"dataset: {{archive: {archive}, md5: abc}}\n"
+    (tmp_path / "local.yaml").write_text(good)
+    venv = Path(sys.prefix)  # this venv, as it is: -o keeps make from rebuilding it
+    make = ["make", "-s", "-o", f"{venv}/.installed", f"VENV={venv}", "local"]
+    bad = subprocess.run([*make, f"ARCHIVE={REPO / 'README.md'}"], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert f"{REPO / 'README.md'} is not a CIFAR-10 archive (cifar-10-python.tar.gz): it is not gzip" in bad.stderr
+    assert (tmp_path / "local.yaml").read_text() == good and sorted(p.name for p in tmp_path.iterdir()) == [
+        "Makefile",
+        "local.yaml",
+    ]
+    ok = subprocess.run([*make, f"ARCHIVE={archive}"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert yaml.safe_load((tmp_path / "local.yaml").read_text())["dataset"]["archive"] == str(archive.resolve())
+    assert ok.stdout.startswith("# Machine-local settings")
 
 
 # A study's step-schedule variant with every recipe key away from config.yaml's defaults.

@@ -116,7 +116,9 @@ def test_bad_config_stops_the_workflow_before_any_job(workflow, archive, case):
     cfg = workflow.write_config(merged(small_study(archive), bad))
     proc = workflow.snakemake("-n", "--configfile", str(cfg), check=False)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 1 and "ConfigError in file" in out and message in out
+    # The sentence alone, not "ConfigError in file .../common.smk, line 76:" and the source lines (issue 32.8).
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == message
+    assert "ConfigError" not in out and 'File "' not in out
     assert not (workflow.root / "results").exists() and not (workflow.root / "resources").exists()
 
 
@@ -131,6 +133,7 @@ def test_target_outside_the_study(workflow, archive):
         proc = workflow.snakemake("-n", "--configfile", str(cfg), "--", target, check=False)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr
         assert "variants: baseline, lr_x5; seeds: 0, 1" in proc.stdout + proc.stderr
+        assert "InputFunctionException" not in proc.stderr and 'File "' not in proc.stderr  # the sentence alone
 
 
 def test_targets_inside_the_study_plan_exactly_their_jobs(workflow, archive):

@@ -16,7 +16,16 @@ import numpy as np
 import pytest
 
 from lrstudy.data import cifar10 as dataset
-from lrstudy.data.cifar10 import DatasetError, balanced_subset, download, link_archive, md5sum, prepare, read_archive
+from lrstudy.data.cifar10 import (
+    DatasetError,
+    balanced_subset,
+    download,
+    link_archive,
+    md5sum,
+    not_cifar10,
+    prepare,
+    read_archive,
+)
 
 
 class ArchiveServer:
@@ -186,6 +195,38 @@ def test_truncated_and_non_gzip_archives_are_named(archive, tmp_path):
         prepare(plain, tmp_path / "c.npz", tmp_path / "c.json", train_limit=None, test_limit=None)
     assert not (tmp_path / "c.npz").exists() and not (tmp_path / "c.json").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_linked_archive_that_is_not_one_names_the_setting_not_a_download(archive, tmp_path):
+    """rule download links dataset.archive to resources/: "a truncated or corrupt download? Delete it" sent the
+    user to delete the link (issue 32.8); the message names the linked file and the setting instead."""
+    mine = tmp_path / "mine.tar.gz"
+    mine.write_bytes(archive.read_bytes()[:5000])
+    link = tmp_path / "resources/cifar-10-python.tar.gz"
+    link.parent.mkdir()
+    link.symlink_to(mine)
+    with pytest.raises(DatasetError) as err:
+        prepare(link, tmp_path / "c.npz", tmp_path / "c.json", train_limit=None, test_limit=None)
+    assert f"it is {mine}, dataset.archive (set in local.yaml or the study's config)" in str(err.value)
+    assert "Delete it" not in str(err.value)
+
+
+def test_what_is_not_a_cifar10_archive_is_said_from_its_first_bytes(archive, tmp_path):
+    assert not_cifar10(archive) is None and not_cifar10(archive, every_member=True) is None
+    readme = tmp_path / "README.md"
+    readme.write_text("# lrstudy\n")
+    assert not_cifar10(readme) == "it is not gzip-compressed"
+    other = tmp_path / "other.tar.gz"
+    with tarfile.open(other, "w:gz") as tar:
+        tar.add(readme, arcname="project/README.md")
+    assert not_cifar10(other) == "its first member is project/README.md, not cifar-10-batches-py/"
+    partial = tmp_path / "partial.tar.gz"
+    with tarfile.open(archive) as src, tarfile.open(partial, "w:gz") as tar:
+        for m in src:
+            if not m.name.endswith("test_batch"):
+                tar.addfile(m, src.extractfile(m) if m.isfile() else None)
+    assert not_cifar10(partial) is None  # the cheap check reads the first member only
+    assert not_cifar10(partial, every_member=True) == "it has no cifar-10-batches-py/test_batch"
 
 
 def test_a_missing_archive_is_not_called_corrupt(tmp_path):

@@ -1,6 +1,9 @@
 """The Snakemake internals the workflow reads (lrstudy/snakemake_compat.py), pinned to the supported
 Snakemake: an upgrade that moves any of them fails here, in one place, rather than in a study."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -106,3 +109,38 @@ def test_the_command_line_config_and_the_config_files_are_where_the_workflow_rea
     assert isinstance(Workflow.__dict__["exec_mode"], property)
     assert "config_settings" in Workflow.__dataclass_fields__
     assert "self.configfiles" in Path(snakemake.workflow.__file__).read_text()
+
+
+REFUSING_SNAKEFILE = """
+from lrstudy.config import ConfigError
+from lrstudy.refusal import said_alone
+
+def bad_key():
+    raise ConfigError("invalid config: train.epochs: 0 is less than the minimum of 1")
+
+said_alone(bad_key)
+
+rule all:
+    output: "results/x"
+    shell: "touch {output}"
+"""
+
+
+@pytest.mark.workflow
+def test_a_refusal_is_printed_as_its_sentence_alone(tmp_path):
+    """lrstudy/refusal.py: Snakemake lets SystemExit through, where it wraps an exception in its type, the
+    file and line and the source lines it came through ("ConfigError in file ..., line 8: ..."). Nothing is
+    left behind. (tests/test_config.py sees the same from an input function, in the workflow itself.)"""
+    (tmp_path / "Snakefile").write_text(REFUSING_SNAKEFILE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[-1] == "invalid config: train.epochs: 0 is less than the minimum of 1"
+    assert 'File "' not in proc.stderr and "line " not in proc.stderr and "ConfigError" not in proc.stderr
+    assert not (tmp_path / "results").exists() and not list(tmp_path.glob(".snakemake/locks/*"))

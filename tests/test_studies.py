@@ -5,10 +5,12 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 
 import pytest
+import synthetic_archive
 import yaml
-from conftest import small_study
+from conftest import REPO, small_study
 from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
 
 from lrstudy.logs import run_logged
@@ -207,5 +209,11 @@ def test_a_missing_archive_is_named_with_the_file_that_set_it(tmp_path):
         assemble(tmp_path, {})
     with pytest.raises(ConfigError, match="elsewhere.tar.gz does not exist .*set in the command line"):
         assemble(tmp_path, {"dataset": {"archive": str(tmp_path / "elsewhere.tar.gz")}})
-    (tmp_path / "gone.tar.gz").write_bytes(b"")
+    # A file that is not a CIFAR-10 archive (issue 32.8: prepare_data said "a truncated or corrupt
+    # download? Delete it"): refused as it starts, naming local.yaml.
+    shutil.copy(REPO / "README.md", tmp_path / "gone.tar.gz")
+    where = f"\\(set in {tmp_path / 'local.yaml'}\\)"
+    with pytest.raises(ConfigError, match=f"gone.tar.gz is not a CIFAR-10 archive: it is not gzip-compressed {where}"):
+        assemble(tmp_path, {})
+    synthetic_archive.write_archive(tmp_path / "gone.tar.gz", train_per_batch=2, test=2)
     assert assemble(tmp_path, {})[0]["dataset"]["archive"] == str(tmp_path / "gone.tar.gz")

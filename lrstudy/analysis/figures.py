@@ -48,6 +48,8 @@ OTHERS_COLOUR = "0.7"
 MAX_WIDTH = 15.0  # inches: 2250 px at DPI, whatever the number of variants
 MAX_ROWS = 60  # variants listed in the final-accuracy figure beyond DISTINCT; the rest are named by count
 FEW_EPOCHS = 3  # curves this short get a marker at each epoch (one epoch is a single point, no line)
+PANEL_HEIGHT = 3.4  # inches: a row of panels with their titles and axis labels, above the legend
+LEGEND_ROW = 0.24  # inches per row of the legend under the panels
 
 Tables = dict[str, pd.DataFrame]
 
@@ -216,6 +218,10 @@ def _legend(
     longest = max(len(h.get_label()) for h in handles)
     ncols = max(1, min(len(handles), int(fig.get_figwidth() * 9 // (longest + 4))))
     fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
+    # The legend takes its rows from the figure's height: add them, so that the panels (and their axis
+    # labels) keep their size however many variants are named.
+    rows = math.ceil(len(handles) / ncols)
+    fig.set_figheight(PANEL_HEIGHT + LEGEND_ROW * rows)
 
 
 def _last_quarter(epochs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -250,42 +256,50 @@ def plot_loss(tables: Tables, variants: Sequence[str], seed_lines: bool = False)
         fig.subplots(1, 2), ("train_loss", "test_loss"), ("Train loss", "Test loss"), strict=True
     ):
         _curves(ax, epochs, variants, look, column, seed_lines=seed_lines)
-        ax.set(title=title, xlabel="epoch", ylabel="cross-entropy loss (nats, log scale)", yscale="log")
+        ax.set(title=title, xlabel="epoch", ylabel="cross-entropy (nats, log scale)", yscale="log")
         _plain_log_axis(ax.yaxis)
     _legend(fig, tables, variants, look, seed_lines=seed_lines)
     return fig
 
 
 def plot_lr(tables: Tables, variants: Sequence[str]) -> Figure:
+    """The lr of every epoch. Beyond DISTINCT variants a second panel holds the reference and the
+    highlighted best on their own scale: a grid's large factors would press them flat at 0."""
     epochs = tables["epochs"]
     lr = epochs.groupby(["variant", "epoch"], sort=False)["lr"].first()  # the same for every seed of a variant
     by_variant = {v: s.droplevel(0) for v, s in lr.groupby(level="variant", sort=False)}
     look = looks(tables, variants)
     marker = "o" if epochs["epoch"].nunique() <= FEW_EPOCHS else None
-    fig = Figure(figsize=(8, 4.2), layout="constrained")
-    ax = fig.subplots()
-    # Variants share the base schedule outside their windows: the colours are drawn over each other from
-    # wide to narrow (at most 6 pt) so that every one stays visible where they coincide; in highlight mode
-    # the reference is a wide black line under the highlighted ones.
     drawn = [v for v in variants if v in by_variant]
-    wider = min(0.9, 4.5 / max(len(drawn) - 1, 1))
-    for i, v in enumerate(drawn):
-        style = look[v]
-        if len(variants) <= DISTINCT:
-            lw = 1.2 + wider * (len(drawn) - 1 - i)
-        else:
-            lw = 4.0 if style.colour == REFERENCE_COLOUR else style.lw
-        ax.step(
-            by_variant[v].index,
-            by_variant[v],
-            where="mid",
-            color=style.colour,
-            lw=lw,
-            marker=marker,
-            zorder=style.zorder if style.colour != REFERENCE_COLOUR else 2,
-        )
-    _epoch_axis(ax, int(epochs["epoch"].max()))
-    ax.set(title="Learning rate used in each epoch", xlabel="epoch", ylabel="learning rate (SGD step size)")
+    panels = [(drawn, "Learning rate used in each epoch")]
+    if len(variants) > DISTINCT:
+        named = [v for v in drawn if look[v].legend is not None]
+        panels = [(drawn, "Every variant"), (named, f"The reference and the best {HIGHLIGHTED}, own scale")]
+    fig = _panels(len(panels)) if len(panels) > 1 else Figure(figsize=(8, 4.2), layout="constrained")
+    for ax, (shown, title) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+        # Variants share the base schedule outside their windows: the colours are drawn over each other
+        # from wide to narrow (at most 6 pt) so that every one stays visible where they coincide; in
+        # highlight mode the reference is a wide black line under the highlighted ones.
+        wider = min(0.9, 4.5 / max(len(shown) - 1, 1))
+        for i, v in enumerate(shown):
+            style = look[v]
+            if len(variants) <= DISTINCT:
+                lw = 1.2 + wider * (len(shown) - 1 - i)
+            else:
+                lw = 4.0 if style.colour == REFERENCE_COLOUR else style.lw
+            ax.step(
+                by_variant[v].index,
+                by_variant[v],
+                where="mid",
+                color=style.colour,
+                lw=lw,
+                marker=marker,
+                zorder=style.zorder if style.colour != REFERENCE_COLOUR else 2,
+            )
+        _epoch_axis(ax, int(epochs["epoch"].max()))
+        ax.set(title=title, xlabel="epoch", ylabel="learning rate (SGD step size)")
+    if len(panels) > 1:
+        fig.suptitle("Learning rate used in each epoch")
     _legend(fig, tables, variants, look, curves=False)
     return fig
 
@@ -445,6 +459,9 @@ def plot_sweep(tables: Tables, variants: Sequence[str]) -> Figure:
     if ref["n"] >= 2:
         ax.axhspan(ref["final_ci_low_pct"], ref["final_ci_high_pct"], color="0.85", lw=0, zorder=0)
         handles.append(Patch(color="0.85", label=f"{reference} 95% CI"))
+    factors = sorted({f for p in points.values() for f in p["factor"]})
+    if len(factors) == 1 and len(points) > 1:
+        return _sweep_over_windows(fig, ax, points, factors[0], handles)
     colours = _PALETTE if len(points) <= DISTINCT else matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(points)))
     for colour, ((start, end), p) in zip(colours, points.items(), strict=False):
         ax.plot(p["factor"], p["mean"], color=colour, marker="o", ms=4, lw=1.5, zorder=3)
@@ -471,7 +488,6 @@ def plot_sweep(tables: Tables, variants: Sequence[str]) -> Figure:
             ha="center",
             transform=ax.transAxes,
         )
-    factors = sorted({f for p in points.values() for f in p["factor"]})
     if factors and factors[0] > 0 and factors[-1] >= 4 * factors[0]:
         ax.set_xscale("log")
         _plain_log_axis(ax.xaxis)
@@ -482,6 +498,40 @@ def plot_sweep(tables: Tables, variants: Sequence[str]) -> Figure:
         xlabel="lr factor inside the window",
         ylabel="final test accuracy (%)",
     )
+    _sweep_legend(fig, handles)
+    return fig
+
+
+def _sweep_over_windows(fig: Figure, ax, points: dict, factor: float, handles: list) -> Figure:
+    """A sweep of one factor over several windows: final accuracy against the window (against the factor
+    they would be dots on one x)."""
+    rows = pd.concat([p.assign(start=start, end=end) for (start, end), p in points.items()], ignore_index=True)
+    x = np.arange(len(rows))
+    ax.plot(x, rows["mean"], color=_PALETTE[0], marker="o", ms=5, lw=1.5, zorder=3)
+    ci = rows[rows["n"] >= 2]
+    ax.errorbar(
+        x[ci.index],
+        ci["mean"],
+        yerr=[ci["mean"] - ci["ci_low"], ci["ci_high"] - ci["mean"]],
+        fmt="none",
+        color=_PALETTE[0],
+        capsize=4,
+        alpha=0.7,
+    )
+    ax.set_xticks(x, [epochs_text(s, e) for s, e in zip(rows["start"], rows["end"], strict=True)])
+    ax.set_xlim(-0.5, len(rows) - 0.5)
+    ax.grid(axis="x", visible=False)
+    ax.set(
+        title=f"Final test accuracy against the lr window (x{plain_number(factor)} inside it); mean and 95% CI",
+        xlabel="lr window",
+        ylabel="final test accuracy (%)",
+    )
+    handles.append(Line2D([], [], color=_PALETTE[0], marker="o", label=f"x{plain_number(factor)} in the window"))
+    _sweep_legend(fig, handles)
+    return fig
+
+
+def _sweep_legend(fig: Figure, handles: list) -> None:
     longest = max(len(h.get_label()) for h in handles)
     fig.legend(
         handles=handles,
@@ -489,7 +539,6 @@ def plot_sweep(tables: Tables, variants: Sequence[str]) -> Figure:
         ncols=max(1, min(len(handles), int(8 * 9 // (longest + 4)))),
         frameon=False,
     )
-    return fig
 
 
 def _zoomed(points: Sequence[float], bar_ends: Sequence[float], pad: float = 0.08) -> tuple[float, float]:

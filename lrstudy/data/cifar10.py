@@ -282,6 +282,37 @@ def _read_batch(archive: Path, tar: tarfile.TarFile, name: str) -> tuple[np.ndar
     return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.uint8)
 
 
+_UNREADABLE = (tarfile.TarError, EOFError, OSError, zlib.error)
+
+
+def not_cifar10(archive: str | os.PathLike, every_member: bool = False) -> str | None:
+    """Why `archive` is not a cifar-10-python.tar.gz, or None. By default from its first bytes and first
+    member only (cheap enough for every start of the workflow); with `every_member`, from every member's
+    header too (every batch present, nothing unsafe), which reads the whole file once."""
+    try:
+        with open(archive, "rb") as fh:
+            magic = fh.read(2)
+        if magic != b"\x1f\x8b":
+            return "it is not gzip-compressed"
+        with tarfile.open(archive, "r:gz", tarinfo=_BoundedTarInfo) as tar:
+            first = tar.next()
+            if first is None or PurePosixPath(first.name).parts[:1] != (MEMBER_DIR,):
+                return f"its first member is {first.name if first else 'missing'}, not {MEMBER_DIR}/"
+            if every_member:
+                names = {first.name}
+                for m in tar:
+                    _check_member(Path(archive), m)
+                    names.add(m.name)
+                missing = [n for n in [*TRAIN_MEMBERS, TEST_MEMBER] if n not in names]
+                if missing:
+                    return f"it has no {', '.join(missing)}"
+    except DatasetError as exc:
+        return str(exc)
+    except _UNREADABLE as exc:
+        return f"it is not a readable gzip tar archive ({type(exc).__name__}: {exc})"
+    return None
+
+
 def read_archive(archive: Path) -> dict[str, np.ndarray]:
     """Decode the five train batches and the test batch of a cifar-10-python.tar.gz."""
     if not Path(archive).is_file():
@@ -292,11 +323,15 @@ def read_archive(archive: Path) -> dict[str, np.ndarray]:
                 _check_member(archive, m)
             train = [_read_batch(archive, tar, n) for n in TRAIN_MEMBERS]
             x_test, y_test = _read_batch(archive, tar, TEST_MEMBER)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise DatasetError(
-            f"{archive}: not a readable gzip tar archive ({type(exc).__name__}: {exc}); "
-            "a truncated or corrupt download? Delete it and run again."
-        ) from exc
+    except _UNREADABLE as exc:
+        if Path(archive).is_symlink():  # rule download links dataset.archive: deleting the link fixes nothing
+            hint = (
+                f"it is {Path(archive).resolve()}, dataset.archive (set in local.yaml or the study's config): point "
+                "dataset.archive at an intact cifar-10-python.tar.gz, e.g. make local ARCHIVE=/path/to/it"
+            )
+        else:
+            hint = "a truncated or corrupt download? Delete it and run again."
+        raise DatasetError(f"{archive}: not a readable gzip tar archive ({type(exc).__name__}: {exc}); {hint}") from exc
     return {
         "x_train": np.concatenate([x for x, _ in train]),
         "y_train": np.concatenate([y for _, y in train]),

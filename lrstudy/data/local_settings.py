@@ -1,5 +1,6 @@
 """`python -m lrstudy.data.local_settings ARCHIVE`: the local.yaml that points every command at a local copy
-of cifar-10-python.tar.gz, with the copy's md5 (computed here, so it is the file's own)."""
+of cifar-10-python.tar.gz, with the copy's md5 (computed here, so it is the file's own). A file that is not
+a CIFAR-10 archive is refused (`make local` then keeps the local.yaml there was)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from lrstudy.config import defaults
-from lrstudy.data.cifar10 import md5sum
+from lrstudy.data.cifar10 import md5sum, not_cifar10
 
 OFFICIAL_MD5 = defaults()["dataset"]["md5"]
 
@@ -18,6 +19,9 @@ def local_yaml(archive: Path) -> str:
     archive = archive.expanduser().resolve()
     if not archive.is_file():
         raise SystemExit(f"error: {archive} does not exist or is not a file")
+    problem = not_cifar10(archive, every_member=True)
+    if problem:
+        raise SystemExit(f"error: {archive} is not a CIFAR-10 archive (cifar-10-python.tar.gz): {problem}")
     md5 = md5sum(archive)
     header = "# Machine-local settings, read by every snakemake command here (git-ignored).\n"
     if md5 != OFFICIAL_MD5:

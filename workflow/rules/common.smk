@@ -7,12 +7,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from lrstudy.analysis.adaptive import possible_seeds
 from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable
 from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
+from lrstudy.refusal import refuse, said_alone
 from lrstudy.snakemake_compat import (
     Invocation,
     command_line_config,
@@ -44,7 +44,7 @@ PLAIN_RUN = INVOCATION.plain_run
 # Snakemake has read the config files already; read them again to refuse a key written twice (YAML keeps
 # the last silently) and name the file of any other problem.
 for _path in config_files(workflow):
-    load_yaml(_path)
+    said_alone(load_yaml, _path)
 
 
 def refuse_report_over_ours():
@@ -55,7 +55,7 @@ def refuse_report_over_ours():
         return
     theirs = study_report_at(path, PROJECT)
     if theirs is not None:
-        raise WorkflowError(
+        refuse(
             f"`snakemake --report {path}` would write Snakemake's report over the study report {theirs}: give it "
             "another path, e.g. snakemake --report results/snakemake-report.zip"
         )
@@ -69,7 +69,7 @@ def refuse_swallowed_targets():
         return
     paths = [f for f in forced if len(Path(f).parts) > 1 or Path(f).suffix]  # rule names have neither
     if paths:
-        raise WorkflowError(
+        refuse(
             f"`--forcerun` reads {' '.join(paths)} as something to force, not as a "
             "target, so the whole study would be built and every run forced to retrain. Put `--` before the "
             f"targets: snakemake --forcerun {' '.join(f for f in forced if f not in paths)} -- "
@@ -85,7 +85,7 @@ def refuse_apptainer_without_images():
     container, silently: the images are config keys (containers.train, containers.analysis)."""
     missing = [f"containers.{job}" for job, image in config["containers"].items() if image is None]
     if "apptainer" in INVOCATION.deployment and missing:
-        raise WorkflowError(
+        refuse(
             f"--software-deployment-method apptainer needs the jobs' images, but {' and '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} null: build them (containers/Dockerfile) and set them in "
             "local.yaml or the study's config, e.g. containers: {train: docker://REGISTRY/lrstudy-train:TAG, "
@@ -96,7 +96,8 @@ def refuse_apptainer_without_images():
 # With a default storage provider (a bucket: --default-storage-provider) every file of the study lives
 # there, a named study's under its name; its remembered config too (lrstudy/storage.py).
 STORAGE_BASE = default_storage(workflow)
-_config, _to_remember = assemble(
+_config, _to_remember = said_alone(
+    assemble,
     PROJECT,
     command_line_config(workflow),
     # A job's own Snakemake reads no archive (the download runs where Snakemake runs), and a cloud job
@@ -108,7 +109,7 @@ if STORAGE_BASE and (PROJECT / LOCAL_FILE).exists():
     ship_with_the_workflow(workflow, PROJECT / LOCAL_FILE)  # the jobs assemble the config this process does
 config.clear()
 config.update(_config)
-STUDY = checked_study(config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
+STUDY = said_alone(checked_study, config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
 refuse_apptainer_without_images()
 STORAGE = StudyStorage.of_study(**STORAGE_BASE, study_dir=STUDY.outdir) if STORAGE_BASE else None
 if STORAGE is not None:
@@ -216,7 +217,7 @@ def refuse_a_study_too_long_for_this_cpu():
         )
     except DeviceError as e:
         if PLAIN_RUN:
-            raise WorkflowError(str(e)) from None
+            refuse(str(e))
         # A dry run still shows its plan (say, on a laptop, of a study meant for a GPU machine).
         logger.warning(f"{e}\nThis is a dry run; a run would stop here, before any job starts.")
 
@@ -247,7 +248,7 @@ UNCONFIGURED_VARIANT = _negative(re.escape(v) for v in VARIANTS) + "[^/]+"
 
 def reject_unconfigured(wildcards):
     what = wildcards.get("other_run") or wildcards.get("other_variant")
-    raise ConfigError(
+    refuse(
         f"results/runs/{what}: no such run or variant in the study {STUDY.name!r} "
         f"(variants: {', '.join(VARIANTS)}; seeds: {', '.join(map(str, RUN_SEEDS))})"
     )

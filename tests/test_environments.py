@@ -23,8 +23,9 @@ spec.loader.exec_module(environments)
 PINNED = set(environments.pins().values())
 # Imported by a module without naming it: torch.utils.tensorboard needs the tensorboard distribution.
 IMPORTED_THROUGH = {"torch.utils.tensorboard": "tensorboard"}
-# Provided by whatever runs the job (Snakemake's own process, its script preamble), not by its environment.
-RUNNER = {"snakemake"}
+# Provided by whatever runs the job, not by its environment: Snakemake, and its storage plugins' interface
+# (lrstudy.storage, under a default storage provider), which the script preamble puts on a job's path.
+RUNNER = {"snakemake", "snakemake-interface-storage-plugins"}
 DISTRIBUTIONS = metadata.packages_distributions()
 TORCH = {"torch", "torchvision", "triton"}
 

@@ -27,6 +27,7 @@ study: venv
 
 demo: venv
 	$(SNAKEMAKE) --cores 2 --configfile config/smoke.yaml
+	@echo "The demo's report: studies/demo/report.html (in a browser: file://$(CURDIR)/studies/demo/report.html)"
 
 # Two workers (pytest-xdist), a test file each at a time: module fixtures are made once.
 test: venv

@@ -118,6 +118,23 @@ def test_make_local_refuses_a_file_that_is_not_cifar10_and_keeps_local_yaml(arch
     assert ok.stdout.startswith("# Machine-local settings")
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_demo_ends_by_naming_the_report(tmp_path):
+    """The Makefile's demo, with snakemake replaced by `true`: after it, the report's path (issue 32.8)."""
+    shutil.copy(REPO / "Makefile", tmp_path)
+    venv = Path(sys.prefix)
+    done = subprocess.run(
+        ["make", "-s", "-o", f"{venv}/.installed", f"VENV={venv}", "SNAKEMAKE=true", "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.splitlines()[-1] == (
+        f"The demo's report: studies/demo/report.html (in a browser: file://{tmp_path}/studies/demo/report.html)"
+    )
+
+
 # A study's step-schedule variant with every recipe key away from config.yaml's defaults.
 STEP = Recipe(
     epochs=12,

@@ -263,8 +263,9 @@ def plot_loss(tables: Tables, variants: Sequence[str], seed_lines: bool = False)
 
 
 def plot_lr(tables: Tables, variants: Sequence[str]) -> Figure:
-    """The lr of every epoch. Beyond DISTINCT variants a second panel holds the reference and the
-    highlighted best on their own scale: a grid's large factors would press them flat at 0."""
+    """The lr of every epoch. Beyond DISTINCT variants, where the reference and the highlighted best stay
+    below half the largest lr, a second panel holds them on their own scale: a grid's large factors would
+    press them flat at 0."""
     epochs = tables["epochs"]
     lr = epochs.groupby(["variant", "epoch"], sort=False)["lr"].first()  # the same for every seed of a variant
     by_variant = {v: s.droplevel(0) for v, s in lr.groupby(level="variant", sort=False)}
@@ -272,8 +273,9 @@ def plot_lr(tables: Tables, variants: Sequence[str]) -> Figure:
     marker = "o" if epochs["epoch"].nunique() <= FEW_EPOCHS else None
     drawn = [v for v in variants if v in by_variant]
     panels = [(drawn, "Learning rate used in each epoch")]
-    if len(variants) > DISTINCT:
-        named = [v for v in drawn if look[v].legend is not None]
+    named = [v for v in drawn if look[v].legend is not None]
+    top = max((by_variant[v].max() for v in drawn), default=0)
+    if len(variants) > DISTINCT and max((by_variant[v].max() for v in named), default=top) < top / 2:
         panels = [(drawn, "Every variant"), (named, f"The reference and the best {HIGHLIGHTED}, own scale")]
     fig = _panels(len(panels)) if len(panels) > 1 else Figure(figsize=(8, 4.2), layout="constrained")
     for ax, (shown, title) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):

@@ -26,8 +26,9 @@ rule aggregate:
         "../envs/analysis.yaml"
     params:
         variants=VARIANTS,
-        code=ANALYSIS_FINGERPRINT,
-        design={"adaptive": config.get("adaptive"), "seeds": SEEDS, "stats": config["stats"]},
+        code=code_of("aggregate.py"),
+        stats=stats_param(STUDY.stats),
+        seeds=SEEDS,
         deleted_runs=deleted_runs,
     script:
         "../scripts/aggregate.py"
@@ -51,7 +52,7 @@ rule figures:
     params:
         variants=VARIANTS,
         seed_lines=config["figures"]["seed_lines"],
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("figures.py"),
     script:
         "../scripts/figures.py"
 
@@ -71,7 +72,7 @@ rule tables:
         "../envs/analysis.yaml"
     params:
         study=STUDY.name,  # stats.tex's \label
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("tables.py"),
     script:
         "../scripts/tables.py"
 
@@ -98,7 +99,8 @@ rule report:
         "../envs/analysis.yaml"
     params:
         config=shareable(config),
-        code=ANALYSIS_FINGERPRINT,
+        stats=stats_param(STUDY.stats),
+        code=code_of("render_report.py"),
     script:
         "../scripts/render_report.py"
 

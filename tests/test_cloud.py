@@ -114,6 +114,7 @@ def test_a_run_lost_with_its_node_resumes_elsewhere_from_the_bucket(tmp_path, ar
 
     other = Workflow(tmp_path / "another-node")
     other.snakemake("--config", "study=resumed", *storage, "--", target)
+    assert "Nothing to be done" in other.snakemake("-n", "--config", "study=resumed", *storage, "--", target).stdout
 
     def run_file(name: str, study_name: str) -> bytes:
         return s3.read(f"lab/studies/{study_name}/results/runs/baseline/seed0/{name}")

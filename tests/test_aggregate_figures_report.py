@@ -670,27 +670,42 @@ def test_the_reproduce_hint_works_for_the_studys_data(tmp_path, md5, official):
 
 
 @pytest.mark.workflow
-def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatch):
+def test_snakemake_mlflow_exports_the_study_to_a_store_mlflow_reads_as_it_is(analysed, tmp_path):
+    """Issues 32.2 and 29.8: no environment switch to read it; a refused server is a sentence; the local
+    store follows the project folder (copied here: the copy must not point at the original)."""
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads its file store only when asked
+    rules = [*ANALYSIS_RULES, "mlflow", "--", "mlflow"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "study.yaml", "--config",
+         "mlflow={tracking_uri: 'http://127.0.0.1:9'}", *rules],
+        cwd=analysed, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "cannot reach the MLflow server at http://127.0.0.1:9" in said
+    assert "Traceback" not in said and not (analysed / "results/mlflow/exported.json").exists()
 
-    snakemake(analysed, "--allowed-rules", "mlflow", "--", "mlflow")
+    snakemake(analysed, *rules)
     exported = json.loads((analysed / "results/mlflow/exported.json").read_text())
-    assert exported["tracking_uri"] == (analysed / "results/mlflow/mlruns").resolve().as_uri()
+    assert exported["tracking_uri"] == f"sqlite:///{(analysed / 'results/mlflow/mlflow.db').resolve()}"
     client = MlflowClient(tracking_uri=exported["tracking_uri"])
-    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
-    assert (
-        sorted(r.info.run_name for r in runs)
-        == sorted(exported["runs"])
-        == [
-            "baseline/seed0",
-            "baseline/seed1",
-            "lr_x5/seed0",
-            "lr_x5/seed1",
-        ]
-    )
+    runs = {r.info.run_name: r for r in client.search_runs([exported["experiment_id"]])}
+    assert sorted(runs) == ["baseline/seed0", "baseline/seed1", "lr_x5/seed0", "lr_x5/seed1", "study default"]
+    assert runs["lr_x5/seed1"].info.status == "FAILED"  # diverged
+    study = runs["study default"].info.run_id
+    assert {f.path for f in client.list_artifacts(study)} == {"report.html", "figures", "tables"}
+    assert {f.path for f in client.list_artifacts(study, "tables")} == {"tables/stats.md", "tables/stats.tex"}
+    assert {f.path for f in client.list_artifacts(study, "figures")} >= {"figures/accuracy.png", "figures/lr.svg"}
+
+    moved = tmp_path / "moved"
+    shutil.copytree(analysed, moved, symlinks=True)
+    snakemake(moved, *rules)
+    client = MlflowClient(tracking_uri=f"sqlite:///{moved.resolve()}/results/mlflow/mlflow.db")
+    experiment = client.get_experiment_by_name("default")
+    assert experiment.artifact_location == str(moved.resolve() / "results/mlflow/artifacts")
+    for run in client.search_runs([experiment.experiment_id]):
+        assert run.info.artifact_uri.startswith(str(moved.resolve() / "results/mlflow/artifacts"))
 
 
 def test_two_seed_intervals_run_off_the_rows_with_an_arrow(tmp_path):

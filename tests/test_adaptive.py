@@ -11,8 +11,8 @@ import pytest
 from synthetic_runs import adaptive_design, build_report
 
 from lrstudy.analysis import adaptive as ad
-from lrstudy.analysis import design_power as dp
 from lrstudy.analysis import aggregate as ag
+from lrstudy.analysis import design_power as dp
 from lrstudy.analysis import stats as st
 from lrstudy.config import Adaptive, ConfigError, Stats, stats_of
 

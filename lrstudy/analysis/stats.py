@@ -377,7 +377,7 @@ def _all_runs(study: _Study, v: str) -> dict:
     final, reference = study.final, study.reference
     if len(final[v]) < 2 or len(final[reference]) < 2:
         return {}
-    cmp = welch(final[v], final[reference], study.resolution)
+    cmp = welch(final[v], final[reference], study.resolution, study.settings.alpha)
     return {
         "all_runs_n_reference": len(final[reference]),
         "all_runs_diff_pct": cmp["diff"],

@@ -363,3 +363,47 @@ def test_the_plan_warns_where_the_designs_true_power_is_short():
     assert "WARNING" in short["reason"] and abs(short["design_power"] - simulated) <= 0.03
     reached = dp.simulated_power(design.with_max_seeds(int(short["max_seeds_for_power"])), SD, level, 0.01, 10_000)
     assert reached >= 0.8 - 0.015 and "WARNING" not in fine["reason"] and math.isnan(fine["max_seeds_for_power"])
+
+
+# --- bad input is a sentence, and a large design is bounded ------------------------------------------------
+
+BAD_ARGUMENTS = {
+    "--sd -1": "--sd is -1.0: give the spread of final accuracy between seeds, a positive number of points",
+    "--sd inf": "--sd is inf: give the spread of final accuracy between seeds, a positive number of points",
+    "--sd 0.15 --sd-reference nan": "--sd-reference is nan: give the spread",
+    "--sd 0.15 --sd-reference -0.1": "--sd-reference is -0.1: give the spread",
+    "--sd 0.15 --effect-pct 0": "--effect-pct is 0.0: give the difference to power for, a positive number",
+    "--sd 0.15 --effect-pct nan": "--effect-pct is nan: give the difference to power for",
+    "--sd 0.15 --effect-pct -0.2": "--effect-pct is -0.2: give the difference to power for",
+    "--sd 0.15 --effect-pct 0.2 --seed -1": "--seed is -1: give a seed of 0 or more",
+}
+
+
+@pytest.mark.parametrize("argv", BAD_ARGUMENTS)
+def test_a_bad_number_on_the_command_line_is_a_sentence(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        dc.main(argv.split())
+    assert exit_.value.code == 2 and BAD_ARGUMENTS[argv] in capsys.readouterr().err
+
+
+def test_studies_beyond_memory_are_refused_with_the_estimate():
+    with pytest.raises(SystemExit) as exit_:
+        dc.main(["--sd", "0.15", "--effect-pct", "0.2", "--studies", "100000000"])
+    assert str(exit_.value) == (
+        "lrstudy-design: --studies 100,000,000 would hold about 17.9 GB of simulated accuracies, more than the "
+        "1 GB this command allows: give --studies 5,592,405 or fewer"
+    )
+
+
+def test_a_design_too_large_for_the_default_studies_simulates_fewer_and_says_so(monkeypatch, capsys):
+    """max_seeds 1000 held 2.1 GB and took minutes at the default --studies; the limits here are made
+    small so that config.yaml's study shows the same in a second."""
+    monkeypatch.setattr(dc, "TIME_BUDGET", 0.01)
+    dc.main(["--sd", "0.15", "--effect-pct", "0.2", "--json"])
+    out = capsys.readouterr()
+    assert json.loads(out.out)["studies"] == dc.PILOT_STUDIES
+    assert out.err.startswith(f"lrstudy-design: {dc.PILOT_STUDIES} simulated studies, not 28,000: this design")
+    setup = dc.Setup(
+        variants=4, seeds=3, test_images=10_000, settings=stats_of(config(3, {**ADAPTIVE, "max_seeds": 1000}))
+    )
+    assert dc.bytes_needed(setup, dc.DEFAULT_STUDIES) > 2 * dc.MEMORY_BUDGET  # so it is bounded by memory too

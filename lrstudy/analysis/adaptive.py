@@ -241,7 +241,11 @@ def _beyond(running: _Running | None, t: float, z: float, drift: float = 0.0) ->
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def _spending_bounds(info: tuple[float, ...], alpha: float) -> np.ndarray:
+    """The boundaries at these information fractions and level, computed once per process (a design of
+    hundreds of looks takes seconds; lrstudy-design's two worlds and the report ask again). Read-only:
+    the cache hands out the same array."""
     bounds, running, spent = [], None, 0.0
     for t in info:
         target = float(obrien_fleming_spending(t, alpha)) - spent  # this look's share, half on each side
@@ -254,7 +258,9 @@ def _spending_bounds(info: tuple[float, ...], alpha: float) -> np.ndarray:
         running = _continue(running, t, c)
         spent += target
         bounds.append(c)
-    return np.array(bounds)
+    out = np.array(bounds)
+    out.setflags(write=False)
+    return out
 
 
 def sequential_p(design: Design, k: int, z: float) -> float:

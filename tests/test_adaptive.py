@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from synthetic_runs import adaptive_design, build_report
 
 from lrstudy.analysis import adaptive as ad
@@ -342,6 +343,28 @@ def test_alpha_passed_on_can_still_reject_a_comparison_that_stopped_earlier():
     verdicts = ad.design_verdicts(EXAMPLE, plan, runs, ["baseline", "A", "B"], "baseline", [0, 1, 2], 1e-4)
     assert verdicts["B"]["verdict"] == st.BETTER and verdicts["B"]["p_value_adjusted"] < 0.05
     assert 0 < verdicts["B"]["diff_ci_low_pct"] < verdicts["B"]["diff_pct"] and verdicts["B"]["ci_level"] == 0.95
+
+
+def test_negligible_is_claimed_at_the_first_level_whatever_alpha_was_passed_on():
+    """Two comparisons under Holm: A is shown better at the first look and passes its alpha on; B's
+    repeated CI at the full alpha would lie inside +-0.2, at alpha / 2 it does not. "Negligible" belongs
+    to a family of its own, tested at alpha / m throughout, so B is not called negligible; on its own
+    (one comparison, alpha its first level) it is."""
+    design = EXAMPLE
+    rng = np.random.default_rng(4)
+    noise = rng.normal(0, 1, (2, 3))
+    ref, b = 95 + noise[0], 95 + noise[1]
+    _, se, df, _ = st.welch_parts(b, ref, 0.0)
+    half = {lvl: float(stats.t.isf(stats.norm.sf(design.bounds_at(lvl)[0]), df) * se) for lvl in (0.05, 0.025)}
+    scale = 0.2 / math.sqrt(half[0.05] * half[0.025])  # the full-alpha interval inside +-0.2, the other not
+    ref, b = 95 + scale * noise[0], 95 + scale * noise[1] - scale * (noise[1].mean() - noise[0].mean())
+    a = ref + 5.0 + 1e-3 * np.arange(3)
+    both = ad.Walk(design, 2, 1, 0.0)
+    both.step(1, np.stack([a, b])[None], ref[None])
+    assert both.decision[0, 0] == ad.BETTER and both.decision[0, 1] != ad.NEGLIGIBLE
+    alone = ad.Walk(design, 1, 1, 0.0)
+    alone.step(1, b[None, None], ref[None])
+    assert alone.decision[0, 0] == ad.NEGLIGIBLE
 
 
 def test_the_plan_says_the_power_the_design_has_with_the_spread_seen_and_warns_when_short():

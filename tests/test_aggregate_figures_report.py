@@ -124,6 +124,9 @@ def test_the_cis_beside_the_verdicts_are_labelled_with_their_own_level(tmp_path)
     assert f"points ({100 * best['ci_level']:.1f}% CI {best['diff_ci_low_pct']:+.2f} to " in gain
     assert "97.5% CI" in gain and "95% CI" not in gain
     assert "(95.0%\u201398.3%), so it excludes 0 exactly then" in method and "wider than 95%" not in method
+    low, high = best["simultaneous_ci_low_pct"], best["simultaneous_ci_high_pct"]
+    assert f"; simultaneous 95% interval {low:+.2f} to {high:+.2f})" in html_lib.unescape(html)
+    assert "Which interval means what" in html and "cover all 3 true differences at once" in html
 
 
 def test_one_comparison_is_worded_as_one(tmp_path):

@@ -211,6 +211,26 @@ def test_holm_step_down_and_the_levels_beside_each_verdict():
     np.testing.assert_allclose(adjusted, [0.01, 0.04]) and np.testing.assert_allclose(level, 0.05)
 
 
+def test_the_simultaneous_intervals_are_bonferronis_and_agree_with_the_verdicts():
+    """Beside each verdict, stats.csv has the comparisons' simultaneous intervals: Welch's at 1 - alpha / m,
+    also under multiplicity none. One that excludes 0 comes with that verdict; the marginal variant,
+    called nothing under Holm, has one that includes 0."""
+    finals = {**KNOWN, "marginal": [0.9512, 0.9520, 0.9507, 0.9517, 0.9511]}
+    others = [v for v in finals if v != "baseline"]
+    for settings in (Stats("holm"), Stats("none")):
+        table = st.study_stats(runs(finals), list(finals), settings).set_index("variant")
+        for v in others:
+            row = table.loc[v]
+            own = st.welch(100 * np.array(finals[v]), 100 * np.array(finals["baseline"]), 0.01, st.ALPHA / len(others))
+            assert (row["simultaneous_ci_low_pct"], row["simultaneous_ci_high_pct"]) == pytest.approx(
+                (own["ci_low"], own["ci_high"])
+            )
+            if row["simultaneous_ci_low_pct"] > 0 or row["simultaneous_ci_high_pct"] < 0:
+                assert row["verdict"] == (st.BETTER if row["simultaneous_ci_low_pct"] > 0 else st.WORSE)
+    holm = st.study_stats(runs(finals), list(finals)).set_index("variant").loc["marginal"]
+    assert holm["simultaneous_ci_low_pct"] < 0 < holm["simultaneous_ci_high_pct"]
+
+
 def test_holm_keeps_a_marginal_comparison_from_being_called_and_says_so():
     """KNOWN's lr_x5 and lr_x0.5 are clear; a variant with p just under 0.05 on its own is not 'better'
     once four comparisons share alpha, and its CI (at the level it was tested at) includes 0."""

@@ -7,8 +7,11 @@ comparison is
 - **better / worse**: Welch's test on all its runs so far crosses this look's boundary at the
   comparison's level (below);
 - **negligible**: the difference is shown smaller than `effect_pct`: the repeated confidence interval at
-  the comparison's level lies inside +-effect_pct (the two one-sided tests of |difference| >= effect_pct,
-  Schuirmann 1987, both cross the same boundary);
+  the comparison's first level (alpha / m under Holm, never raised by alpha passed on) lies inside
+  +-effect_pct (the two one-sided tests of |difference| >= effect_pct, Schuirmann 1987, both cross the
+  same boundary). At most one of "no difference" and "|difference| >= effect_pct" is true, and each
+  one-sided test errs with at most alpha / (2m): over the comparisons a false "negligible" has chance at
+  most alpha / 2, a family of its own beside the better/worse family's alpha;
 - **futile**: the conditional power of showing a true difference of `effect_pct` by max_seeds has fallen
   below 1 - `power` (stochastic curtailment, Lan, Simon & Halperin 1982);
 - **open** ("continue"): the variant and the reference get the next stage's seeds;
@@ -359,11 +362,17 @@ class Walk:
         self.conditional_power = np.full((*shape, looks), np.nan)
         self.sd = np.full((*shape, looks), np.nan)
         self.rejected_level = np.full(shape, np.nan)
+        self.diff, self.se, self.df = (np.full((*shape, looks), np.nan) for _ in range(3))  # Welch's, each look
         shares = range(1, max(m, 1) + 1) if design.multiplicity == "holm" else [1]
         self._bounds = np.stack([design.bounds_at(design.alpha / j) for j in shares])  # row j - 1: alpha / j
 
     def rejected(self) -> np.ndarray:
         return (self.decision == BETTER) | (self.decision == WORSE)
+
+    @property
+    def first_level(self) -> float:
+        """Each comparison's two-sided level before any alpha is passed on: alpha / m under Holm."""
+        return self.design.alpha / (max(self.m, 1) if self.design.multiplicity == "holm" else 1)
 
     def _share(self) -> np.ndarray:
         """Per study, j of the level alpha / j of a comparison not yet rejected."""
@@ -380,12 +389,17 @@ class Walk:
         parts = st.welch_parts(variant, ref, res)
         z = _z(parts)
         self.z[..., k - 1] = np.where(open_, z, np.nan)
+        for seen, part in zip((self.diff, self.se, self.df), parts, strict=False):
+            seen[..., k - 1] = np.where(open_, part, np.nan)
         self.last_look[open_] = k
         self._reject(k)
         still = self.decision == OPEN
         share = self._share()
         bounds = self._bounds[share - 1]
-        c, c_last = bounds[:, k - 1 : k], bounds[:, -1:]
+        c_last = bounds[:, -1:]
+        # Negligible is claimed at the first level, never raised by alpha passed on: under Holm, over the
+        # comparisons, the chance of any false "negligible" stays below alpha / 2 on its own.
+        c = self._bounds[-1, k - 1]  # the boundary at first_level
         with np.errstate(invalid="ignore"):
             small = (_z(parts, d.effect_pct) <= -c) & (_z(parts, -d.effect_pct) >= c)
         sd = pooled_sd(variant, ref, res)
@@ -418,6 +432,23 @@ class Walk:
             self.decision = np.where(new, np.where(sign > 0, BETTER, WORSE), self.decision)
             self.crossed_at = np.where(new, look + 1, self.crossed_at)
             self.rejected_level = np.where(new, self.design.alpha / share[:, None], self.rejected_level)
+
+    def decided_look(self) -> np.ndarray:
+        """(studies, m): the look whose runs a comparison's verdict rests on, 1-based (0: none): the one
+        whose Z crossed for a rejected comparison, else its last."""
+        return np.where(self.rejected(), self.crossed_at, self.last_look)
+
+    def simultaneous_ci(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high), each (studies, m): the repeated CIs at alpha / m (also under multiplicity none) at
+        each comparison's decided look. Repeated CIs cover at every look at once (Jennison & Turnbull 1989), so
+        with Bonferroni over the m comparisons they cover every true difference at once with probability
+        1 - alpha, wherever the comparisons stopped; one that excludes 0 comes with that verdict."""
+        look = np.maximum(self.decided_look(), 1)[..., None] - 1
+        diff, se, df = (np.take_along_axis(x, look, -1)[..., 0] for x in (self.diff, self.se, self.df))
+        c = self.design.bounds_at(self.design.alpha / max(self.m, 1))[look[..., 0]]
+        with np.errstate(invalid="ignore"):
+            half = np.where(se > 0, stats.t.isf(stats.norm.sf(c), df) * se, 0.0)
+        return diff - half, diff + half
 
     def seeds(self) -> np.ndarray:
         """(studies, m): the seeds each comparison's variant ran."""
@@ -520,6 +551,8 @@ def _look_row(
         return row
     row["diff_pct"] = float(st.welch_parts(var, ref, state.resolution)[0])
     row["rci_low_pct"], row["rci_high_pct"] = repeated_ci(var, ref, state.resolution, row["boundary"])
+    row["first_level"] = state.first_level  # the level a negligible claim is tested at, and its interval
+    row["first_rci"] = repeated_ci(var, ref, state.resolution, float(design.bounds_at(state.first_level)[k - 1]))
     row["sequential_p_value"] = sequential_p(design, k, row["z"])
     row["reason"] = _reason(design, k, row, int(state.crossed_at[0, i]))
     return row
@@ -555,8 +588,9 @@ def _reason(design: Design, k: int, row: dict, crossed_at: int) -> str:
         BETTER: f"{seen}: shown better{earlier} (sequential p = {row['sequential_p_value']:.2g})",
         WORSE: f"{seen}: shown worse{earlier} (sequential p = {row['sequential_p_value']:.2g})",
         NEGLIGIBLE: (
-            f"{seen}; repeated CI {row['rci_low_pct']:+.2f} to {row['rci_high_pct']:+.2f} lies "
-            f"inside \u00b1{d:g}: the difference is shown smaller than {d:g} points"
+            f"{seen}; its repeated CI at the first level {row['first_level']:.3g}, {row['first_rci'][0]:+.2f} "
+            f"to {row['first_rci'][1]:+.2f}, lies inside \u00b1{d:g}: the difference is shown smaller than "
+            f"{d:g} points"
         ),
         FUTILE: f"{seen}; {cp}, below 1 - power = {design.futility_cp:.2f}: stopped, no more seeds",
         MAXED: f"{seen}: no difference shown with max_seeds = {design.max_seeds} seeds",
@@ -654,5 +688,7 @@ def design_verdicts(
             diff = float(st.welch_parts(var, ref, resolution)[0])
             row |= {"verdict": VERDICTS[last["decision"]], "diff_pct": diff}
             row |= {"diff_ci_low_pct": low, "diff_ci_high_pct": high}
+            low, high = repeated_ci(var, ref, resolution, float(design.bounds_at(design.alpha / len(others))[k - 1]))
+            row |= {"simultaneous_ci_low_pct": low, "simultaneous_ci_high_pct": high}  # as Walk.simultaneous_ci
         out[v] = row
     return out

@@ -12,6 +12,11 @@ fixed design Welch's test with the configured multiplicity (lrstudy.analysis.sta
   (the family-wise error), per_comparison_error the share of comparisons;
 - effect: every variant is effect_pct better. power is the share of comparisons called better.
 
+In both, simultaneous_coverage is the share of studies whose simultaneous intervals (stats.csv's
+simultaneous_ci_*) cover every true difference; in the effect world false_negligible is the share with
+any "negligible" (each false there), and called_better_diff the mean difference reported for a
+comparison called better (above effect_pct: selection).
+
 Runs count every arm, the reference's included. The fixed design with the same power is the smallest
 number of seeds per variant (all at once, same multiplicity) whose simulated power reaches the design's.
 Every rate comes with its Monte Carlo standard error; the default --studies keeps it below 0.003.
@@ -93,6 +98,30 @@ def fixed_decisions(variant, reference, resolution: float, settings: Stats) -> n
     return np.where(adjusted < settings.alpha, np.sign(diff), 0)
 
 
+def _fixed(variant, reference, resolution: float, settings: Stats) -> Outcome:
+    """The outcome of fixed-design studies: stats.fixed_design's verdicts, differences and simultaneous
+    intervals."""
+    studies, m, n = variant.shape
+    diff = st.welch_parts(variant, reference[:, None, :], resolution)[0]
+    low, high = st.simultaneous_ci(variant, reference[:, None, :], resolution, m, settings.alpha)
+    called = fixed_decisions(variant, reference, resolution, settings)
+    seeds = np.full((studies, m), n)
+    negligible = np.zeros((studies, m), dtype=bool)  # a fixed design claims no negligible difference
+    return Outcome(called, np.full(studies, (m + 1) * n), seeds, np.full(studies, n), diff, low, high, negligible)
+
+
+def _adaptive(design: ad.Design, variant, reference, resolution: float) -> Outcome:
+    """The outcome of adaptive studies, walked by the workflow's own Walk."""
+    walk = ad.walk(design, variant, reference, resolution)
+    called = np.select([walk.decision == ad.BETTER, walk.decision == ad.WORSE], [1, -1], 0)
+    look = np.maximum(walk.decided_look(), 1)[..., None] - 1
+    diff = np.take_along_axis(walk.diff, look, -1)[..., 0]
+    seeds = walk.seeds()
+    reference_seeds = seeds.max(1, initial=design.ends[0])
+    negligible = walk.decision == ad.NEGLIGIBLE
+    return Outcome(called, walk.runs(), seeds, reference_seeds, diff, *walk.simultaneous_ci(), negligible)
+
+
 @dataclass(frozen=True)
 class Setup:
     """A study as the simulation sees it: its variants, its seeds (an adaptive design's first stage), the
@@ -124,13 +153,21 @@ class Outcome:
     runs: np.ndarray  # (studies,): every run of the study
     variant_seeds: np.ndarray  # (studies, m)
     reference_seeds: np.ndarray  # (studies,)
+    diff: np.ndarray  # (studies, m): the difference beside the verdict (NaN: no test)
+    low: np.ndarray  # (studies, m): the simultaneous interval (stats.simultaneous_ci, Walk.simultaneous_ci)
+    high: np.ndarray
+    negligible: np.ndarray  # (studies, m): called negligible
+
+    def covered(self, truth: float) -> np.ndarray:
+        """(studies,): every comparison's simultaneous interval covers its true difference (one without a
+        test has none to miss)."""
+        return np.all(~(self.low > truth) & ~(self.high < truth), axis=1)
 
 
 def simulator(setup: Setup, spread: Spread, studies: int, seed: int) -> Callable[[float], Outcome]:
     """diff -> the outcome of `studies` simulated studies of this setup in which every variant is diff
     points better than the reference."""
     m = setup.comparisons
-    resolution = st.resolution_pct(setup.test_images)
     design = ad.design_of(setup.settings)
     n = setup.seeds if design is None else design.max_seeds
 
@@ -138,16 +175,18 @@ def simulator(setup: Setup, spread: Spread, studies: int, seed: int) -> Callable
         rng = np.random.default_rng(seed)
         variant = diff + spread.draw(rng, (studies, m, n))
         reference = spread.draw(rng, (studies, n), reference=True)
-        if design is None:
-            called = fixed_decisions(variant, reference, resolution, setup.settings)
-            seeds = np.full((studies, m), n)
-            return Outcome(called, np.full(studies, (m + 1) * n), seeds, np.full(studies, n))
-        walk = ad.walk(design, variant, reference, resolution)
-        called = np.select([walk.decision == ad.BETTER, walk.decision == ad.WORSE], [1, -1], 0)
-        seeds = walk.seeds()
-        return Outcome(called, walk.runs(), seeds, seeds.max(1, initial=design.ends[0]))
+        return decide(setup, variant, reference)
 
     return run
+
+
+def decide(setup: Setup, variant, reference) -> Outcome:
+    """The outcome of studies of this setup with these final accuracies (points): variant (studies, m,
+    seeds), reference (studies, seeds), decided as the workflow decides."""
+    design, resolution = ad.design_of(setup.settings), st.resolution_pct(setup.test_images)
+    if design is None:
+        return _fixed(variant, reference, resolution, setup.settings)
+    return _adaptive(design, variant, reference, resolution)
 
 
 def fixed_seeds_for(power: float, setup: Setup, spread: Spread, effect: float, studies: int, seed: int) -> int:
@@ -173,12 +212,13 @@ def fixed_seeds_for(power: float, setup: Setup, spread: Spread, effect: float, s
 
 def bytes_needed(setup: Setup, studies: int, seeds: int | None = None) -> float:
     """An upper bound of the arrays a simulation of `studies` studies holds at once: both arms' accuracies
-    with a copy while they are tested, and an adaptive design's four arrays per look (`seeds`: those of a
-    fixed design instead)."""
+    with a copy while they are tested, and an adaptive design's seven arrays per look (Walk's z, level,
+    conditional power, spread and Welch's difference, standard error and df; `seeds`: those of a fixed
+    design instead)."""
     design = None if seeds is not None else ad.design_of(setup.settings)
     n = seeds or (setup.seeds if design is None else design.max_seeds)
     looks = 0 if design is None else design.stages
-    return 8.0 * studies * (2 * (setup.variants * n) + 5 * setup.comparisons * looks)
+    return 8.0 * studies * (2 * (setup.variants * n) + 8 * setup.comparisons * looks)
 
 
 def fixed_seeds_searched(setup: Setup, studies: int) -> int:
@@ -242,7 +282,7 @@ def check(
     max_seeds = design.max_seeds if design else setup.seeds
     ceiling, fixed_runs = (m + 1) * max_seeds, (m + 1) * fixed_seeds
     expected = {"null": float(null.runs.mean()), "effect": float(alt.runs.mean())}
-    return {
+    return _errors(null, alt, effect) | {
         "design": "adaptive" if design else "fixed",
         "variants": m + 1,
         "comparisons": m,
@@ -271,6 +311,24 @@ def check(
     }
 
 
+def _errors(null: Outcome, alt: Outcome, effect: float) -> dict:
+    """What the intervals and the other claims beside the verdicts do, each with its Monte Carlo error:
+    how often the simultaneous intervals cover every true difference, how often "negligible" is claimed
+    when every variant is effect better (each claim false), and the difference reported for a
+    comparison called better, which selection makes larger than effect on average."""
+    coverage = {
+        world: rate(outcome.covered(truth)) for world, outcome, truth in (("null", null, 0.0), ("effect", alt, effect))
+    }
+    better = alt.diff[alt.called == 1]
+    return {
+        "simultaneous_coverage": {world: c[0] for world, c in coverage.items()},
+        "simultaneous_coverage_mcse": {world: c[1] for world, c in coverage.items()},
+        **dict(zip(("false_negligible", "false_negligible_mcse"), rate(np.any(alt.negligible, axis=1)), strict=True)),
+        "called_better_diff": float(better.mean()) if better.size else math.nan,
+        "called_better_diff_mcse": float(better.std(ddof=1) / math.sqrt(better.size)) if better.size > 1 else math.nan,
+    }
+
+
 def table(result: Mapping) -> str:
     """The result as the lines a person reads."""
     r = result
@@ -289,6 +347,13 @@ def table(result: Mapping) -> str:
         f"{'family-wise error (any better/worse)':44}{_rate(r['fwer'], r['fwer_mcse']):>16}",
         f"{'per-comparison error':44}{_rate(r['per_comparison_error'], r['per_comparison_error_mcse']):>16}",
         f"{'power (called better)':44}{'':>16}{_rate(r['power'], r['power_mcse']):>22}",
+        f"{'simultaneous intervals cover every diff.':44}"
+        f"{_rate(r['simultaneous_coverage']['null'], r['simultaneous_coverage_mcse']['null']):>16}"
+        f"{_rate(r['simultaneous_coverage']['effect'], r['simultaneous_coverage_mcse']['effect']):>22}",
+        f"{'negligible claimed (false: |diff| = effect)':44}{'':>16}"
+        f"{_rate(r['false_negligible'], r['false_negligible_mcse']):>22}",
+        f"{'difference reported when called better':44}{'':>16}"
+        f"{_rate(r['called_better_diff'], r['called_better_diff_mcse'], 4):>22}",
         f"{'runs, all arms (expected)':44}{r['expected_runs']['null']:>16.1f}{r['expected_runs']['effect']:>22.1f}",
         f"{'seeds per variant':44}{r['seeds_per_variant']['null']:>16.2f}{r['seeds_per_variant']['effect']:>22.2f}",
         f"{'seeds of the reference':44}{r['reference_seeds']['null']:>16.2f}{r['reference_seeds']['effect']:>22.2f}",
@@ -312,8 +377,8 @@ def _fixed_line(r: Mapping) -> str:
     )
 
 
-def _rate(value: float, mcse: float) -> str:
-    return f"{value:.3f} \u00b1 {mcse:.3f}"
+def _rate(value: float, mcse: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f} \u00b1 {mcse:.{digits}f}"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,8 +39,11 @@ TOO_FEW = "not enough seeds"
 ALL_DIVERGED = "all runs diverged"
 
 # The columns beside a verdict come from the runs that verdict used: in an adaptive design the reference's
-# seeds up to the look that decided (not those added later for other comparisons). The all_runs_ columns
-# are Welch's test on every finished run as if their number had been fixed: descriptive only.
+# seeds up to the look that decided (not those added later for other comparisons). diff_ci_* is at the
+# level the comparison was tested at (ci_level: it excludes 0 exactly when the verdict is better/worse);
+# simultaneous_ci_* are the comparisons' intervals that cover every true difference at once with
+# probability 1 - alpha (simultaneous_ci). The all_runs_ columns are Welch's test on every finished run
+# as if their number had been fixed: descriptive only.
 VERDICT_COLUMNS = [
     "n",
     "n_reference",
@@ -48,6 +51,8 @@ VERDICT_COLUMNS = [
     "diff_ci_low_pct",
     "diff_ci_high_pct",
     "ci_level",
+    "simultaneous_ci_low_pct",
+    "simultaneous_ci_high_pct",
     "p_value",
     "p_value_adjusted",
     "verdict",
@@ -166,6 +171,22 @@ def welch(a: Sequence[float], b: Sequence[float], resolution: float, alpha: floa
     return {"diff": diff, "ci_low": diff - half, "ci_high": diff + half, "p_value": p}
 
 
+def simultaneous_ci(a, b, resolution: float, comparisons: int, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of arrays (..., n), Welch's interval of mean(a) - mean(b) at 1 - alpha / comparisons: over
+    a study's comparisons with the reference, all of them cover their true differences at once with
+    probability at least 1 - alpha (Bonferroni), whatever the others' differences are.
+
+    Holm's step-down rejects more than these exclude 0, so a comparison called better or worse by a
+    later step may have one that includes 0; one that excludes 0 always comes with that verdict. Holm's
+    own compatible simultaneous bounds (Strassburger & Bretz 2008) say nothing more than "> 0" for such a
+    comparison: these say how large the difference may be."""
+    diff, se, df, _ = welch_parts(a, b, resolution)
+    with np.errstate(invalid="ignore"):
+        half = stats.t.isf(alpha / (2 * max(comparisons, 1)), df) * se
+    half = np.where(se > 0, half, 0.0)
+    return diff - half, diff + half
+
+
 def holm(p_values, alpha: float = ALPHA, multiplicity: str = "holm") -> tuple[np.ndarray, np.ndarray]:
     """(adjusted p-values, level) per hypothesis along the last axis (one study's comparisons with the
     reference; leading axes: many studies): Holm's step-down (1979); with multiplicity `none`, the
@@ -269,6 +290,8 @@ def fixed_design(final: dict[str, np.ndarray], reference: str, resolution: float
         if v in tests:
             cmp = welch(final[v], ref, resolution, alpha=lvl)
             row |= {"diff_pct": cmp["diff"], "diff_ci_low_pct": cmp["ci_low"], "diff_ci_high_pct": cmp["ci_high"]}
+            low, high = simultaneous_ci(final[v], ref, resolution, len(others), settings.alpha)
+            row |= {"simultaneous_ci_low_pct": float(low), "simultaneous_ci_high_pct": float(high)}
             row["p_value"] = tests[v]["p_value"]
         out[v] = row
     return out

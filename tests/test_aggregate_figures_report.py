@@ -140,11 +140,11 @@ def test_one_comparison_is_worded_as_one(tmp_path):
 
 
 def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):
-    """Two seeds with the same accuracy: the 95% CI of the mean takes the accuracy's step as the spread
+    """Two seeds with the same accuracy: the 95% CI of the mean takes half the accuracy's step as the spread
     (it was a single point, 26.80 to 26.80), and the report says the runs are equal."""
     html = build_report(tmp_path, {"baseline": [0.268, 0.268], "lr_x5": [0.27, 0.275]}).read_text()
     ref = read_back(tmp_path)["stats"].set_index("variant").loc["baseline"]
-    half = 12.706 * 0.01 / 2**0.5  # t(0.975, 1) x the step of 10,000 test images / sqrt(2)
+    half = 12.706 * 0.01 / 2 / 2**0.5  # t(0.975, 1) x half the step of 10,000 test images / sqrt(2)
     assert ref["final_std_pct"] == 0 and ref["final_ci_high_pct"] - ref["final_mean_pct"] == pytest.approx(half, 1e-3)
     assert '26.80 &plusmn; 0.00<br><span class="what">2 equal runs</span>' in html
 

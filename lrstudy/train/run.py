@@ -90,6 +90,27 @@ class EpochLog(Protocol):
     def __call__(self, metrics: list[dict]) -> None: ...
 
 
+class EpochLogs:
+    """Several EpochLogs as one (the TensorBoard writer and the run's stored state, say), the absent (None)
+    left out: entered in order, each told of every epoch, exited in reverse, each seeing how training ended."""
+
+    def __init__(self, *logs: EpochLog | None):
+        self.logs = [log for log in logs if log is not None]
+        self.stack = contextlib.ExitStack()
+
+    def __enter__(self) -> EpochLogs:
+        for log in self.logs:
+            self.stack.enter_context(log)
+        return self
+
+    def __exit__(self, *exc: object) -> bool | None:
+        return self.stack.__exit__(*exc)
+
+    def __call__(self, metrics: list[dict]) -> None:
+        for log in self.logs:
+            log(metrics)
+
+
 def tensorboard_log(spec: RunSpec, files: RunFiles) -> TensorBoardLog | None:
     """The run's TensorBoard writer: where it has a folder and execution.tensorboard is on."""
     if files.tensorboard is None or not spec.execution.tensorboard:

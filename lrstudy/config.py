@@ -43,9 +43,8 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
 
-# The schedules a recipe could name before schedules were mappings, and the old step_gamma default.
+# The schedules a recipe could name before schedules were mappings.
 LEGACY_FAMILIES = ("cosine", "step", "constant")
-LEGACY_STEP_GAMMA = 0.1
 
 
 # ------------------------------------------------------------------------------------------ typed parts
@@ -69,7 +68,7 @@ class Recipe:
     precision: str
     # The old spelling's step_milestones and step_gamma beside a cosine or constant schedule: they never
     # changed a run's numbers, but were part of its identity, so a run made before keeps its identity.
-    inert_step_keys: tuple[tuple[int, ...] | None, float] = (None, LEGACY_STEP_GAMMA)
+    inert_step_keys: tuple[tuple[int, ...] | None, float] = (None, sched.LEGACY_STEP_GAMMA)
 
     def as_dict(self) -> dict:
         """The recipe as summary.json's `config` records it: the schedule as a mapping with its name and
@@ -417,7 +416,7 @@ def parsed_recipe(train: Mapping, where: str) -> Recipe:
     """A Recipe from a train mapping, unchecked against its run: a config's, a params text, or a run's
     summary.json `config` (also one written before warmup and lr_update existed: none, per epoch)."""
     try:
-        schedule, inert = _schedule_of(train)
+        schedule, inert = sched.written_schedule(train)
         warmup = sched.warmup_of(train.get("warmup"))
     except ScheduleError as e:
         raise ConfigError(f"{where}.{e}") from None
@@ -435,36 +434,6 @@ def parsed_recipe(train: Mapping, where: str) -> Recipe:
         width=int(train["width"]),
         precision=str(train["precision"]),
         inert_step_keys=inert,
-    )
-
-
-def _schedule_of(train: Mapping) -> tuple[Schedule, tuple]:
-    """The schedule, and the inert step keys of the old spelling: `schedule: step` with `step_milestones`
-    and `step_gamma` beside it (kept in every recipe until schedules were mappings)."""
-    written = train["schedule"]
-    legacy = {k: train[k] for k in ("step_milestones", "step_gamma") if train.get(k) is not None}
-    if written == "step":
-        try:
-            return sched.schedule_of(
-                {
-                    "name": "step",
-                    "milestones": legacy.get("step_milestones"),
-                    "gamma": legacy.get("step_gamma", LEGACY_STEP_GAMMA),
-                }
-            ), (None, LEGACY_STEP_GAMMA)
-        except ScheduleError as e:
-            raise ScheduleError(f"step_{e.key.removeprefix('schedule.')}", e.message) from None
-    schedule = sched.schedule_of(written)
-    if schedule.name == "step" and legacy:
-        raise ScheduleError(
-            next(iter(legacy)),
-            "the old spelling of the step schedule's parameters, beside a schedule written as a mapping: give "
-            "them in it (schedule: {name: step, milestones: [...], gamma: ...})",
-        )
-    milestones = legacy.get("step_milestones")
-    return schedule, (
-        None if milestones is None else tuple(map(int, milestones)),
-        float(legacy.get("step_gamma", LEGACY_STEP_GAMMA)),
     )
 
 

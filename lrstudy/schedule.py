@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 from lrstudy.suggest import did_you_mean
 
 UPDATES = ("epoch", "step")  # lr_update: when the schedule advances
+LEGACY_STEP_GAMMA = 0.1  # step_gamma's default when schedules were names beside step_milestones/step_gamma
 
 
 class ScheduleError(ValueError):
@@ -150,6 +151,44 @@ def warmup_of(value: Mapping | None) -> Warmup | None:
     if not isinstance(value, Mapping):
         raise ScheduleError("warmup", f"{value!r} is not a mapping such as {{epochs: 5, start_factor: 0.1}} or null")
     return Warmup(**dict(_params(value, WARMUP, "warmup", "warmup")))
+
+
+def written_schedule(train: Mapping) -> tuple[Schedule, tuple]:
+    """A recipe's schedule as written, and the inert step keys of the old spelling: before schedules were
+    mappings, `schedule: step` took `step_milestones` and `step_gamma` beside it, and every recipe carried
+    them (a cosine or constant schedule ignored them)."""
+    written = train["schedule"]
+    legacy = {k: train[k] for k in ("step_milestones", "step_gamma") if train.get(k) is not None}
+    if written == "step":
+        gamma = legacy.get("step_gamma", LEGACY_STEP_GAMMA)
+        step = {"name": "step", "milestones": legacy.get("step_milestones"), "gamma": gamma}
+        try:
+            return schedule_of(step), (None, LEGACY_STEP_GAMMA)
+        except ScheduleError as e:
+            raise ScheduleError(f"step_{e.key.removeprefix('schedule.')}", e.message) from None
+    schedule = schedule_of(written)
+    if schedule.name == "step" and legacy:
+        raise ScheduleError(
+            next(iter(legacy)),
+            "the old spelling of the step schedule's parameters, beside a schedule written as a mapping: give "
+            "them in it (schedule: {name: step, milestones: [...], gamma: ...})",
+        )
+    milestones = legacy.get("step_milestones")
+    return schedule, (
+        None if milestones is None else tuple(map(int, milestones)),
+        float(legacy.get("step_gamma", LEGACY_STEP_GAMMA)),
+    )
+
+
+def recorded(train: Mapping) -> dict:
+    """The schedule keys of a recipe as summary.json records them today ({schedule: {name, parameters},
+    warmup, lr_update}), also from one recorded before schedules were mappings."""
+    warmup = warmup_of(train.get("warmup"))
+    return {
+        "schedule": written_schedule(train)[0].as_dict(),
+        "warmup": None if warmup is None else warmup.as_dict(),
+        "lr_update": train.get("lr_update", "epoch"),
+    }
 
 
 def as_mapping(value: str | Mapping | None) -> dict | None:

@@ -24,18 +24,9 @@ import numpy as np
 import pandas as pd
 
 from lrstudy.config import ConfigError, parsed_recipe
-from lrstudy.metrics import ADDED_COLUMNS, METRIC_COLUMNS
+from lrstudy.metrics import ADDED_COLUMNS, METRIC_COLUMNS, bad_value
 from lrstudy.schedule import epoch_lrs, steps_per_epoch
 
-# column -> (lowest, highest) allowed value.
-RANGES = {
-    "train_loss": (0.0, math.inf),
-    "train_acc": (0.0, 1.0),
-    "test_loss": (0.0, math.inf),
-    "test_acc": (0.0, 1.0),
-    "epoch_seconds": (0.0, math.inf),
-}
-LOSSES = ("train_loss", "test_loss")
 # The lr column is written as repr() of the float the schedule gave: equal up to the last bits at most.
 # lr_last is read back from the optimizer, which with CUDA graphs holds it in a float32 tensor (the
 # float32 parameters' update rounds the lr to float32 in any case).
@@ -103,21 +94,6 @@ def _steps_before_recorded(summary: Mapping, recipe) -> int:
     epoch, so any count gives its lrs; the loader's, from the dataset's size, where it is recorded."""
     size = (summary.get("dataset") or {}).get("train_size")
     return steps_per_epoch(int(size), recipe.batch_size) if size else 1
-
-
-def bad_value(row: Mapping, diverged: bool = False) -> tuple[str, float, str] | None:
-    """(column, value, why) of the first value of one epoch's metrics that is not finite or out of range, or
-    None. The losses of the epoch a run diverged in may be nan or inf. Also checks a checkpoint's rows."""
-    for col, (low, high) in RANGES.items():
-        value = float(row[col])
-        if col in LOSSES and diverged and not math.isfinite(value):
-            continue
-        if not math.isfinite(value):
-            return col, value, "is not a finite number"
-        if not low <= value <= high:
-            within = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
-            return col, value, f"is out of range (must be {within})"
-    return None
 
 
 def _bad_cell(path: Path, i: int, col: str, value: float, why: str) -> ValueError:

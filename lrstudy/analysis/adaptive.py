@@ -50,7 +50,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -94,6 +94,9 @@ PLAN_COLUMNS = [
     "conditional_power",
     "sd_pct",
     "design_power",
+    "design_power_mcse",
+    "design_power_low",
+    "design_power_high",
     "max_seeds_for_power",
 ]
 
@@ -211,12 +214,10 @@ def _simpson(half: float) -> tuple[np.ndarray, np.ndarray]:
     return x, w * (x[1] - x[0]) / 3
 
 
-def _continue(running: _Running | None, t: float, c: float, drift: float = 0.0, inner: float = 0.0) -> _Running:
-    """The paths still running after a look at information t with boundary c: |Z| < c, and, for a
-    design's power, |Z| >= inner (the looks that stop as negligible or futile). Under a true difference
-    S moves by `drift` per unit of information."""
+def _continue(running: _Running | None, t: float, c: float, drift: float = 0.0) -> _Running:
+    """The paths still running after a look at information t with boundary c: |Z| < c. Under a true
+    difference S moves by `drift` per unit of information."""
     x, w = _simpson(c * math.sqrt(t))
-    w = np.where(np.abs(x) >= inner * math.sqrt(t), w, 0.0)
     if running is None:
         return _Running(x, w * _normal_pdf(x - drift * t, math.sqrt(t)), t)
     dt = t - running.t
@@ -237,7 +238,11 @@ def _beyond(running: _Running | None, t: float, z: float, drift: float = 0.0) ->
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def _spending_bounds(info: tuple[float, ...], alpha: float) -> np.ndarray:
+    """The boundaries at these information fractions and level, computed once per process (a design of
+    hundreds of looks takes seconds; lrstudy-design's two worlds and the report ask again). Read-only:
+    the cache hands out the same array."""
     bounds, running, spent = [], None, 0.0
     for t in info:
         target = float(obrien_fleming_spending(t, alpha)) - spent  # this look's share, half on each side
@@ -250,7 +255,9 @@ def _spending_bounds(info: tuple[float, ...], alpha: float) -> np.ndarray:
         running = _continue(running, t, c)
         spent += target
         bounds.append(c)
-    return np.array(bounds)
+    out = np.array(bounds)
+    out.setflags(write=False)
+    return out
 
 
 def sequential_p(design: Design, k: int, z: float) -> float:
@@ -277,9 +284,14 @@ def sequential_p(design: Design, k: int, z: float) -> float:
 
 def welch_z(a, b, resolution: float, shift: float = 0.0) -> np.ndarray:
     """Phi^-1(1 - p) of Welch's one-sided test of mean(a) - mean(b) > shift, per row; NaN where a side
-    has fewer than two runs. Each side's spread is at least half of `resolution` (stats.spread_floor); only with
-    resolution 0 and no spread at all is a difference exact (+-inf)."""
-    diff, se, df, ok = st.welch_parts(a, b, resolution)
+    has fewer than two runs. Each side's spread is at least half of `resolution` (stats.spread_floor);
+    only with resolution 0 and no spread at all is a difference exact (+-inf)."""
+    return _z(st.welch_parts(a, b, resolution), shift)
+
+
+def _z(parts: tuple[np.ndarray, ...], shift: float = 0.0) -> np.ndarray:
+    """welch_z from stats.welch_parts, so that one look computes them once for every shift it tests."""
+    diff, se, df, ok = parts
     diff = diff - shift
     with np.errstate(all="ignore"):
         p = np.where(se > 0, stats.t.sf(diff / se, df), np.where(diff > 0, 0.0, np.where(diff < 0, 1.0, 0.5)))
@@ -365,7 +377,8 @@ class Walk:
         d, res = self.design, self.resolution
         ref = np.asarray(reference, dtype=float)[:, None, :]
         open_ = self.decision == OPEN
-        z = welch_z(variant, ref, res)
+        parts = st.welch_parts(variant, ref, res)
+        z = _z(parts)
         self.z[..., k - 1] = np.where(open_, z, np.nan)
         self.last_look[open_] = k
         self._reject(k)
@@ -374,7 +387,7 @@ class Walk:
         bounds = self._bounds[share - 1]
         c, c_last = bounds[:, k - 1 : k], bounds[:, -1:]
         with np.errstate(invalid="ignore"):
-            small = (welch_z(variant, ref, res, d.effect_pct) <= -c) & (welch_z(variant, ref, res, -d.effect_pct) >= c)
+            small = (_z(parts, d.effect_pct) <= -c) & (_z(parts, -d.effect_pct) >= c)
         sd = pooled_sd(variant, ref, res)
         last = k == d.stages
         cp = np.where(np.isnan(z) | small | last, np.nan, conditional_power(d, k, z, sd, c_last))
@@ -425,68 +438,6 @@ def walk(design: Design, variant, reference, resolution: float) -> Walk:
             break
         out.step(k, variant[..., :n], reference[:, :n])
     return out
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The power the design has, with the spread seen: the canonical joint distribution under a true
-# difference of effect_pct, with the stops for negligible and futile (normal approximation).
-
-
-def design_power(design: Design, sd: float, level: float) -> float:
-    """P(the comparison is called better) at a true difference of +effect_pct with seed-to-seed spread sd,
-    tested at two-sided `level` throughout, with every stop the design makes (normal approximation: with
-    few seeds Welch's t makes it a little lower; lrstudy-design simulates the exact path)."""
-    drift = float(_drift(design, sd))
-    return _power(design, drift, level) if math.isfinite(drift) else 1.0
-
-
-def _power(design: Design, drift: float, level: float) -> float:
-    """design_power at a drift of S per unit of information."""
-    bounds = design.bounds_at(level)
-    z_futile = stats.norm.isf(design.futility_cp)
-    running, power = None, 0.0
-    for k, (t, c) in enumerate(zip(design.info, bounds, strict=True), start=1):
-        power += _beyond(running, t, c, drift)
-        if k == design.stages:
-            break
-        negligible = drift * math.sqrt(t) - c  # |Z| below this: the repeated CI lies inside +-effect_pct
-        futile = (bounds[-1] - drift * (1 - t) - math.sqrt(1 - t) * z_futile) / math.sqrt(t)
-        running = _continue(running, t, c, drift, max(negligible, futile, 0.0))
-    return float(power)
-
-
-MAX_SEEDS_SEARCHED = 1000  # the schema's largest adaptive.max_seeds
-EXACT_SEARCH = 100  # beyond, designs have too many looks to compute in a plan: the estimate is given
-
-
-def max_seeds_for_power(design: Design, sd: float, level: float) -> float:
-    """The smallest max_seeds (stages of `seeds` as now) whose design_power reaches adaptive.power; NaN
-    when even MAX_SEEDS_SEARCHED does not.
-
-    The estimate: this design's looks scaled to more seeds reach the power at a drift found by root
-    finding, which gives max_seeds directly. A design whose stages stay len(seeds) has more looks and
-    needs more seeds, so up to EXACT_SEARCH seeds the designs themselves are searched from there; beyond,
-    the estimate is returned: a lower bound (by 10% at 600 seeds). Either is a normal approximation."""
-    drift = optimize.brentq(lambda d: _power(design, d, level) - design.power, 0.0, 50.0, xtol=1e-6)
-    estimate = max(math.ceil(2 * (drift * sd / design.effect_pct) ** 2), 2 * design.stage_seeds)
-    if estimate > MAX_SEEDS_SEARCHED:
-        return math.nan
-    if estimate > EXACT_SEARCH:
-        return float(estimate)
-
-    def reached(max_seeds: int) -> bool:
-        return design_power(design.with_max_seeds(max_seeds), sd, level) >= design.power
-
-    # The power grows with max_seeds: step up from the estimate until it is reached, then bisect.
-    low, high = estimate - 1, estimate
-    while not reached(high):
-        if high >= MAX_SEEDS_SEARCHED:
-            return math.nan
-        low, high = high, min(high + max(high // 4, design.stage_seeds), MAX_SEEDS_SEARCHED)
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if not reached(mid) else (low, mid)
-    return float(high)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -570,8 +521,6 @@ def _look_row(
     row["diff_pct"] = float(st.welch_parts(var, ref, state.resolution)[0])
     row["rci_low_pct"], row["rci_high_pct"] = repeated_ci(var, ref, state.resolution, row["boundary"])
     row["sequential_p_value"] = sequential_p(design, k, row["z"])
-    row["design_power"] = design_power(design, row["sd_pct"], level)
-    row["max_seeds_for_power"] = max_seeds_for_power(design, row["sd_pct"], level)
     row["reason"] = _reason(design, k, row, int(state.crossed_at[0, i]))
     return row
 
@@ -613,24 +562,7 @@ def _reason(design: Design, k: int, row: dict, crossed_at: int) -> str:
         MAXED: f"{seen}: no difference shown with max_seeds = {design.max_seeds} seeds",
         OPEN: (f"{seen}; {cp}: {design.sizes[k] if k < stages else 0} more seeds (stage {k + 1} of up to {stages})"),
     }[row["decision"]]
-    return reason + power_warning(design, row)
-
-
-def power_warning(design: Design, row: Mapping) -> str:
-    """'' when the design reaches adaptive.power at effect_pct with the spread seen; else what it has,
-    and the max_seeds that would reach it."""
-    if not row["design_power"] < design.power:
-        return ""
-    needed = row["max_seeds_for_power"]
-    fix = (
-        f"max_seeds of about {int(needed)} would reach it"
-        if math.isfinite(needed)
-        else f"not even max_seeds {MAX_SEEDS_SEARCHED} would reach it"
-    )
-    return (
-        f". WARNING: with the spread seen (sd {row['sd_pct']:.2f} points) this design's power at "
-        f"{design.effect_pct:g} points is {row['design_power']:.2f}, short of power = {design.power:g}; {fix}"
-    )
+    return reason
 
 
 def planned_seeds(

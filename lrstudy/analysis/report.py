@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from lrstudy.analysis import adaptive as ad
-from lrstudy.analysis import design_check
+from lrstudy.analysis import design_check, design_power
 from lrstudy.analysis import stats as st
 from lrstudy.analysis import sweeps as sw
 from lrstudy.analysis.figures import DPI as FIGURE_DPI
@@ -345,6 +345,7 @@ def adaptive_section(plan: pd.DataFrame, results: Results, config: dict, setting
     return {
         "rows": rows,
         "method": ad.METHOD,
+        "max_seeds_simulated": design_power.MAX_SEEDS_SIMULATED,
         "max_seeds": design.max_seeds,
         "effect_pct": design.effect_pct,
         "power": design.power,

@@ -34,7 +34,7 @@ from lrstudy.config import (
 from lrstudy.data.cifar10 import DatasetError, add_source_arguments, source_cache
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
-from lrstudy.train.run import RunBusyError, RunFiles, RunSpec, execute, tensorboard_log
+from lrstudy.train.run import RunBusyError, RunFiles, RunSpec, execute, skip_the_last_collection, tensorboard_log
 
 TYPES = {"integer": int, "number": float}
 # Recipe keys whose flag is not the key's name: a window per flag, repeated.
@@ -172,3 +172,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    skip_the_last_collection()  # a process of its own ends here (main() is also called by tests and tools)

@@ -22,13 +22,12 @@ from pathlib import Path
 import torch
 
 from lrstudy.config import Execution, Recipe, check_recipe
-from lrstudy.metrics import METRIC_COLUMNS
+from lrstudy.metrics import METRIC_COLUMNS, bad_value
 from lrstudy.schedule import steps_per_epoch
 from lrstudy.train import checkpoint, loop
 from lrstudy.train.augment import Normalize
 from lrstudy.train.loop import DeviceData
 from lrstudy.train.steps import EagerSteps, GraphedSteps
-from lrstudy.validation import bad_value
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import logging
 import os
 import platform
@@ -364,3 +365,11 @@ def oversubscribed(cpu_threads: int, job_threads: int) -> str | None:
         f"{'s' * (job_threads != 1)} (--cores): the run computes with {cpu_threads} threads, more than it was "
         f"given; set execution.cpu_threads to {job_threads} or less for new runs, or give more --cores"
     )
+
+
+def skip_the_last_collection() -> None:
+    """The last thing a training process does, never a function others call (the process's objects stay
+    uncollected after it). The run's files are written and closed by then, and the interpreter's final
+    garbage collection would walk every object torch and torch._dynamo made: 0.9 CPU-s of exit, 0.2
+    without it, on this repository's 2-core AMD EPYC VM. atexit handlers (logging's flush) still run."""
+    gc.freeze()

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lrstudy.atomic import NoSpaceError, atomic_path, disk_full
-from lrstudy.config import parsed_recipe
 from lrstudy.metrics import run_times
+from lrstudy.schedule import recorded
 
 # Tag -> metrics.csv column.
 TAGS = {
@@ -52,7 +52,9 @@ def hparams_of(recipe: dict, variant: str, seed: int) -> dict[str, float | str |
     and factor, and each parameter of the schedule and the warmup, as values of their own, so that a sweep
     can be plotted against them. A recipe recorded before schedules were mappings is read in today's form."""
     values: dict[str, float | str | bool] = {"variant": variant, "seed": seed}
-    for key, value in parsed_recipe(recipe, "config").as_dict().items():
+    for key, value in {**recipe, **recorded(recipe)}.items():
+        if key in ("step_milestones", "step_gamma"):  # the old spelling, in recorded()'s schedule now
+            continue
         if isinstance(value, dict):
             values.update(
                 {f"{key}.{k}": v if isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in value.items()}

@@ -10,7 +10,16 @@ from lrstudy.logs import run_logged
 from lrstudy.storage import StudyStorage
 from lrstudy.train.device import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
-from lrstudy.train.run import EpochLogs, RunBusyError, RunFiles, RunSpec, execute, oversubscribed, tensorboard_log
+from lrstudy.train.run import (
+    EpochLogs,
+    RunBusyError,
+    RunFiles,
+    RunSpec,
+    execute,
+    oversubscribed,
+    skip_the_last_collection,
+    tensorboard_log,
+)
 from lrstudy.train.stored import StoredRunState
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -63,3 +72,4 @@ def main():
 
 
 run_logged(sm.log[0], main, expected=(DeviceError, RunBusyError, DatasetError, ConfigError))
+skip_the_last_collection()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from lrstudy import grid
 from lrstudy import schedule as sched
 from lrstudy.schedule import Schedule, ScheduleError, Warmup
 from lrstudy.suggest import did_you_mean
@@ -208,6 +209,7 @@ class Study:
     seeds: tuple[int, ...]
     execution: Execution
     stats: Stats
+    sweeps: tuple[grid.Sweep, ...] = ()  # the grid's cross entries: which variant is which combination
 
     @property
     def variants(self) -> list[str]:
@@ -363,11 +365,19 @@ def _is_number(text: str) -> bool:
 
 
 def check_grid(config: Mapping) -> None:
-    """The grid against its part of the schema, before it is expanded (expanding reads its keys)."""
+    """The grid against its part of the schema, before it is expanded (expanding reads its keys); each value
+    a cross gives a recipe key against that key's schema, so that a bad one is named where it is written
+    (grid[0].cross.lr[2]), not in the variant made from it."""
     import jsonschema
 
     schema = yaml.safe_load(SCHEMA_FILE.read_text())
-    only_grid = {**schema, "required": [], "properties": {"grid": schema["properties"]["grid"]}}
+    grid_schema = copy.deepcopy(schema["properties"]["grid"])
+    cross = grid_schema["items"]["properties"]["cross"]
+    cross["properties"] = {
+        key: {**cross["additionalProperties"], "items": {"$ref": f"#/$defs/recipe_keys/properties/{key}"}}
+        for key in schema["$defs"]["recipe_keys"]["properties"]
+    }
+    only_grid = {**schema, "required": [], "properties": {"grid": grid_schema}}
     try:
         jsonschema.validate({"grid": config.get("grid")}, only_grid)
     except jsonschema.ValidationError as error:
@@ -378,47 +388,17 @@ def check_grid(config: Mapping) -> None:
 
 
 def expand_grid(config: dict) -> None:
-    """`grid:` entries -> named variants. Each entry crosses its windows with its factors:
-
-        grid:
-          - {windows: [{start: 50, end: 100}], factors: [0.5, 2, 5]}     # -> lr_x0.5_e50-100, ...
-          - {windows: [...], factors: [...], name: "bump{factor}_{start}"}
-
-    The names come from `name` (default `lr_x{factor}_e{start}-{end}`); they are checked like written ones
-    and must not collide with them."""
-    grid = config.get("grid") or []
-    variants = config.setdefault("variants", {})
-    for i, entry in enumerate(grid):
-        pattern = entry.get("name", "lr_x{factor}_e{start}-{end}")
-        for w in entry["windows"]:
-            for factor in entry["factors"]:
-                name = _grid_name(pattern, i, start=w["start"], end=w["end"], factor=_short(factor))
-                if name in variants:
-                    raise ConfigError(
-                        f"grid[{i}]: variant {name!r} is already defined; give the grid another "
-                        "`name` pattern (fields {start}, {end}, {factor})"
-                    )
-                variants[name] = {
-                    **entry.get("recipe", {}),
-                    "lr_windows": [{"start": w["start"], "end": w["end"], "factor": factor}],
-                }
-
-
-def _grid_name(pattern: str, i: int, **fields) -> str:
+    """`grid:` entries -> named variants, in place (lrstudy/grid.py: windows x factors, and crosses of any
+    recipe keys); checked like written ones, and never under a name already taken."""
     try:
-        return pattern.format(**fields)
-    except KeyError as exc:
-        unknown = exc.args[0]
-        problem = f"unknown field {{{unknown}}}{did_you_mean(unknown, fields)}"
-    except (ValueError, IndexError) as exc:
-        problem = f"not a name pattern ({exc})"
-    raise ConfigError(
-        f"invalid config: grid[{i}].name: {pattern!r}: {problem}; the fields are {{start}}, {{end}} and {{factor}}"
-    )
+        grid.expand(config.get("grid"), config.setdefault("variants", {}), RECIPE_KEYS)
+    except grid.GridError as e:
+        raise ConfigError(str(e)) from None
 
 
-def _short(x: float) -> str:
-    return f"{x:g}"
+def sweeps_of(config: Mapping) -> tuple[grid.Sweep, ...]:
+    """The cross entries of an expanded config's grid: which variant is which combination."""
+    return tuple(grid.expand(config.get("grid"), {}, RECIPE_KEYS))
 
 
 # ------------------------------------------------------------------------------------------- parsing
@@ -543,8 +523,15 @@ def parse_study(config: Mapping) -> Study:
     base = config["train"]
     recipes = {}
     recipe_of(base, "train")
+    sweeps = sweeps_of(config)
+    made_by = {name: s.entry for s in sweeps for name in s.names}
     for name, over in config["variants"].items():
-        recipes[name] = recipe_of(variant_train(base, over or {}), f"variants.{name}")
+        try:
+            recipes[name] = recipe_of(variant_train(base, over or {}), f"variants.{name}")
+        except ConfigError as e:
+            if name not in made_by:
+                raise
+            raise ConfigError(f"{e} (the variant {name} is made by grid[{made_by[name]}])") from None
     ds = config["dataset"]
     return Study(
         name=config["study"],
@@ -553,6 +540,7 @@ def parse_study(config: Mapping) -> Study:
         seeds=tuple(int(s) for s in config["seeds"]),
         execution=execution_of(config["execution"]),
         stats=stats_of(config),
+        sweeps=sweeps,
     )
 
 

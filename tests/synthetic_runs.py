@@ -13,12 +13,14 @@ import struct
 import zlib
 from pathlib import Path
 
+from lrstudy import grid
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis.figures import PLOTS, write_figures
 from lrstudy.analysis.report import ReportInputs, write_report
+from lrstudy.analysis.sweep_figures import sweep_plots
 from lrstudy.analysis.tables import write_tables
-from lrstudy.config import Adaptive, Stats, defaults, parsed_recipe
+from lrstudy.config import RECIPE_KEYS, Adaptive, Stats, defaults, parsed_recipe, variant_train
 from lrstudy.schedule import epoch_lrs, steps_per_epoch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,10 +75,11 @@ def write_run(
     final_acc: float,
     epochs: int = TRAIN["epochs"],
     diverged_epoch: int | None = None,
+    recipe: dict | None = None,
 ) -> Path:
     """One run whose test accuracy climbs to `final_acc`; with `diverged_epoch` it stops there with nan
-    losses, as a diverged run does."""
-    train = {**TRAIN, "epochs": epochs, "lr_windows": windows_of(variant)}
+    losses, as a diverged run does. `recipe`: the variant's overrides of the base recipe (a sweep's)."""
+    train = variant_train({**TRAIN, "epochs": epochs, "lr_windows": windows_of(variant)}, recipe or {})
     run = root / "results" / "runs" / variant / f"seed{seed}"
     run.mkdir(parents=True)
     last = diverged_epoch or epochs
@@ -156,11 +159,13 @@ def write_study(
     finals: dict[str, list[float]],
     diverged: dict[tuple[str, int], int] | None = None,
     epochs: int = TRAIN["epochs"],
+    recipes: dict[str, dict] | None = None,
 ) -> list[Path]:
     """Runs of every variant (seeds 0, 1, ...) with these final accuracies; (variant, seed) in
-    `diverged` diverges at the given epoch instead. Returns the run directories in order."""
+    `diverged` diverges at the given epoch instead; `recipes`: variants' overrides of the base recipe.
+    Returns the run directories in order."""
     return [
-        write_run(root, v, s, acc, epochs, (diverged or {}).get((v, s)))
+        write_run(root, v, s, acc, epochs, (diverged or {}).get((v, s)), (recipes or {}).get(v))
         for v, accs in finals.items()
         for s, acc in enumerate(accs)
     ]
@@ -194,10 +199,10 @@ KNOWN = {
 
 
 def analyse(
-    root: Path, finals: dict[str, list[float]], diverged=None, epochs: int = TRAIN["epochs"]
+    root: Path, finals: dict[str, list[float]], diverged=None, epochs: int = TRAIN["epochs"], recipes=None
 ) -> tuple[list[Path], dict]:
     """Synthetic runs -> the aggregate CSVs, as rule aggregate does it."""
-    run_dirs = write_study(root, finals, diverged, epochs)
+    run_dirs = write_study(root, finals, diverged, epochs, recipes)
     tables = ag.aggregate(run_dirs, list(finals))
     for name, df in tables.items():
         ag.write_csv(df, root / f"results/aggregate/{name}.csv")
@@ -211,22 +216,25 @@ def build_report(
     published: Path | None = None,
     config: dict | None = None,
     draw: bool = False,
+    sweep: tuple | None = None,
 ) -> Path:
     """Synthetic runs -> the aggregate CSVs -> figures -> report.html, as the three rules do it. Drawing
     the figures is most of the cost, and most tests read only the report's text: unless `draw`, every
-    figure is a one-pixel PNG (the figure tests and the browser check draw)."""
+    figure is a one-pixel PNG (the figure tests and the browser check draw). `sweep`: (recipes, sweeps) of
+    a grid's cross entries (sweep_study), whose figures and tables are made too."""
     variants = list(finals)
-    run_dirs, tables = analyse(root, finals, diverged)
-    pngs = [root / f"results/figures/{name}.png" for name in FIGURES]
+    recipes, sweeps = sweep or (None, [])
+    run_dirs, tables = analyse(root, finals, diverged, recipes=recipes)
+    pngs = [root / f"results/figures/{name}.png" for name in [*FIGURES, *grid.figure_names([], sweeps)]]
     if draw:
-        write_figures(tables, variants, pngs + [p.with_suffix(".svg") for p in pngs])
+        write_figures(tables, variants, pngs + [p.with_suffix(".svg") for p in pngs], plots=sweep_plots(sweeps))
     else:
         for png in pngs:
             png.parent.mkdir(parents=True, exist_ok=True)
             png.write_bytes(ONE_PIXEL_PNG)
     out = root / "report.html"
     tables = [root / "results/aggregate/stats.md", root / "results/aggregate/stats.tex"]
-    write_tables(root / "results/aggregate/stats.csv", *tables)
+    write_tables(root / "results/aggregate/stats.csv", *tables, sweeps=sweeps)
     inputs = ReportInputs(
         stats_csv=root / "results/aggregate/stats.csv",
         summary_csv=root / "results/aggregate/summary.csv",
@@ -237,5 +245,19 @@ def build_report(
         template=REPO / "report/templates/report.html.j2",
         paper_tables=tables,
     )
-    write_report(inputs, config or study_config(finals), Stats(), out)
+    write_report(inputs, config or study_config(finals), Stats(), out, sweeps)
     return out
+
+
+def sweep_study(cross: dict, accuracy, seeds: int = 3, recipe: dict | None = None):
+    """A baseline and a grid entry crossing `cross` (expanded as a study's config is), every cell's final
+    accuracy `accuracy(values)` (a fraction; values: key -> value), each seed 0.08 points apart: (finals,
+    recipes, sweeps) for analyse and the sweep figures."""
+    variants: dict = {}
+    entry = {"cross": cross, **({"recipe": recipe} if recipe else {})}
+    sweeps = grid.expand([entry], variants, RECIPE_KEYS)
+    finals = {"baseline": [0.90 + 0.0008 * (s - 1) for s in range(seeds)]}
+    for name, combo in sweeps[0].variants:
+        centre = accuracy(dict(zip(sweeps[0].keys, combo, strict=True)))
+        finals[name] = [centre + 0.0008 * (s - 1) for s in range(seeds)]
+    return finals, {"baseline": {}, **variants}, sweeps

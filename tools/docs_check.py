@@ -56,6 +56,11 @@ NOT_RUN = {
     "snakemake --cores 4 --resources gpu=1 --configfile config/studies/wsd_vs_cosine.yaml": (
         "9 runs at the published scale (a GPU); tests/test_worked_studies.py runs a tiny version"
     ),
+    "snakemake --cores 2 --configfile config/studies/lr_wd_sweep.yaml": (
+        "14 runs; tests/test_sweep_study.py runs a tiny version of it to its report (the plan, -n, is run here)"
+    ),
+    "python tools/sweep_plan_time.py": "plans 3,003 jobs, about a minute on 2 busy cores (tests/test_sweeps.py "
+    "times what the workflow computes from the config)",
     "lrstudy-bench --data results/data/cifar10.npz --epochs 3 --out results/benchmark": (
         "a GPU benchmark at width 64 on the whole dataset"
     ),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -630,19 +630,25 @@ SEED_LINES = ("accuracy", "loss")  # the figures that draw each seed's curve whe
 
 
 def write_figures(
-    tables: Tables, variants: Sequence[str], paths: Iterable[str | Path], seed_lines: bool = False
+    tables: Tables,
+    variants: Sequence[str],
+    paths: Iterable[str | Path],
+    seed_lines: bool = False,
+    plots: Mapping[str, Callable[..., Figure]] | None = None,
 ) -> None:
     """Draw each figure once and save it to every path named after it (e.g. lr.png and lr.svg); with
-    `seed_lines`, the curves show each finished seed thinly under the means."""
+    `seed_lines`, the curves show each finished seed thinly under the means. `plots`: more figures by name
+    beside PLOTS (a sweep's, lrstudy.analysis.sweep_figures.sweep_plots)."""
+    known = {**PLOTS, **(plots or {})}
     by_name: dict[str, list[Path]] = {}
     for p in map(Path, paths):
         by_name.setdefault(p.stem, []).append(p)
-    unknown = set(by_name) - set(PLOTS)
+    unknown = set(by_name) - set(known)
     if unknown:
-        raise ValueError(f"no figure called {sorted(unknown)} (known: {sorted(PLOTS)})")
+        raise ValueError(f"no figure called {sorted(unknown)} (known: {sorted(known)})")
     for name, targets in by_name.items():
         options = {"seed_lines": seed_lines} if name in SEED_LINES else {}
-        fig = PLOTS[name](tables, variants, **options)
+        fig = known[name](tables, variants, **options)
         for target in targets:
             with atomic_path(target) as tmp:
                 fig.savefig(tmp, dpi=DPI, metadata=_METADATA.get(target.suffix.lower()))

@@ -2,12 +2,15 @@
 # Outputs flagged with report() also go into Snakemake's own report:
 #   snakemake --report results/snakemake-report.zip
 
+from lrstudy.grid import caption_of, figure_names, sweeps_param
 from lrstudy.study_state import drop_stale_aggregate, missing_runs
 from lrstudy.train.tensorboard import study_hparams
 
-# A grid study also gets the sweep plot: final accuracy against each window's factor.
-FIGURES = ["accuracy", "loss", "lr", "final_accuracy", *(["sweep"] if config.get("grid") else [])]
+# A grid study also gets its sweep figures: sweep (against each lr window's factor), sweep_<key> per key a
+# cross sweeps, heatmap_<key1>_<key2> per two-key cross.
+FIGURES = ["accuracy", "loss", "lr", "final_accuracy", *figure_names(config.get("grid"), STUDY.sweeps)]
 CAPTIONS = "../../report/captions"  # report() captions are relative to this file
+SWEEPS = sweeps_param(STUDY.sweeps)  # the cross entries' variants and values: params of the figures, tables, report
 
 
 rule aggregate:
@@ -42,7 +45,10 @@ rule figures:
         summary=rules.aggregate.output.summary,
         stats=rules.aggregate.output.stats,
     output:
-        png=[report(f"results/figures/{f}.png", category="Figures", caption=f"{CAPTIONS}/{f}.rst") for f in FIGURES],
+        png=[
+            report(f"results/figures/{f}.png", category="Figures", caption=f"{CAPTIONS}/{caption_of(f)}.rst")
+            for f in FIGURES
+        ],
         svg=[f"results/figures/{f}.svg" for f in FIGURES],
     log:
         "logs/figures.log",
@@ -53,6 +59,7 @@ rule figures:
     params:
         variants=VARIANTS,
         seed_lines=config["figures"]["seed_lines"],
+        sweeps=SWEEPS,
         code=code_of("figures.py"),
     script:
         "../scripts/figures.py"
@@ -73,6 +80,7 @@ rule tables:
         "../envs/analysis.yaml"
     params:
         study=STUDY.name,  # stats.tex's \label
+        sweeps=SWEEPS,
         code=code_of("tables.py"),
     script:
         "../scripts/tables.py"
@@ -87,7 +95,7 @@ rule report:
         seed_plan=seed_plan_input,
         tables=rules.tables.output,
         figures=rules.figures.output.png,
-        captions=[source_file(f"report/captions/{figure}.rst") for figure in FIGURES],
+        captions=[source_file(f"report/captions/{c}.rst") for c in dict.fromkeys(map(caption_of, FIGURES))],
         template=source_file("report/templates/report.html.j2"),
         published=source_file("report/published_run.yaml"),
     output:
@@ -101,6 +109,7 @@ rule report:
     params:
         config=shareable(config),
         stats=stats_param(STUDY.stats),
+        sweeps=SWEEPS,
         code=code_of("render_report.py"),
     script:
         "../scripts/render_report.py"

@@ -1,7 +1,6 @@
 import atexit
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -10,6 +9,7 @@ from pathlib import Path
 from snakemake.logging import logger
 
 from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable, stats_param
+from lrstudy.names_regex import one_of
 from lrstudy.provenance import script_fingerprint
 from lrstudy.refusal import refuse, said_alone
 from lrstudy.snakemake_compat import (
@@ -147,8 +147,12 @@ warn_if_cache_damaged("results/data/cifar10.npz", "results/data/cifar10.json")
 RUN_SEEDS = STUDY.run_seeds
 
 
+# The variants as one compact regex (a trie): Snakemake copies it into every pattern that names {variant}.
+VARIANT_REGEX = one_of(VARIANTS)
+
+
 wildcard_constraints:
-    variant="|".join(re.escape(v) for v in VARIANTS),
+    variant=VARIANT_REGEX,
     seed="|".join(str(s) for s in RUN_SEEDS),
 
 
@@ -240,11 +244,9 @@ def _negative(alternatives):
 
 
 # "variant/seedN" of any run that is not configured (a negative lookahead over the configured ones).
-UNCONFIGURED_RUN = _negative(f"{re.escape(v)}/seed(?:{'|'.join(map(str, RUN_SEEDS))})" for v in VARIANTS) + (
-    "[^/]+/seed[^/]+"
-)
+UNCONFIGURED_RUN = _negative([f"(?:{VARIANT_REGEX})/seed(?:{'|'.join(map(str, RUN_SEEDS))})"]) + "[^/]+/seed[^/]+"
 # The wildcard is followed by a slash and summary.csv, so the lookahead ends at the slash, not at $.
-UNCONFIGURED_VARIANT = _negative(re.escape(v) for v in VARIANTS) + "[^/]+"
+UNCONFIGURED_VARIANT = _negative([VARIANT_REGEX]) + "[^/]+"
 
 
 def reject_unconfigured(wildcards):

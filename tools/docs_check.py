@@ -56,6 +56,7 @@ NOT_RUN = {
     "snakemake --cores 4 --resources gpu=1 --configfile config/studies/wsd_vs_cosine.yaml": (
         "9 runs at the published scale (a GPU); tests/test_worked_studies.py runs a tiny version"
     ),
+    "python tools/lr_cost.py": "minutes of CPU training steps at width 64; tests/test_lr_cost.py runs it at width 4",
     "lrstudy-bench --data results/data/cifar10.npz --epochs 3 --out results/benchmark": (
         "a GPU benchmark at width 64 on the whole dataset"
     ),

@@ -57,7 +57,7 @@ class ScheduleError(ValueError):
 
 class Param(NamedTuple):
     default: Any  # REQUIRED: none
-    kind: str  # how it is checked (_checked)
+    kind: str | tuple[str, ...]  # how it is checked (_checked); a tuple: the values it may take
     meaning: str  # one line, for the docs and errors
 
 
@@ -69,7 +69,7 @@ FAMILIES: dict[str, dict[str, Param]] = {
     "constant": {},
     "cosine": {"eta_min": Param(0.0, "lr", "the lr it ends at (absolute)")},
     "step": {
-        "milestones": Param(None, "milestones", "first epochs at each lower lr; null: after 1/2 and 3/4 of the run"),
+        "milestones": Param(None, "milestones", "first epochs at each lower lr; null: at 1/2 and 3/4 of its updates"),
         "gamma": Param(0.1, "positive", "the factor at each milestone"),
     },
     "linear": {

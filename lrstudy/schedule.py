@@ -57,7 +57,7 @@ class ScheduleError(ValueError):
 
 class Param(NamedTuple):
     default: Any  # REQUIRED: none
-    kind: str  # how it is checked (_checked)
+    kind: str | tuple[str, ...]  # how it is checked (_checked); a tuple: the values it may take
     meaning: str  # one line, for the docs and errors
 
 
@@ -69,7 +69,7 @@ FAMILIES: dict[str, dict[str, Param]] = {
     "constant": {},
     "cosine": {"eta_min": Param(0.0, "lr", "the lr it ends at (absolute)")},
     "step": {
-        "milestones": Param(None, "milestones", "first epochs at each lower lr; null: after 1/2 and 3/4 of the run"),
+        "milestones": Param(None, "milestones", "first epochs at each lower lr; null: at 1/2 and 3/4 of its updates"),
         "gamma": Param(0.1, "positive", "the factor at each milestone"),
     },
     "linear": {
@@ -312,44 +312,44 @@ def problems(recipe, steps: int | None = None) -> list[tuple[str, str]]:
     """(key, why) of each way the recipe's schedule does not fit its run, the key relative to the recipe.
     Without `steps` (steps per epoch, unknown before the data is read) the checks that need it are made
     only for `lr_update: epoch`, where it does not matter."""
-    out = []
-    w = recipe.warmup
     if recipe.lr_update not in UPDATES:
-        out.append(("lr_update", f"{recipe.lr_update!r} is not one of {', '.join(UPDATES)}"))
+        return [("lr_update", f"{recipe.lr_update!r} is not one of {', '.join(UPDATES)}")]
+    out = _epoch_problems(recipe)
+    if out or (steps is None and recipe.lr_update == "step"):
         return out
-    if w is not None:
-        if w.epochs >= recipe.epochs:
-            out.append(("warmup.epochs", f"{w.epochs:g} is not shorter than the run's {recipe.epochs} epochs"))
-        elif recipe.lr_update == "epoch" and not w.epochs.is_integer():
-            out.append(
-                ("warmup.epochs", f"{w.epochs:g} is not a whole number of epochs (with lr_update: step it may be)")
-            )
+    return _update_problems(recipe, steps or 1)
+
+
+def _epoch_problems(recipe) -> list[tuple[str, str]]:
+    """What the run's epochs decide: the warmup shorter than the run, milestones and knots inside it."""
+    out, w, s = [], recipe.warmup, recipe.schedule
+    if w is not None and w.epochs >= recipe.epochs:
+        out.append(("warmup.epochs", f"{w.epochs:g} is not shorter than the run's {recipe.epochs} epochs"))
+    elif w is not None and recipe.lr_update == "epoch" and not w.epochs.is_integer():
+        out.append(("warmup.epochs", f"{w.epochs:g} is not a whole number of epochs (with lr_update: step it may be)"))
     family_epochs = recipe.epochs - (w.epochs if w else 0.0)  # the family's run, in epochs
-    s = recipe.schedule
+    after = f" after its {w.epochs:g}-epoch warmup" if w else ""
     if s.name == "step" and s["milestones"] is not None:
         bad = [m for m in s["milestones"] if not 1 < m < family_epochs + 1]
         if bad:
-            after = f" after its {w.epochs:g}-epoch warmup" if w else ""
-            out.append(
-                (
-                    "schedule.milestones",
-                    f"{bad} not inside the run of {family_epochs:g} epochs{after} (a milestone is the first epoch "
-                    f"at the lower lr, 2..{math.ceil(family_epochs)}, counted from the schedule's start)",
-                )
+            why = (
+                f"{bad} not inside the run of {family_epochs:g} epochs{after} (a milestone is the first epoch at "
+                f"the lower lr, 2..{math.ceil(family_epochs)}, counted from the schedule's start)"
             )
+            out.append(("schedule.milestones", why))
     if s.name == "piecewise" and s["knots"][-1][0] > family_epochs:
         i = len(s["knots"]) - 1
-        after = f" after its {w.epochs:g}-epoch warmup" if w else ""
-        out.append(
-            (
-                f"schedule.knots[{i}]",
-                f"epoch {s['knots'][i][0]:g} is after the run's end ({family_epochs:g} epochs{after})",
-            )
-        )
-    if out or (steps is None and recipe.lr_update == "step"):
-        return out
-    per = updates_per_epoch(recipe, steps or 1)
-    total, warm = recipe.epochs * per, warmup_updates(recipe, steps or 1)
+        why = f"epoch {s['knots'][i][0]:g} is after the run's end ({family_epochs:g} epochs{after})"
+        out.append((f"schedule.knots[{i}]", why))
+    return out
+
+
+def _update_problems(recipe, steps: int) -> list[tuple[str, str]]:
+    """What the number of updates decides: a warmup of at least one and fewer than all, a one-cycle that
+    rises, a WSD that decays."""
+    out, w, s = [], recipe.warmup, recipe.schedule
+    per = updates_per_epoch(recipe, steps)
+    total, warm = recipe.epochs * per, warmup_updates(recipe, steps)
     unit = "steps" if per > 1 else "epochs"
     if w is not None and warm < 1:
         out.append(("warmup.epochs", f"{w.epochs:g} epochs round to no step of {steps} per epoch"))
@@ -357,12 +357,8 @@ def problems(recipe, steps: int | None = None) -> list[tuple[str, str]]:
         out.append(("warmup.epochs", f"{w.epochs:g} epochs round to {warm} {unit}, the whole run's {total}"))
     n = total - warm
     if s.name == "onecycle" and s["pct_start"] * n < 2:
-        out.append(
-            (
-                "schedule.pct_start",
-                f"{s['pct_start']:g} of {n} {unit} leaves no rise to the peak (pct_start x {unit} must be >= 2)",
-            )
-        )
+        why = f"{s['pct_start']:g} of {n} {unit} leaves no rise to the peak (pct_start x {unit} must be >= 2)"
+        out.append(("schedule.pct_start", why))
     if s.name == "wsd" and round(s["decay_fraction"] * n) < 1:
         out.append(("schedule.decay_fraction", f"{s['decay_fraction']:g} of {n} {unit} rounds to no decay"))
     return out

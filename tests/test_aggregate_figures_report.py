@@ -34,7 +34,8 @@ from lrstudy.analysis import stats as st
 from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_ROWS, MAX_WIDTH, PLOTS, looks, write_figures
 from lrstudy.analysis.report import load_published, provenance
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
-from lrstudy.config import Stats
+from lrstudy.config import Stats, parsed_recipe
+from lrstudy.schedule import lr_at
 
 SMALL = {k: v[:3] for k, v in KNOWN.items()}  # three seeds per variant, as in the default study
 
@@ -736,3 +737,25 @@ def test_the_report_carries_the_tables_for_a_paper(tmp_path):
     md = (tmp_path / "results/aggregate/stats.md").read_text()
     assert "\\toprule" in tex and "| variant" in md.lower()
     assert html_lib.escape(tex, quote=False) in html and html_lib.escape(md, quote=False) in html
+
+
+def test_the_lr_figure_draws_a_per_step_schedule_at_every_step(tmp_path):
+    """A variant whose lr changed at every step is drawn at every step, read back from the CSV tables as
+    rule figures reads them; a per-epoch variant stays a step curve of its epochs."""
+    runs = write_study(tmp_path, {"baseline": SMALL["baseline"][:2], "onecycle": SMALL["baseline"][:2]})
+    per_step = {"schedule": {"name": "onecycle", "pct_start": 0.25}, "warmup": {"epochs": 1.5}, "lr_update": "step"}
+    for run in runs[2:]:
+        change_recipe(run, **per_step)
+    for name, table in ag.aggregate(runs, ["baseline", "onecycle"]).items():
+        ag.write_csv(table, tmp_path / f"{name}.csv")
+    tables = {name: pd.read_csv(tmp_path / f"{name}.csv") for name in ("epochs", "summary", "stats")}
+    ax = PLOTS["lr"](tables, ["baseline", "onecycle"]).axes[0]
+    assert ax.get_title() == "Learning rate at every step"
+    epochs, steps = ax.lines[0].get_data(), 196  # 50,000 images at batch 256
+    assert list(epochs[0]) == list(range(1, 13))
+    x, y = ax.lines[1].get_data()
+    assert len(x) == 12 * steps  # 2,352 steps: every one drawn
+    summary = json.loads((runs[2] / "summary.json").read_text())
+    recipe = parsed_recipe(summary["config"], "config")
+    assert list(y) == [lr_at(recipe, k, steps) for k in range(12 * steps)]
+    assert x[0] == pytest.approx(0.5 + 0.5 / steps) and x[-1] == pytest.approx(12.5 - 0.5 / steps)

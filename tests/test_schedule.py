@@ -284,3 +284,26 @@ def test_config_readme_lists_every_family_and_parameter():
     for name, params in SCHEDULE_FAMILIES.items():
         for p in params:
             assert f"`{p}` (" in rows[name], (name, p)
+
+
+def test_a_variant_changes_parameters_of_the_base_schedule_and_warmup_or_replaces_them():
+    from lrstudy.config import checked_study, merge
+
+    study = {
+        "study": "s",
+        "train": {"schedule": "onecycle", "warmup": {"epochs": 2, "start_factor": 0.2}, "lr_update": "step"},
+        "variants": {
+            "baseline": {},
+            "later_peak": {"schedule": {"pct_start": 0.4}},  # a parameter of the base one-cycle
+            "longer_warmup": {"warmup": {"epochs": 4}},  # the base warmup's start_factor stays
+            "cosine": {"schedule": {"name": "cosine"}, "warmup": None},  # another family, no warmup
+        },
+    }
+    recipes = checked_study(merge(defaults(), study)).recipes
+    base = recipes["baseline"]
+    assert recipes["later_peak"].schedule == base.schedule.__class__(
+        "onecycle", tuple((k, 0.4 if k == "pct_start" else v) for k, v in base.schedule.params)
+    )
+    assert recipes["later_peak"].warmup == base.warmup
+    assert (recipes["longer_warmup"].warmup.epochs, recipes["longer_warmup"].warmup.start_factor) == (4.0, 0.2)
+    assert recipes["cosine"].schedule.name == "cosine" and recipes["cosine"].warmup is None

@@ -61,6 +61,7 @@ NOT_RUN = {
     ),
     "python tools/sweep_plan_time.py": "plans 3,003 jobs, about a minute on 2 busy cores (tests/test_sweeps.py "
     "times what the workflow computes from the config)",
+    "python tools/lr_cost.py": "minutes of CPU training steps at width 64; tests/test_lr_cost.py runs it at width 4",
     "lrstudy-bench --data results/data/cifar10.npz --epochs 3 --out results/benchmark": (
         "a GPU benchmark at width 64 on the whole dataset"
     ),

@@ -59,7 +59,7 @@ class Trainer:
         self.data, self.device, self.config_hash = data, device, config_hash
         self.steps_per_epoch = steps_per_epoch(data.y_train.numel(), recipe.batch_size)
         # What only the data's size decides (a warmup of fractional epochs, in steps): a ConfigError.
-        check_recipe(recipe, "the recipe", self.steps_per_epoch)
+        check_recipe(recipe, "recipe", self.steps_per_epoch)
         # The thread count changes how CPU float sums are split, so it is fixed per run (never taken from
         # --cores) and a resumed run keeps the count it started with.
         self.cpu_threads = execution.cpu_threads

@@ -44,7 +44,7 @@ from lrstudy.train.device import device_name
 
 # The determinism runs' schedule: the lr changes at every step, so the graph path equals the eager one only
 # if each replay reads the step's lr from its device tensor (a graph that kept the captured lr would not).
-PER_STEP_SCHEDULE = ["--schedule", '{"name": "onecycle", "pct_start": 0.25}', "--lr-update", "step"]
+PER_STEP_SCHEDULE = ["--schedule", '{"name": "onecycle", "pct_start": 0.5}', "--lr-update", "step"]
 # A mode counts as correct when its short-run accuracy is within this of the eager path's (a broken step
 # lands at chance, 10%); the graph path must also equal the eager one exactly with deterministic kernels.
 SANITY_ACC_POINTS = 0.10

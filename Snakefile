@@ -39,6 +39,7 @@ localrules:
     tables,
     report,
     mlflow,
+    tensorboard,
 
 
 include: "workflow/rules/common.smk"
@@ -65,3 +66,5 @@ rule all:
         study_runs("metrics.csv"),
         study_runs("summary.json"),
         study_runs("model.pt"),
+        # With execution.tensorboard: the study's TensorBoard folder, made again from its runs.
+        rules.tensorboard.output if STUDY.execution.tensorboard else [],

@@ -19,10 +19,9 @@ import copy
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -34,6 +33,8 @@ SCHEMA_FILE = DEFAULTS_FILE.parent / "workflow" / "schemas" / "config.schema.yam
 DEFAULT_STUDY = "default"
 # Keys whose value given by a study replaces the default as a whole instead of being merged into it.
 REPLACED_WHOLE = ("variants", "seeds", "grid")
+ALPHA = 0.05  # two-sided significance level of every test and CI (95%)
+MULTIPLICITY = ("holm", "none")  # config stats.multiplicity: Holm's step-down, or each comparison on its own
 
 
 class ConfigError(ValueError):
@@ -105,14 +106,79 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class Adaptive:
+    """The adaptive design's numbers (config key `adaptive`): stages of `stage_seeds` seeds (as many as
+    `seeds` lists) up to `max_seeds` per variant, powered for a difference of `effect_pct` points."""
+
+    stage_seeds: int
+    max_seeds: int
+    effect_pct: float
+    power: float
+
+    def __post_init__(self):
+        if self.stage_seeds < 2:
+            raise ConfigError(
+                f"adaptive: seeds lists {self.stage_seeds} seed(s); the first stage needs at least 2 for a test"
+            )
+        if self.max_seeds < 2 * self.stage_seeds:
+            raise ConfigError(
+                f"adaptive.max_seeds: {self.max_seeds} leaves no second stage; give at least "
+                f"{2 * self.stage_seeds} (stages are as large as `seeds`, {self.stage_seeds})"
+            )
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Seeds per stage: `stage_seeds` each, the remainder in a last stage of its own (two seeds or more)
+        or in the one before (one seed has no spread to test with)."""
+        full, rest = divmod(self.max_seeds, self.stage_seeds)
+        sizes = [self.stage_seeds] * full
+        if rest >= 2:
+            sizes.append(rest)
+        else:
+            sizes[-1] += rest
+        return tuple(sizes)
+
+    def seeds_by_stage(self, seeds: Sequence[int]) -> list[list[int]]:
+        """The seeds of each stage: the configured ones, then numbers after the largest configured seed."""
+        out, first = [sorted(int(s) for s in seeds)], max(seeds) + 1
+        for size in self.sizes[1:]:
+            out.append(list(range(first, first + size)))
+            first += size
+        return out
+
+
+@dataclass(frozen=True)
+class Stats:
+    """How the verdicts are tested (config keys `stats` and `adaptive`): the two-sided level alpha, the
+    correction for comparing several variants with one reference, and, for an adaptive design, its
+    numbers (None: a fixed design, every variant runs the configured seeds). Plain numbers: the analysis
+    (lrstudy.analysis) computes from them; a new statistical setting is a field here."""
+
+    multiplicity: str = "holm"
+    alpha: float = ALPHA
+    adaptive: Adaptive | None = None
+
+    def __post_init__(self):
+        if self.multiplicity not in MULTIPLICITY:
+            raise ConfigError(f"stats.multiplicity: {self.multiplicity!r} is none of {', '.join(MULTIPLICITY)}")
+
+    def run_seeds(self, seeds: Sequence[int]) -> list[int]:
+        """Every seed a run of a study with these `seeds` may have: those, and the later stages' if adaptive."""
+        seeds = [int(s) for s in seeds]
+        return seeds if self.adaptive is None else [s for stage in self.adaptive.seeds_by_stage(seeds) for s in stage]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     dataset: Dataset
     recipes: Mapping[str, Recipe]  # variant -> recipe, in config order
     seeds: tuple[int, ...]
     execution: Execution
-    adaptive: Mapping[str, Any] | None
-    design: Any  # the adaptive Design (lrstudy.analysis.adaptive), parsed once here; None: a fixed design
+    stats: Stats
 
     @property
     def variants(self) -> list[str]:
@@ -126,6 +192,11 @@ class Study:
     def outdir(self) -> str:
         """Where the study's files live, relative to the project: the default study at the top."""
         return "." if self.name == DEFAULT_STUDY else f"studies/{self.name}"
+
+    @property
+    def run_seeds(self) -> list[int]:
+        """Every seed a run may have: the configured ones, and with `adaptive` the later stages'."""
+        return self.stats.run_seeds(self.seeds)
 
 
 RECIPE_KEYS = [f.name for f in fields(Recipe)]
@@ -388,11 +459,34 @@ def default_parts() -> tuple[Recipe, Execution]:
     return recipe_of(config["train"], where=f"{DEFAULTS_FILE.name}: train"), execution_of(config["execution"])
 
 
+def stats_of(config: Mapping) -> Stats:
+    """The study's Stats from a complete config (`stats`, `adaptive`, and `seeds`: an adaptive stage's size)."""
+    adaptive = config.get("adaptive")
+    return Stats(
+        multiplicity=str(config["stats"]["multiplicity"]),
+        adaptive=None
+        if not adaptive
+        else Adaptive(
+            stage_seeds=len(config["seeds"]),
+            max_seeds=int(adaptive["max_seeds"]),
+            effect_pct=float(adaptive["effect_pct"]),
+            power=float(adaptive["power"]),
+        ),
+    )
+
+
+def stats_param(stats: Stats) -> str:
+    """Stats as a rule's params value (canonical JSON, like recipe_param); stats_from_param reads it back."""
+    return json.dumps(stats.as_dict(), sort_keys=True)
+
+
+def stats_from_param(text: str) -> Stats:
+    d = json.loads(text)
+    return Stats(**{**d, "adaptive": None if d["adaptive"] is None else Adaptive(**d["adaptive"])})
+
+
 def parse_study(config: Mapping) -> Study:
     """The typed study from a complete config (defaults merged, schema-validated)."""
-    # Imported here: the design's statistics (scipy) are the workflow's business, not lrstudy-train's.
-    from lrstudy.analysis.adaptive import design_from_config
-
     base = config["train"]
     recipes = {}
     recipe_of(base, "train")
@@ -405,8 +499,7 @@ def parse_study(config: Mapping) -> Study:
         recipes=recipes,
         seeds=tuple(int(s) for s in config["seeds"]),
         execution=execution_of(config["execution"]),
-        adaptive=copy.deepcopy(config.get("adaptive")),
-        design=design_from_config(config),
+        stats=stats_of(config),
     )
 
 

@@ -1,11 +1,14 @@
 """The per-epoch metrics file of a run: its columns, shared by the engine that writes it and the
-analysis that reads it (kept free of torch so the analysis jobs need not import it)."""
+analysis that reads it (kept free of torch so the analysis jobs need not import it); and the times of a
+run's epochs, which TensorBoard and MLflow record."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+from datetime import datetime
+from pathlib import Path
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
 
@@ -22,3 +25,18 @@ def metrics_csv(rows: list[dict]) -> str:
 def metrics_sha256(text: str) -> str:
     """The sha256 of the metrics.csv written with `text`: summary.json records it, the analysis checks it."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run_times(summary: dict, summary_path: Path, epoch_seconds: list[float]) -> tuple[int, int, list[int]]:
+    """The run's start, end and each epoch's end, in ms since 1970 (as MLflow records them). The end is
+    summary.json's `finished_at` (runs trained before it was recorded: the file's modification time);
+    each epoch ended its later epochs' epoch_seconds before that, and the run started train_seconds before
+    it (a resumed run's pause between its attempts is left out)."""
+    end = summary.get("finished_at")
+    end_s = datetime.fromisoformat(end).timestamp() if end else summary_path.stat().st_mtime
+    later, epoch_ends = 0.0, []
+    for seconds in reversed(epoch_seconds):
+        epoch_ends.append(end_s - later)
+        later += seconds
+    start_s = end_s - max(float(summary.get("train_seconds") or 0.0), later)
+    return round(start_s * 1000), round(end_s * 1000), [round(t * 1000) for t in reversed(epoch_ends)]

@@ -13,11 +13,12 @@ import struct
 import zlib
 from pathlib import Path
 
+from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis.figures import PLOTS, write_figures
-from lrstudy.analysis.report import write_report
+from lrstudy.analysis.report import ReportInputs, write_report
 from lrstudy.analysis.tables import write_tables
-from lrstudy.config import defaults
+from lrstudy.config import Adaptive, Stats, defaults
 from lrstudy.schedule import lr_for_epoch, of_mapping
 
 REPO = Path(__file__).resolve().parent.parent
@@ -168,6 +169,14 @@ def study_config(finals: dict[str, list[float]], epochs: int = TRAIN["epochs"]) 
     }
 
 
+def adaptive_design(
+    stage_seeds: int, max_seeds: int, effect_pct: float = 0.2, power: float = 0.8, multiplicity: str = "holm"
+) -> ad.Design:
+    """The adaptive design of these numbers (config keys adaptive.*, stats.multiplicity; `seeds` lists
+    `stage_seeds` seeds)."""
+    return ad.Design(Stats(multiplicity, adaptive=Adaptive(stage_seeds, max_seeds, effect_pct, power)))
+
+
 # Final accuracies with a spread like ResNet18's (0.1-0.2 points): lr_x5 clearly better, lr_x2 the
 # same as the baseline, lr_x0.5 clearly worse.
 KNOWN = {
@@ -212,7 +221,7 @@ def build_report(
     out = root / "report.html"
     tables = [root / "results/aggregate/stats.md", root / "results/aggregate/stats.tex"]
     write_tables(root / "results/aggregate/stats.csv", *tables)
-    write_report(
+    inputs = ReportInputs(
         stats_csv=root / "results/aggregate/stats.csv",
         summary_csv=root / "results/aggregate/summary.csv",
         summary_jsons=[d / "summary.json" for d in run_dirs],
@@ -220,8 +229,7 @@ def build_report(
         captions_dir=REPO / "report/captions",
         published=published or REPO / "report/published_run.yaml",
         template=REPO / "report/templates/report.html.j2",
-        config=config or study_config(finals),
-        out=out,
         paper_tables=tables,
     )
+    write_report(inputs, config or study_config(finals), Stats(), out)
     return out

@@ -3,26 +3,25 @@ counts in thousands of simulated studies (seconds, fixed RNG seeds), and its pla
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_runs import build_report
+from synthetic_runs import adaptive_design, build_report
 
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis import stats as st
-from lrstudy.config import ConfigError
+from lrstudy.config import Adaptive, ConfigError, Stats, stats_of
 
 # The issue's example: three seeds a stage, at most 12, a 0.2-point difference worth detecting at 80%
 # power; spread between seeds like ResNet18 on CIFAR-10 (0.15 points).
-EXAMPLE = ad.Design(stage_seeds=3, max_seeds=12, effect_pct=0.2, power=0.8)
+EXAMPLE = adaptive_design(stage_seeds=3, max_seeds=12, effect_pct=0.2, power=0.8)
 SD = 0.15
 STUDIES = 4000
 RESOLUTION = 0.01  # points: one of CIFAR-10's 10,000 test images
-PER_COMPARISON = dataclasses.replace(EXAMPLE, multiplicity="none")
+PER_COMPARISON = adaptive_design(stage_seeds=3, max_seeds=12, effect_pct=0.2, power=0.8, multiplicity="none")
 
 
 def simulate(
@@ -55,7 +54,7 @@ def fixed_design_seeds(power: float, diff: float = 0.2, sd: float = SD) -> int:
 def test_boundaries_match_the_published_lan_demets_obrien_fleming_values():
     # Two-sided alpha 0.05, equally spaced looks (gsDesign sfLDOF; Jennison & Turnbull 2000, table 7.6).
     np.testing.assert_allclose(EXAMPLE.bounds, [4.333, 2.963, 2.359, 2.014], atol=6e-4)
-    two = ad.Design(stage_seeds=2, max_seeds=4, effect_pct=0.2, power=0.8)
+    two = adaptive_design(stage_seeds=2, max_seeds=4, effect_pct=0.2, power=0.8)
     np.testing.assert_allclose(two.bounds, [2.963, 1.969], atol=6e-4)
     assert ad.obrien_fleming_spending(1.0) == pytest.approx(0.05)
 
@@ -68,18 +67,18 @@ def test_the_repeated_p_value_is_alpha_exactly_at_each_boundary():
 
 
 def test_stages_are_as_large_as_the_configured_seeds_and_numbered_after_them():
-    assert ad.Design(3, 12, 0.2, 0.8).sizes == (3, 3, 3, 3)
-    assert ad.Design(3, 10, 0.2, 0.8).sizes == (3, 3, 4)  # one seed alone has no spread: the last stage takes it
-    assert ad.Design(3, 11, 0.2, 0.8).sizes == (3, 3, 3, 2)
-    assert ad.seeds_by_stage(ad.Design(2, 6, 0.2, 0.8), [4, 0]) == [[0, 4], [5, 6], [7, 8]]
+    assert adaptive_design(3, 12).sizes == (3, 3, 3, 3)
+    assert adaptive_design(3, 10).sizes == (3, 3, 4)  # one seed alone has no spread: the last stage takes it
+    assert adaptive_design(3, 11).sizes == (3, 3, 3, 2)
+    assert ad.seeds_by_stage(adaptive_design(2, 6), [4, 0]) == [[0, 4], [5, 6], [7, 8]]
     config = {
         "seeds": [0, 1, 2],
         "adaptive": {"max_seeds": 7, "effect_pct": 0.2, "power": 0.8},
         "stats": {"multiplicity": "holm"},
     }
-    assert ad.possible_seeds(ad.design_from_config(config), config["seeds"]) == list(range(7))
-    assert ad.possible_seeds(None, [0, 1, 2]) == [0, 1, 2]
-    assert ad.design_from_config({"seeds": [0, 1], "adaptive": None}) is None
+    assert stats_of(config).run_seeds(config["seeds"]) == list(range(7))
+    assert Stats().run_seeds([0, 1, 2]) == [0, 1, 2]
+    assert ad.design_of(stats_of({"seeds": [0, 1], "adaptive": None, "stats": {"multiplicity": "none"}})) is None
 
 
 @pytest.mark.parametrize(
@@ -91,12 +90,12 @@ def test_stages_are_as_large_as_the_configured_seeds_and_numbered_after_them():
 )
 def test_a_design_without_two_stages_is_refused_naming_the_key(seeds, max_seeds, message):
     with pytest.raises(ConfigError, match=message):
-        ad.Design(stage_seeds=seeds, max_seeds=max_seeds, effect_pct=0.2, power=0.8)
+        Adaptive(stage_seeds=seeds, max_seeds=max_seeds, effect_pct=0.2, power=0.8)
 
 
 def test_an_unknown_multiplicity_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match="stats.multiplicity: 'bonferroni' is none of holm, none"):
-        ad.Design(stage_seeds=3, max_seeds=12, effect_pct=0.2, power=0.8, multiplicity="bonferroni")
+        Stats(multiplicity="bonferroni")
 
 
 # --- error rates, power and runs in simulated studies -----------------------------------------------------
@@ -235,9 +234,9 @@ def test_stats_take_the_designs_verdicts_stages_and_sequential_p(tmp_path):
     )
     fixed = st.study_stats(summary, list(means)).set_index("variant")
     assert (fixed["stages"] == 1).all()
-    plan = ag.seed_plan(summary, list(means), EXAMPLE, [0, 1, 2])
+    plan = ag.seed_plan(summary, list(means), EXAMPLE.settings, [0, 1, 2])
     verdicts = ad.design_verdicts(EXAMPLE, plan, ad.final_points(summary), list(means), "baseline", [0, 1, 2], 0.01)
-    stats = st.study_stats(summary, list(means), "holm", verdicts).set_index("variant")
+    stats = st.study_stats(summary, list(means), EXAMPLE.settings, verdicts).set_index("variant")
     assert stats.loc["lr_x5", "verdict"] == st.WORSE and stats.loc["lr_x5", "stages"] == 2
     assert stats.loc["same", "verdict"] == st.NEGLIGIBLE
     assert stats.loc["lr_x5", "p_value_adjusted"] < 0.05 < stats.loc["same", "p_value_adjusted"]
@@ -255,7 +254,7 @@ def test_a_fixed_study_keeps_its_verdicts_and_the_report_has_no_adaptive_section
 def adaptive_report(root, means: dict[str, list[float]], design: ad.Design = EXAMPLE) -> str:
     """report.html of a study run as the workflow runs it: stage by stage, the seeds each plan asks for.
     `means` gives each variant's final accuracy (fractions) for seeds 0, 1, ..."""
-    from synthetic_runs import PLOTS, REPO, study_config, write_figures, write_report, write_study
+    from synthetic_runs import PLOTS, REPO, ReportInputs, study_config, write_figures, write_report, write_study
 
     variants, seeds = list(means), [0, 1, 2]
     planned = {v: seeds for v in variants}
@@ -267,12 +266,12 @@ def adaptive_report(root, means: dict[str, list[float]], design: ad.Design = EXA
                 for s in planned[v]
             ]
         )
-        plan = ag.seed_plan(summary, variants, design, seeds)
+        plan = ag.seed_plan(summary, variants, design.settings, seeds)
         if ad.is_final(plan):
             break
         planned = ad.planned_seeds(design, plan, variants, "baseline", seeds)
     run_dirs = write_study(root, {v: [means[v][s] for s in planned[v]] for v in variants})
-    tables = ag.aggregate(run_dirs, variants, design, seeds)
+    tables = ag.aggregate(run_dirs, variants, design.settings, seeds)
     for name, df in tables.items():
         ag.write_csv(df, root / f"results/aggregate/{name}.csv")
     ag.write_csv(plan, root / "results/aggregate/seed_plan.csv")
@@ -284,7 +283,7 @@ def adaptive_report(root, means: dict[str, list[float]], design: ad.Design = EXA
         "stats": {"multiplicity": design.multiplicity},
         "dataset": {"test_limit": None},
     }
-    write_report(
+    inputs = ReportInputs(
         stats_csv=root / "results/aggregate/stats.csv",
         summary_csv=root / "results/aggregate/summary.csv",
         summary_jsons=[d / "summary.json" for d in run_dirs],
@@ -292,10 +291,9 @@ def adaptive_report(root, means: dict[str, list[float]], design: ad.Design = EXA
         captions_dir=REPO / "report/captions",
         published=REPO / "report/published_run.yaml",
         template=REPO / "report/templates/report.html.j2",
-        config=config,
-        out=root / "report.html",
         seed_plan_csv=root / "results/aggregate/seed_plan.csv",
     )
+    write_report(inputs, config, design.settings, root / "report.html")
     return (root / "report.html").read_text()
 
 
@@ -351,7 +349,7 @@ def test_the_plan_says_the_power_the_design_has_with_the_spread_seen_and_warns_w
     assert ad.design_power(PER_COMPARISON, 0.15, 0.05) == pytest.approx(0.867, abs=0.03)  # simulated: 0.867
     assert ad.design_power(PER_COMPARISON, 0.3, 0.05) == pytest.approx(0.28, abs=0.04)  # simulated: 0.28
     needed = int(ad.max_seeds_for_power(EXAMPLE, 0.3, 0.05))
-    power = {m: ad.design_power(dataclasses.replace(EXAMPLE, max_seeds=m), 0.3, 0.05) for m in (needed - 1, needed)}
+    power = {m: ad.design_power(EXAMPLE.with_max_seeds(m), 0.3, 0.05) for m in (needed - 1, needed)}
     assert power[needed - 1] < EXAMPLE.power <= power[needed]
     assert math.isnan(ad.max_seeds_for_power(EXAMPLE, 3.0, 0.05))  # more than the schema's 1000
     runs = study_runs({"baseline": 0.0, "noisy": 0.0}, seed=3)

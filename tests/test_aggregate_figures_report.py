@@ -34,6 +34,7 @@ from lrstudy.analysis import stats as st
 from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_ROWS, MAX_WIDTH, PLOTS, looks, write_figures
 from lrstudy.analysis.report import load_published, provenance
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
+from lrstudy.config import Stats
 
 SMALL = {k: v[:3] for k, v in KNOWN.items()}  # three seeds per variant, as in the default study
 
@@ -536,9 +537,9 @@ def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
 
     groups = mixed_code(ctx_runs)
     assert [g["fingerprint"] for g in groups] == ["old0", "new1"] and len(groups[0]["runs"]) == 1
-    from lrstudy.analysis.report import write_report
+    from lrstudy.analysis.report import ReportInputs, write_report
 
-    write_report(
+    inputs = ReportInputs(
         stats_csv=tmp_path / "results/aggregate/stats.csv",
         summary_csv=tmp_path / "results/aggregate/summary.csv",
         summary_jsons=paths,
@@ -546,9 +547,8 @@ def test_runs_trained_by_different_engine_code_are_flagged(tmp_path):
         captions_dir=REPO / "report/captions",
         published=REPO / "report/published_run.yaml",
         template=REPO / "report/templates/report.html.j2",
-        config=study_config(SMALL),
-        out=tmp_path / "mixed.html",
     )
+    write_report(inputs, study_config(SMALL), Stats(), tmp_path / "mixed.html")
     html = (tmp_path / "mixed.html").read_text()
     assert "Mixed code" in html and "engine old0: baseline/seed0" in html
 
@@ -671,27 +671,42 @@ def test_the_reproduce_hint_works_for_the_studys_data(tmp_path, md5, official):
 
 
 @pytest.mark.workflow
-def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatch):
+def test_snakemake_mlflow_exports_the_study_to_a_store_mlflow_reads_as_it_is(analysed, tmp_path):
+    """Issues 32.2 and 29.8: no environment switch to read it; a refused server is a sentence; the local
+    store follows the project folder (copied here: the copy must not point at the original)."""
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads its file store only when asked
+    rules = [*ANALYSIS_RULES, "mlflow", "--", "mlflow"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "study.yaml", "--config",
+         "mlflow={tracking_uri: 'http://127.0.0.1:9'}", *rules],
+        cwd=analysed, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "cannot reach the MLflow server at http://127.0.0.1:9" in said
+    assert "Traceback" not in said and not (analysed / "results/mlflow/exported.json").exists()
 
-    snakemake(analysed, "--allowed-rules", "mlflow", "--", "mlflow")
+    snakemake(analysed, *rules)
     exported = json.loads((analysed / "results/mlflow/exported.json").read_text())
-    assert exported["tracking_uri"] == (analysed / "results/mlflow/mlruns").resolve().as_uri()
+    assert exported["tracking_uri"] == f"sqlite:///{(analysed / 'results/mlflow/mlflow.db').resolve()}"
     client = MlflowClient(tracking_uri=exported["tracking_uri"])
-    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
-    assert (
-        sorted(r.info.run_name for r in runs)
-        == sorted(exported["runs"])
-        == [
-            "baseline/seed0",
-            "baseline/seed1",
-            "lr_x5/seed0",
-            "lr_x5/seed1",
-        ]
-    )
+    runs = {r.info.run_name: r for r in client.search_runs([exported["experiment_id"]])}
+    assert sorted(runs) == ["baseline/seed0", "baseline/seed1", "lr_x5/seed0", "lr_x5/seed1", "study default"]
+    assert runs["lr_x5/seed1"].info.status == "FAILED"  # diverged
+    study = runs["study default"].info.run_id
+    assert {f.path for f in client.list_artifacts(study)} == {"report.html", "figures", "tables"}
+    assert {f.path for f in client.list_artifacts(study, "tables")} == {"tables/stats.md", "tables/stats.tex"}
+    assert {f.path for f in client.list_artifacts(study, "figures")} >= {"figures/accuracy.png", "figures/lr.svg"}
+
+    moved = tmp_path / "moved"
+    shutil.copytree(analysed, moved, symlinks=True)
+    snakemake(moved, *rules)
+    client = MlflowClient(tracking_uri=f"sqlite:///{moved.resolve()}/results/mlflow/mlflow.db")
+    experiment = client.get_experiment_by_name("default")
+    assert experiment.artifact_location == str(moved.resolve() / "results/mlflow/artifacts")
+    for run in client.search_runs([experiment.experiment_id]):
+        assert run.info.artifact_uri.startswith(str(moved.resolve() / "results/mlflow/artifacts"))
 
 
 def test_two_seed_intervals_run_off_the_rows_with_an_arrow(tmp_path):

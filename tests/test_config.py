@@ -4,13 +4,25 @@ Most cases are checked in-process, through the functions workflow/rules/common.s
 checked_study); a few go through Snakemake end to end, to show that the workflow reports those errors."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, small_study
 
-from lrstudy.config import ConfigError, Study, checked_study, load_yaml, prepare_config
+from lrstudy.config import (
+    Adaptive,
+    ConfigError,
+    Stats,
+    Study,
+    checked_study,
+    load_yaml,
+    prepare_config,
+    stats_from_param,
+    stats_param,
+)
 from lrstudy.studies import assemble
 
 NAME = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # the schema's pattern for a variant name
@@ -254,3 +266,31 @@ def test_a_bad_grid_is_a_sentence_naming_the_key(entry, message):
     with pytest.raises(ConfigError) as error:
         prepare_config({"variants": {}, "grid": [entry]})
     assert str(error.value).startswith("invalid config: grid[0]") and message in str(error.value)
+
+
+def test_the_statistics_are_parsed_once_into_plain_numbers_that_travel_as_one_param(project, archive):
+    study = study_of(
+        project,
+        small_study(archive)
+        | {
+            "seeds": [0, 1, 2],
+            "stats": {"multiplicity": "none"},
+            "adaptive": {"max_seeds": 7, "effect_pct": 0.2, "power": 0.9},
+        },
+    )
+    assert study.stats == Stats("none", 0.05, Adaptive(stage_seeds=3, max_seeds=7, effect_pct=0.2, power=0.9))
+    assert study.stats.adaptive.sizes == (3, 4) and study.run_seeds == list(range(7))
+    assert stats_from_param(stats_param(study.stats)) == study.stats  # what the analysis rules' scripts read
+    assert study_of(project, small_study(archive)).stats == Stats()  # config.yaml: holm, a fixed design
+    # Plain numbers: parsing a study imports no numerical library (lrstudy-train reads the config too).
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, lrstudy.config; print(sorted({'numpy', 'scipy', 'pandas'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.strip() == "[]"

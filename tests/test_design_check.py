@@ -11,13 +11,14 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_runs import adaptive_design
 
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis import design_check as dc
 from lrstudy.analysis import stats as st
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS
-from lrstudy.config import defaults, merge
+from lrstudy.config import MULTIPLICITY, Stats, defaults, merge, stats_of
 
 ADAPTIVE = {"max_seeds": 12, "effect_pct": 0.2, "power": 0.8}
 SD = 0.15
@@ -34,6 +35,12 @@ def config(comparisons: int, adaptive: dict | None, multiplicity: str = "holm", 
             "stats": {"multiplicity": multiplicity},
         },
     )
+
+
+def setup(comparisons: int, adaptive: dict | None, multiplicity: str = "holm", seeds: int = 3) -> dc.Setup:
+    """What lrstudy-design simulates for config(...)."""
+    cfg = config(comparisons, adaptive, multiplicity, seeds)
+    return dc.Setup.of(cfg, stats_of(cfg))
 
 
 def three_se(p: float, n: int) -> float:
@@ -55,7 +62,7 @@ SPREADS = {
 def test_the_family_wise_error_stays_at_alpha(comparisons, adaptive, spread):
     """No variant differs from the reference: the chance of any better/worse in a study is <= alpha."""
     studies = 3000
-    null = dc.simulator(config(comparisons, adaptive), spread, studies, seed=comparisons)(0.0)
+    null = dc.simulator(setup(comparisons, adaptive), spread, studies, seed=comparisons)(0.0)
     fwer = np.any(null.called != 0, axis=1).mean()
     assert fwer <= st.ALPHA + three_se(st.ALPHA, studies), fwer
 
@@ -64,7 +71,7 @@ def test_the_family_wise_error_stays_at_alpha(comparisons, adaptive, spread):
 def test_without_a_correction_four_comparisons_make_a_false_discovery_likely(adaptive):
     """What Holm prevents: with `multiplicity: none` each comparison keeps alpha, the family does not."""
     studies = 3000
-    null = dc.simulator(config(4, adaptive, "none"), dc.Spread(SD), studies, seed=7)(0.0)
+    null = dc.simulator(setup(4, adaptive, "none"), dc.Spread(SD), studies, seed=7)(0.0)
     assert np.any(null.called != 0, axis=1).mean() > 0.12
     assert abs((null.called != 0).mean() - st.ALPHA) < 0.012
 
@@ -73,8 +80,7 @@ def test_passing_alpha_on_calls_more_than_bonferroni():
     """Graphical Holm: once one comparison is shown, its alpha goes to the rest, which are tested again
     at the looks they had. With every variant 0.2 better it finds more than alpha / m each would."""
     studies, m = 3000, 4
-    cfg = config(m, ADAPTIVE)
-    design = ad.design_from_config(cfg)
+    design = ad.design_of(setup(m, ADAPTIVE).settings)
     rng = np.random.default_rng(3)
     variant = 0.2 + rng.normal(0, SD, (studies, m, 12))
     reference = rng.normal(0, SD, (studies, 12))
@@ -124,10 +130,10 @@ def random_study(rng: np.random.Generator) -> tuple[pd.DataFrame, list[str], ad.
     truth = {v: 95 + (0.0 if v == "baseline" else rng.choice([0.0, 0.0, 0.1, -0.2, 0.3, 1.0])) for v in variants}
     sd = rng.uniform(0.05, 0.25)
     seeds = list(range(rng.integers(2, 5)))
-    multiplicity = str(rng.choice(st.MULTIPLICITY))
+    multiplicity = str(rng.choice(MULTIPLICITY))
     design = None
     if rng.random() < 0.6:
-        design = ad.Design(len(seeds), int(rng.integers(2, 4)) * len(seeds), 0.2, 0.8, multiplicity)
+        design = adaptive_design(len(seeds), int(rng.integers(2, 4)) * len(seeds), 0.2, 0.8, multiplicity)
     grid = {(v, s): round(truth[v] + rng.normal(0, sd), 2) for v in variants for s in range(40)}  # whole images
     diverged = {(v, s) for v in variants for s in range(40) if rng.random() < 0.05}
     planned = {v: seeds for v in variants}
@@ -135,7 +141,7 @@ def random_study(rng: np.random.Generator) -> tuple[pd.DataFrame, list[str], ad.
         summary = summary_rows({v: {s: grid[(v, s)] for s in planned[v]} for v in variants}, diverged)
         if design is None:
             return summary, variants, design, multiplicity, seeds
-        plan = ag.seed_plan(summary, variants, design, seeds)
+        plan = ag.seed_plan(summary, variants, design.settings, seeds)
         if ad.is_final(plan):
             return summary, variants, design, multiplicity, seeds
         planned = ad.planned_seeds(design, plan, variants, "baseline", seeds)
@@ -176,7 +182,8 @@ def test_no_stats_row_contradicts_itself_over_random_studies():
     seen = set()
     for study in range(40):
         summary, variants, design, multiplicity, seeds = random_study(rng)
-        table = ag.variant_table(summary, variants, design, seeds, multiplicity=multiplicity)
+        settings = design.settings if design else Stats(multiplicity)
+        table = ag.variant_table(summary, variants, settings, seeds)
         for _, row in table[table["variant"] != "baseline"].iterrows():
             problems = contradictions(row, summary, 0.2)
             assert not problems, (study, design, multiplicity, row.to_dict(), problems)
@@ -209,7 +216,7 @@ def test_fixed_design_figures_agree_with_the_noncentral_t_power_of_welch(seeds):
     """One comparison, all seeds at once: lrstudy-design's power is that of Welch's test, integrated
     numerically; with 10 seeds the noncentral-t formula agrees too, with 3 it overstates the power
     (0.35 against 0.27 at 0.25 points, sd 0.15): the simulation is the honest figure. So is its error rate."""
-    result = dc.check(config(1, None, "none", seeds), dc.Spread(SD), studies=20_000, effect_pct=0.25)
+    result = dc.check(setup(1, None, "none", seeds), dc.Spread(SD), studies=20_000, effect_pct=0.25)
     exact = welch_power_exact(0.25, SD, seeds)
     assert abs(result["power"] - exact) <= 0.005 + 3 * result["power_mcse"], (result["power"], exact)
     if seeds >= 10:

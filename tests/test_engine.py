@@ -1,5 +1,6 @@
 """The engine: seeded runs repeat exactly on CPU, and a resumed run ends where an uninterrupted one does."""
 
+import json
 import re
 from pathlib import Path
 
@@ -371,61 +372,88 @@ def test_the_default_is_one_thread_per_run():
     assert "threads: STUDY.execution.cpu_threads" in rule
 
 
-def board_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar event in a run's folder as TensorBoard reads it (orphaned steps kept: a duplicate
-    epoch would show), tag -> [(epoch, value)]."""
+def board(directory: Path):
+    """A run's folder as TensorBoard's loader reads it (orphaned steps kept: a duplicate epoch would show)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.util import tensor_util
 
-    acc = EventAccumulator(str(directory), size_guidance={"tensors": 0}, purge_orphaned_data=False)
+    acc = EventAccumulator(str(directory), purge_orphaned_data=False)
     acc.Reload()
-    return {
-        tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
-        for tag in acc.Tags()["tensors"]
-    }
+    return acc
 
 
-def test_tensorboard_scalars_equal_metrics_and_a_resume_neither_repeats_nor_skips(cache, tmp_path, monkeypatch):
-    from lrstudy.train.tensorboard import TAGS
+def board_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar event in a run's folder, tag -> [(epoch, value)]."""
+    acc = board(directory)
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
-    ckpt, board = tmp_path / "c.pt", tmp_path / "tb" / "v" / "seed0"
+
+def board_session(directory: Path) -> tuple[dict, int | None]:
+    """The run's HPARAMS values (name -> number, text or flag) and its status (None: not written)."""
+    from google.protobuf.json_format import MessageToDict
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    content = board(directory).PluginTagToContent("hparams")
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    end = content.get("_hparams_/session_end_info")
+    status = HParamsPluginData.FromString(end).session_end_info.status if end else None
+    return MessageToDict(start)["hparams"], status
+
+
+def test_tensorboard_scalars_are_float32_metrics_and_a_resume_neither_repeats_nor_skips(cache, tmp_path, monkeypatch):
+    """Issue 32.1: float32, which TensorBoard's default loader reads (tests/test_tensorboard.py asks its
+    server); the status is written when the run ends, not while it trains or after it was stopped."""
+    import numpy as np
+    from tensorboard.plugins.hparams.api_pb2 import STATUS_SUCCESS
+
+    from lrstudy.train.tensorboard import FINAL_TAG, TAGS
+
+    ckpt, folder = tmp_path / "c.pt", tmp_path / "tb" / "v" / "seed0"
     real_run = Trainer.run
 
     def killed_after_three(self, checkpoint_path=None, on_epoch=None, on_batch=None):
         def hook(row):
             on_epoch(row)  # epoch 3 reaches TensorBoard, but the last checkpoint is epoch 2's
             if row["epoch"] == 3:
+                assert board_session(folder)[1] is None  # training: no status yet
                 raise KeyboardInterrupt
 
         return real_run(self, checkpoint_path, on_epoch=hook, on_batch=on_batch)
 
     monkeypatch.setattr(Trainer, "run", killed_after_three)
     with pytest.raises(KeyboardInterrupt):
-        run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2, epochs=4)
-    assert [step for step, _ in board_scalars(board)["lr"]] == [1, 2, 3]
+        run(cache, tmp_path / "r", checkpoint=ckpt, board=folder, checkpoint_every=2, epochs=4)
+    assert [step for step, _ in board_scalars(folder)["lr"]] == [1, 2, 3]
+    assert board_session(folder)[1] is None  # stopped: it resumes, so neither success nor failure
     monkeypatch.setattr(Trainer, "run", real_run)
-    resumed = run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2, epochs=4)
+    resumed = run(cache, tmp_path / "r", checkpoint=ckpt, board=folder, checkpoint_every=2, epochs=4)
     assert resumed["resumed_from_epoch"] == 2
 
     import pandas as pd
 
     metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
-    scalars = board_scalars(board)
-    assert set(scalars) == set(TAGS)
+    scalars = board_scalars(folder)
+    assert set(scalars) == {*TAGS, FINAL_TAG}
     for tag, column in TAGS.items():
-        assert scalars[tag] == list(zip(metrics["epoch"], metrics[column], strict=True)), tag
+        assert scalars[tag] == [
+            (e, float(np.float32(v))) for e, v in zip(metrics["epoch"], metrics[column], strict=True)
+        ], tag
+    assert scalars[FINAL_TAG] == [(4, float(np.float32(resumed["final_test_acc"])))]
+    assert board_session(folder)[1] == STATUS_SUCCESS
+    assert [p.name for p in folder.iterdir()] == ["events.out.tfevents.lrstudy"]
 
 
-def test_tensorboard_records_the_recipe_and_seed_and_can_be_turned_off(cache, tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
-    run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb_on", epochs=1)
-    acc = EventAccumulator(str(tmp_path / "tb_on"))
-    acc.Reload()
-    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    hparams = HParamsPluginData.FromString(content).session_start_info.hparams
-    assert hparams["seed"].number_value == 5 and hparams["lr"].number_value == 0.05
-    assert hparams["schedule"].string_value == "cosine" and hparams["lr_windows"].string_value == "[]"
-    run(cache, tmp_path / "off", board=tmp_path / "tb_off", epochs=1, tensorboard=False)
-    assert not (tmp_path / "tb_off").exists()
+def test_tensorboard_records_the_variant_recipe_and_windows_and_the_event_files_belong_to_the_run(cache, tmp_path):
+    """Issues 32.1 and 29.4: a run retrained with execution.tensorboard off keeps no event files of its
+    old recipe."""
+    windows = [{"start": 1, "end": 2, "factor": 2.0}]
+    run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb", epochs=1, lr_windows=windows)
+    hparams, _ = board_session(tmp_path / "tb")
+    assert hparams["variant"] == "v" and hparams["seed"] == 5 and hparams["lr"] == 0.05
+    assert hparams["schedule"] == "cosine" and hparams["lr_windows"] == json.dumps(windows)
+    assert {k: v for k, v in hparams.items() if k.startswith("lr_window1.")} == {
+        "lr_window1.start": 1,
+        "lr_window1.end": 2,
+        "lr_window1.factor": 2.0,
+    }
+    run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb", epochs=1, tensorboard=False)
+    assert not (tmp_path / "tb").exists()

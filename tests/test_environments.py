@@ -116,7 +116,8 @@ def test_the_images_hold_their_environments_snakemake_and_the_storage_plugin():
     train, analysis = listed("containers/train.txt"), listed("containers/analysis.txt")
     runner = {"snakemake", "snakemake-storage-plugin-s3"}
     assert listed("workflow/envs/train.yaml") | runner <= train
-    assert listed("workflow/envs/analysis.yaml") | listed("workflow/envs/mlflow.yaml") | runner <= analysis
+    others = ("analysis", "mlflow", "tensorboard")
+    assert set().union(*(listed(f"workflow/envs/{env}.yaml") for env in others)) | runner <= analysis
     assert not analysis & TORCH and not any(name.startswith("nvidia-") for name in analysis)
     dockerfile = (REPO / "containers/Dockerfile").read_text()
     for target in ("train", "analysis"):

@@ -10,6 +10,7 @@ import pytest
 from synthetic_runs import KNOWN
 
 from lrstudy.analysis import stats as st
+from lrstudy.config import Stats
 
 
 def runs(finals: dict[str, list[float]], diverged: set[tuple[str, int]] = frozenset()) -> pd.DataFrame:
@@ -214,7 +215,7 @@ def test_holm_keeps_a_marginal_comparison_from_being_called_and_says_so():
     once four comparisons share alpha, and its CI (at the level it was tested at) includes 0."""
     finals = {**KNOWN, "marginal": [0.9512, 0.9520, 0.9507, 0.9517, 0.9511]}
     holm = st.study_stats(runs(finals), list(finals)).set_index("variant")
-    alone = st.study_stats(runs(finals), list(finals), multiplicity="none").set_index("variant")
+    alone = st.study_stats(runs(finals), list(finals), Stats("none")).set_index("variant")
     assert alone.loc["marginal", "p_value"] < 0.05 and alone.loc["marginal", "verdict"] == st.BETTER
     row = holm.loc["marginal"]
     assert row["verdict"] == st.NO_DIFFERENCE and row["p_value_adjusted"] >= 0.05

@@ -8,6 +8,7 @@ import re
 import pandas as pd
 import pytest
 from conftest import Workflow, small_study
+from synthetic_runs import adaptive_design
 
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import stats as st
@@ -104,7 +105,7 @@ def test_raising_max_seeds_trains_only_the_missing_runs(study, archive):
     wf.snakemake("--configfile", str(raised), *TWO_AT_ONCE)
     assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "an existing run was trained again"
     plan = pd.read_csv(wf.root / "results/aggregate/seed_plan.csv")
-    design = ad.Design(stage_seeds=2, max_seeds=6, effect_pct=0.01, power=0.9999)
+    design = adaptive_design(stage_seeds=2, max_seeds=6, effect_pct=0.01, power=0.9999)
     planned = ad.planned_seeds(design, plan, VARIANTS, "baseline", [0, 1])
     assert runs_on_disk(wf.root) == {v: planned[v] for v in sorted(VARIANTS)}
     assert len(pd.read_csv(wf.root / "results/aggregate/summary.csv")) == sum(map(len, planned.values()))

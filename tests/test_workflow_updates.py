@@ -64,6 +64,7 @@ def test_a_new_dataset_retrains_every_run_in_one_command(study, archives):
         "figures": 1,
         "tables": 1,
         "report": 1,
+        "tensorboard": 1,
         "all": 1,
     }
     converges(study, new, "new.yaml")
@@ -95,10 +96,36 @@ def test_recipe_and_grid_changes_each_take_one_command(study, archives):
     assert "lr_x2_e2-3" in set(pd.read_csv(study.root / "results/aggregate/summary.csv")["variant"])
 
 
+def test_tensorboard_follows_the_runs_and_turning_it_back_on_fixes_their_folders(study, archives):
+    """Issue 29.4: a run retrained with execution.tensorboard off kept its old recipe's event files as its
+    curves, and turning TensorBoard back on did not fix them."""
+    import numpy as np
+    from test_engine import board_scalars
+
+    from lrstudy.train.tensorboard import EVENT_FILE
+
+    board = study.root / "results/tensorboard"
+    assert (board / EVENT_FILE).is_file() and (board / "lr_x5/seed0" / EVENT_FILE).is_file()
+    changed = tiny_study(archives[0])
+    changed["variants"]["lr_x5"]["lr_windows"][0]["factor"] = 3.0
+    changed["execution"]["tensorboard"] = False
+    converges(study, changed, "off.yaml")
+    assert not (board / "lr_x5/seed0").exists(), "the old recipe's curves outlived its run"
+    assert (board / "baseline/seed0" / EVENT_FILE).is_file()
+
+    changed["execution"]["tensorboard"] = True
+    on = str(study.write_config(changed, "on.yaml"))
+    ran = study.snakemake("--configfile", on)
+    assert job_counts(ran.stdout + ran.stderr) == {"tensorboard": 1, "report": 1, "all": 1}  # report: the config
+    assert study.planned_jobs("--configfile", on) == {}
+    lr = pd.read_csv(study.root / "results/runs/lr_x5/seed0/metrics.csv")["lr"]
+    assert [v for _, v in board_scalars(board / "lr_x5/seed0")["lr"]] == [float(np.float32(x)) for x in lr]
+
+
 @pytest.mark.parametrize(
     "target, plan",
     [
-        ((), {"train": 1, "aggregate": 1, "figures": 1, "tables": 1, "report": 1, "all": 1}),
+        ((), {"train": 1, "aggregate": 1, "figures": 1, "tables": 1, "report": 1, "tensorboard": 1, "all": 1}),
         (("report.html",), {"train": 1, "aggregate": 1, "figures": 1, "tables": 1, "report": 1}),
         (("results/aggregate/stats.md",), {"train": 1, "aggregate": 1, "tables": 1}),
         (("results/runs/lr_x5/summary.csv",), {"train": 1, "variant_summary": 1}),

@@ -51,14 +51,14 @@ import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
 from lrstudy.analysis import stats as st
-from lrstudy.config import ConfigError
+from lrstudy.config import ALPHA, Stats
 
 P_FLOOR = 1e-12  # the smallest repeated p-value reported
 GRID = 401  # points per look of the numerical integration (Simpson's rule): boundaries to ~1e-8
@@ -100,35 +100,42 @@ PLAN_COLUMNS = [
 
 @dataclass(frozen=True)
 class Design:
-    """The design fixed by the config: stages of `stage_seeds` seeds up to `max_seeds` per variant."""
+    """An adaptive study's statistics (Stats with `adaptive`) and what follows from them: the looks, their
+    information fractions and boundaries. Made once per Stats by design_of."""
 
-    stage_seeds: int
-    max_seeds: int
-    effect_pct: float
-    power: float
-    multiplicity: str = "holm"
-    alpha: float = st.ALPHA
-    sizes: tuple[int, ...] = field(init=False)
+    settings: Stats
 
     def __post_init__(self):
-        if self.multiplicity not in st.MULTIPLICITY:
-            raise ConfigError(f"stats.multiplicity: {self.multiplicity!r} is none of {', '.join(st.MULTIPLICITY)}")
-        if self.stage_seeds < 2:
-            raise ConfigError(
-                f"adaptive: seeds lists {self.stage_seeds} seed(s); the first stage needs at least 2 for a test"
-            )
-        if self.max_seeds < 2 * self.stage_seeds:
-            raise ConfigError(
-                f"adaptive.max_seeds: {self.max_seeds} leaves no second stage; give at least "
-                f"{2 * self.stage_seeds} (stages are as large as `seeds`, {self.stage_seeds})"
-            )
-        full, rest = divmod(self.max_seeds, self.stage_seeds)
-        sizes = [self.stage_seeds] * full
-        if rest >= 2:
-            sizes.append(rest)
-        else:
-            sizes[-1] += rest  # one seed has no spread to test with: the last stage takes it
-        object.__setattr__(self, "sizes", tuple(sizes))
+        if self.settings.adaptive is None:
+            raise ValueError("a fixed design (Stats without adaptive) has no looks")
+
+    @property
+    def stage_seeds(self) -> int:
+        return self.settings.adaptive.stage_seeds
+
+    @property
+    def max_seeds(self) -> int:
+        return self.settings.adaptive.max_seeds
+
+    @property
+    def effect_pct(self) -> float:
+        return self.settings.adaptive.effect_pct
+
+    @property
+    def power(self) -> float:
+        return self.settings.adaptive.power
+
+    @property
+    def multiplicity(self) -> str:
+        return self.settings.multiplicity
+
+    @property
+    def alpha(self) -> float:
+        return self.settings.alpha
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self.settings.adaptive.sizes
 
     @property
     def stages(self) -> int:
@@ -158,42 +165,24 @@ class Design:
         share of alpha under Holm)."""
         return _spending_bounds(tuple(self.info), float(level))
 
-
-def design_from_config(config: Mapping) -> Design | None:
-    """The study's design, or None for a fixed design (no `adaptive` key)."""
-    adaptive = config.get("adaptive")
-    if not adaptive:
-        return None
-    return Design(
-        stage_seeds=len(config["seeds"]),
-        max_seeds=int(adaptive["max_seeds"]),
-        effect_pct=float(adaptive["effect_pct"]),
-        power=float(adaptive["power"]),
-        multiplicity=multiplicity_of(config),
-    )
+    def with_max_seeds(self, max_seeds: int) -> Design:
+        """The same design with another max_seeds."""
+        adaptive = replace(self.settings.adaptive, max_seeds=max_seeds)
+        return Design(replace(self.settings, adaptive=adaptive))
 
 
-def multiplicity_of(config: Mapping) -> str:
-    """stats.multiplicity of a config (checked by the schema; config.yaml holds the default)."""
-    return str(config["stats"]["multiplicity"])
+@functools.cache
+def design_of(settings: Stats) -> Design | None:
+    """The study's adaptive design, or None for a fixed design (no `adaptive`)."""
+    return None if settings.adaptive is None else Design(settings)
 
 
 def seeds_by_stage(design: Design, seeds: Sequence[int]) -> list[list[int]]:
     """The seeds of each stage: the configured ones, then numbers after the largest configured seed."""
-    out, first = [sorted(int(s) for s in seeds)], max(seeds) + 1
-    for size in design.sizes[1:]:
-        out.append(list(range(first, first + size)))
-        first += size
-    return out
+    return design.settings.adaptive.seeds_by_stage(seeds)
 
 
-def possible_seeds(design: Design | None, seeds: Sequence[int]) -> list[int]:
-    """Every seed a run of this study may have: the configured ones, and the later stages' if adaptive."""
-    seeds = [int(s) for s in seeds]
-    return seeds if design is None else [s for stage in seeds_by_stage(design, seeds) for s in stage]
-
-
-def obrien_fleming_spending(t, alpha: float = st.ALPHA):
+def obrien_fleming_spending(t, alpha: float = ALPHA):
     """Two-sided alpha spent by information fraction t: the Lan-DeMets O'Brien-Fleming-type function of
     the one-sided level alpha/2, on each side."""
     return 2 * 2 * stats.norm.sf(stats.norm.isf(alpha / 4) / np.sqrt(np.asarray(t, dtype=float)))
@@ -485,7 +474,7 @@ def max_seeds_for_power(design: Design, sd: float, level: float) -> float:
         return float(estimate)
 
     def reached(max_seeds: int) -> bool:
-        return design_power(replace(design, max_seeds=max_seeds), sd, level) >= design.power
+        return design_power(design.with_max_seeds(max_seeds), sd, level) >= design.power
 
     # The power grows with max_seeds: step up from the estimate until it is reached, then bisect.
     low, high = estimate - 1, estimate

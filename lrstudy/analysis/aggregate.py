@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from lrstudy.analysis import adaptive
+from lrstudy.analysis.stats import FIXED, reference_variant, resolution_pct, study_stats
 from lrstudy.analysis.stats import STATS_COLUMNS as VARIANT_STATS_COLUMNS
-from lrstudy.analysis.stats import reference_variant, resolution_pct, study_stats
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, description, per_variant
 from lrstudy.atomic import atomic_path
+from lrstudy.config import Stats
 from lrstudy.metrics import METRIC_COLUMNS
 from lrstudy.validation import read_run
 
@@ -84,52 +85,42 @@ def _in_config_order(df: pd.DataFrame, variants: Sequence[str], then: list[str])
 
 
 def variant_table(
-    summary: pd.DataFrame,
-    variants: Sequence[str],
-    design: adaptive.Design | None = None,
-    seeds: Sequence[int] = (),
-    *,
-    multiplicity: str = "holm",
+    summary: pd.DataFrame, variants: Sequence[str], settings: Stats = FIXED, seeds: Sequence[int] = ()
 ) -> pd.DataFrame:
-    """One row per variant: its statistics (with an adaptive `design`, the design's verdicts), and the
+    """One row per variant: its statistics (in an adaptive design, the design's verdicts), and the
     description columns after its name and reference."""
     verdicts = None
+    design = adaptive.design_of(settings)
     if design is not None:
         reference, points = reference_variant(variants), adaptive.final_points(summary)
-        plan = seed_plan(summary, variants, design, seeds)
+        plan = seed_plan(summary, variants, settings, seeds)
         verdicts = adaptive.design_verdicts(
             design, plan, points, variants, reference, seeds, resolution_pct(summary["test_size"])
         )
-    stats = study_stats(summary, variants, multiplicity if design is None else design.multiplicity, verdicts)
+    stats = study_stats(summary, variants, settings, verdicts)
     described = per_variant(summary, variants).reset_index(names="variant")
     return stats.merge(described, on="variant", how="left")[STATS_COLUMNS]
 
 
 def aggregate(
-    run_dirs: Iterable[str | Path],
-    variants: Sequence[str],
-    design: adaptive.Design | None = None,
-    seeds: Sequence[int] = (),
-    *,
-    multiplicity: str = "holm",
+    run_dirs: Iterable[str | Path], variants: Sequence[str], settings: Stats = FIXED, seeds: Sequence[int] = ()
 ) -> dict[str, pd.DataFrame]:
-    """The three tables; with an adaptive `design` (and the configured `seeds`, its first stage) the
-    verdicts are the design's. `multiplicity` is the config's stats.multiplicity (a design carries its own)."""
+    """The three tables; in an adaptive design (`settings.adaptive`, and the configured `seeds`, its first
+    stage) the verdicts are the design's."""
     epochs, summary = run_tables(run_dirs, variants)
-    return {
-        "epochs": epochs,
-        "summary": summary,
-        "stats": variant_table(summary, variants, design, seeds, multiplicity=multiplicity),
-    }
+    return {"epochs": epochs, "summary": summary, "stats": variant_table(summary, variants, settings, seeds)}
 
 
-def seed_plan(
-    summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design, seeds: Sequence[int]
-) -> pd.DataFrame:
+def seed_plan(summary: pd.DataFrame, variants: Sequence[str], settings: Stats, seeds: Sequence[int]) -> pd.DataFrame:
     """The adaptive design's looks at these runs (one row per run, as summary.csv has them)."""
     resolution = resolution_pct(summary["test_size"]) if len(summary) else 0.0
     return adaptive.study_plan(
-        design, adaptive.final_points(summary), variants, reference_variant(variants), seeds, resolution
+        adaptive.design_of(settings),
+        adaptive.final_points(summary),
+        variants,
+        reference_variant(variants),
+        seeds,
+        resolution,
     )
 
 

@@ -24,7 +24,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jsonschema
@@ -34,7 +34,7 @@ from scipy import stats
 
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import stats as st
-from lrstudy.config import DEFAULTS_FILE, ConfigError, load_yaml, prepare_config
+from lrstudy.config import DEFAULTS_FILE, ConfigError, Stats, load_yaml, prepare_config, stats_of
 from lrstudy.studies import assemble
 
 SCHEMA = DEFAULTS_FILE.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -78,12 +78,37 @@ def rate(hits: np.ndarray) -> tuple[float, float]:
     return float(per_study.mean()), float(per_study.std(ddof=1) / math.sqrt(len(per_study)))
 
 
-def fixed_decisions(variant, reference, resolution: float, multiplicity: str) -> np.ndarray:
+def fixed_decisions(variant, reference, resolution: float, settings: Stats) -> np.ndarray:
     """+1 better, -1 worse, 0 neither, per study and comparison, as stats.fixed_design decides."""
     diff, se, df, _ = st.welch_parts(variant, reference[:, None, :], resolution)
     p = 2 * stats.t.sf(np.abs(diff) / se, df)
-    adjusted, _ = st.holm(p, st.ALPHA, multiplicity)
-    return np.where(adjusted < st.ALPHA, np.sign(diff), 0)
+    adjusted, _ = st.holm(p, settings.alpha, settings.multiplicity)
+    return np.where(adjusted < settings.alpha, np.sign(diff), 0)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A study as the simulation sees it: its variants, its seeds (an adaptive design's first stage), the
+    test images an accuracy is counted on, and how its verdicts are tested."""
+
+    variants: int
+    seeds: int
+    test_images: int
+    settings: Stats
+
+    @classmethod
+    def of(cls, config: Mapping, settings: Stats) -> Setup:
+        """The setup of a complete config (`settings`: its stats_of)."""
+        test_images = config["dataset"]["test_limit"] or CIFAR10_TEST_IMAGES
+        return cls(len(config["variants"]), len(config["seeds"]), test_images, settings)
+
+    @property
+    def comparisons(self) -> int:
+        return self.variants - 1
+
+    def fixed(self, seeds: int) -> Setup:
+        """The same study as a fixed design of `seeds` seeds per variant."""
+        return replace(self, seeds=seeds, settings=replace(self.settings, adaptive=None))
 
 
 @dataclass
@@ -94,20 +119,20 @@ class Outcome:
     reference_seeds: np.ndarray  # (studies,)
 
 
-def simulator(config: Mapping, spread: Spread, studies: int, seed: int) -> Callable[[float], Outcome]:
-    """diff -> the outcome of `studies` simulated studies of this config in which every variant is diff
+def simulator(setup: Setup, spread: Spread, studies: int, seed: int) -> Callable[[float], Outcome]:
+    """diff -> the outcome of `studies` simulated studies of this setup in which every variant is diff
     points better than the reference."""
-    m = len(config["variants"]) - 1
-    resolution = st.resolution_pct(config["dataset"]["test_limit"] or CIFAR10_TEST_IMAGES)
-    design, multiplicity = ad.design_from_config(config), ad.multiplicity_of(config)
-    n = len(config["seeds"]) if design is None else design.max_seeds
+    m = setup.comparisons
+    resolution = st.resolution_pct(setup.test_images)
+    design = ad.design_of(setup.settings)
+    n = setup.seeds if design is None else design.max_seeds
 
     def run(diff: float) -> Outcome:
         rng = np.random.default_rng(seed)
         variant = diff + spread.draw(rng, (studies, m, n))
         reference = spread.draw(rng, (studies, n), reference=True)
         if design is None:
-            called = fixed_decisions(variant, reference, resolution, multiplicity)
+            called = fixed_decisions(variant, reference, resolution, setup.settings)
             seeds = np.full((studies, m), n)
             return Outcome(called, np.full(studies, (m + 1) * n), seeds, np.full(studies, n))
         walk = ad.walk(design, variant, reference, resolution)
@@ -118,14 +143,13 @@ def simulator(config: Mapping, spread: Spread, studies: int, seed: int) -> Calla
     return run
 
 
-def fixed_seeds_for(power: float, config: Mapping, spread: Spread, effect: float, studies: int, seed: int) -> int:
+def fixed_seeds_for(power: float, setup: Setup, spread: Spread, effect: float, studies: int, seed: int) -> int:
     """The fewest seeds per variant of a fixed design (same variants and multiplicity) whose simulated
     power at effect reaches `power`; MAX_FIXED_SEEDS + 1 when it takes more. The same random numbers for
     every candidate keep the power rising with the seeds."""
-    base = {**config, "adaptive": None}
 
     def reached(n: int) -> bool:
-        fixed = simulator({**base, "seeds": list(range(n))}, spread, studies, seed)(effect)
+        fixed = simulator(setup.fixed(n), spread, studies, seed)(effect)
         return rate(fixed.called == 1)[0] >= power
 
     low, high = 1, 2  # low never reaches it (one seed has no test), high is the next candidate
@@ -140,39 +164,39 @@ def fixed_seeds_for(power: float, config: Mapping, spread: Spread, effect: float
 
 
 def check(
-    config: Mapping,
+    setup: Setup,
     spread: Spread,
     studies: int = DEFAULT_STUDIES,
     seed: int = 0,
     effect_pct: float | None = None,
 ) -> dict:
     """The design's operating characteristics: the keys lrstudy-design --json prints."""
-    design = ad.design_from_config(config)
+    design = ad.design_of(setup.settings)
     effect = effect_pct if effect_pct is not None else (design.effect_pct if design else None)
     if effect is None:
         raise ConfigError("a fixed design has no adaptive.effect_pct: give the difference to power for, --effect-pct")
-    m = len(config["variants"]) - 1
+    m = setup.comparisons
     if m < 1:
         raise ConfigError("variants: one variant has nothing to be compared with; configure at least two")
-    simulate = simulator(config, spread, studies, seed)
+    simulate = simulator(setup, spread, studies, seed)
     null, alt = simulate(0.0), simulate(effect)
     fwer, fwer_mcse = rate(np.any(null.called != 0, axis=1))
     per_comparison, per_comparison_mcse = rate(null.called != 0)
     power, power_mcse = rate(alt.called == 1)
-    fixed_seeds = fixed_seeds_for(power, config, spread, effect, studies, seed)
-    ceiling = (m + 1) * (design.max_seeds if design else len(config["seeds"]))
-    fixed_runs = (m + 1) * fixed_seeds
+    fixed_seeds = fixed_seeds_for(power, setup, spread, effect, studies, seed)
+    max_seeds = design.max_seeds if design else setup.seeds
+    ceiling, fixed_runs = (m + 1) * max_seeds, (m + 1) * fixed_seeds
     expected = {"null": float(null.runs.mean()), "effect": float(alt.runs.mean())}
     return {
         "design": "adaptive" if design else "fixed",
         "variants": m + 1,
         "comparisons": m,
-        "alpha": st.ALPHA,
-        "multiplicity": ad.multiplicity_of(config),
+        "alpha": setup.settings.alpha,
+        "multiplicity": setup.settings.multiplicity,
         "sd": spread.sd,
         "effect_pct": effect,
-        "seeds": len(config["seeds"]),
-        "max_seeds": design.max_seeds if design else len(config["seeds"]),
+        "seeds": setup.seeds,
+        "max_seeds": max_seeds,
         "studies": studies,
         "fwer": fwer,
         "fwer_mcse": fwer_mcse,
@@ -244,9 +268,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.sd > 0 or args.studies < 2:
         parser.error("--sd must be > 0 and --studies at least 2")
     try:
-        result = check(
-            load_config(args.configfile), Spread(args.sd, args.sd_reference), args.studies, args.seed, args.effect_pct
-        )
+        config = load_config(args.configfile)
+        setup = Setup.of(config, stats_of(config))
+        result = check(setup, Spread(args.sd, args.sd_reference), args.studies, args.seed, args.effect_pct)
     except ConfigError as error:
         sys.exit(f"lrstudy-design: {error}")
     print(json.dumps(result, indent=2) if args.json else table(result))

@@ -16,6 +16,7 @@ import json
 import platform
 import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -28,7 +29,7 @@ from lrstudy.analysis import stats as st
 from lrstudy.analysis.figures import DPI as FIGURE_DPI
 from lrstudy.analysis.variants import DATA_KEYS, RECIPE_KEYS, labels
 from lrstudy.atomic import atomic_write_text
-from lrstudy.config import defaults, json_hash
+from lrstudy.config import Stats, defaults, json_hash
 
 ANALYSIS_PACKAGES = ["snakemake", "pandas", "numpy", "scipy", "matplotlib", "jinja2"]
 VERDICT_CLASS = {
@@ -189,24 +190,60 @@ def provenance(summaries: list[dict]) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class ReportInputs:
+    """The files report.html is made from (rule report's inputs): the tables, every run's summary.json,
+    the figures and their captions, the published run's numbers, the template, the adaptive design's
+    seed plan (None: a fixed design) and the paper tables (stats.md, stats.tex)."""
+
+    stats_csv: Path
+    summary_csv: Path
+    summary_jsons: Sequence[Path]
+    figures: Sequence[Path]
+    captions_dir: Path
+    published: Path
+    template: Path
+    seed_plan_csv: Path | None = None
+    paper_tables: Sequence[Path] = ()
+
+
+@dataclass(frozen=True)
+class Results:
+    """A study's results as the report reads them: stats.csv, summary.csv, every run's summary.json, and
+    the adaptive design's seed plan (None: a fixed design)."""
+
+    stats: pd.DataFrame
+    runs: pd.DataFrame
+    summaries: list[dict]
+    seed_plan: pd.DataFrame | None = None
+
+    @classmethod
+    def read(cls, inputs: ReportInputs) -> Results:
+        return cls(
+            stats=pd.read_csv(inputs.stats_csv, dtype={"seeds_needed": "Int64"}),
+            runs=pd.read_csv(inputs.summary_csv),
+            summaries=[json.loads(Path(p).read_text()) for p in inputs.summary_jsons],
+            seed_plan=None if inputs.seed_plan_csv is None else pd.read_csv(inputs.seed_plan_csv),
+        )
+
+
 def context(
-    *,
-    stats: pd.DataFrame,
-    runs: pd.DataFrame,
-    summaries: list[dict],
-    figures: Sequence[str | Path],
-    captions_dir: str | Path,
+    results: Results,
+    figures: Sequence[dict],
     published: dict,
     config: dict,
-    seed_plan: pd.DataFrame | None = None,
+    settings: Stats,
     paper_tables: dict[str, str] | None = None,
 ) -> dict:
-    """Every value the template words: numbers, flags and names, no sentences."""
+    """Every value the template words: numbers, flags and names, no sentences. `figures`: each as
+    figure() gives it."""
     config = json.loads(json.dumps(config))  # plain dicts and lists, whatever Snakemake handed over
     config_yaml = yaml.safe_dump(config, sort_keys=False)
+    stats, runs = results.stats, results.runs
     reference = stats["reference"].iloc[0]
     texts = labels(stats.set_index("variant"), reference)
     scale = study_scale(stats, runs)
+    plan = results.seed_plan
     return {
         "reference": reference,
         "paper_tables": paper_tables or {},
@@ -218,19 +255,19 @@ def context(
         "scale_differences": scale_differences(scale, published["scale"]),
         "published": published,
         "published_vs_ours": published_vs_ours(published, stats, runs),
-        "figures": [figure(f, captions_dir) for f in figures],
+        "figures": list(figures),
         "config_yaml": config_yaml,
         "config_href": "data:text/yaml;base64," + base64.b64encode(config_yaml.encode()).decode("ascii"),
         "config_hash": json_hash(config),
         "data": data_source(config),
-        "provenance": provenance(summaries),
-        "mixed_code": mixed_code(summaries),
+        "provenance": provenance(results.summaries),
+        "mixed_code": mixed_code(results.summaries),
         "max_seeds": st.MAX_SEEDS,
-        "alpha": st.ALPHA,
+        "alpha": settings.alpha,
         "multiplicity": stats["multiplicity"].iloc[0],
         "comparisons": len(stats) - 1,
         "ci_levels": ci_levels(stats),
-        "adaptive": None if seed_plan is None else adaptive_section(seed_plan, stats, runs, config),
+        "adaptive": None if plan is None else adaptive_section(plan, results, config, settings),
     }
 
 
@@ -259,33 +296,15 @@ def observed_sd(runs: pd.DataFrame) -> float:
     return max(float(variances.mean() ** 0.5), st.resolution_pct(runs["test_size"]))
 
 
-def adaptive_section(plan: pd.DataFrame, stats: pd.DataFrame, runs: pd.DataFrame, config: dict) -> dict:
+def adaptive_section(plan: pd.DataFrame, results: Results, config: dict, settings: Stats) -> dict:
     """How many seeds each variant got under the adaptive design and why, the design's operating
     characteristics at the spread seen (lrstudy-design), and the runs it saved against max_seeds for
     every variant and against the fixed design with the same power."""
-    design = ad.design_from_config(config)
+    design, stats, runs = ad.design_of(settings), results.stats, results.runs
     last = plan.groupby("variant", sort=False).tail(1).set_index("variant")
-    rows = []
-    for _, r in stats.iterrows():
-        compared = r["variant"] != r["reference"] and r["variant"] in last.index
-        look = last.loc[r["variant"]].to_dict() if compared else None
-        stage = int(r["stages"])
-        rows.append(
-            {
-                "variant": r["variant"],
-                "reference": r["reference"],
-                "runs": int(r["n_runs"]),
-                "stages": stage,
-                "look": look,
-                # The repeated CI of an early look can be wider than any accuracy difference can be.
-                "bounded": look is not None and -100 <= look["rci_low_pct"] and look["rci_high_pct"] <= 100,
-                "next_seeds": design.sizes[stage] if stage < design.stages else 0,
-                "p": r["p_value"],
-                "p_adjusted": r["p_value_adjusted"],
-            }
-        )
+    rows = [_adaptive_row(design, r, last) for _, r in stats.iterrows()]
     sd = observed_sd(runs)
-    oc = design_check.check(config, design_check.Spread(sd), studies=REPORT_STUDIES)
+    oc = design_check.check(design_check.Setup.of(config, settings), design_check.Spread(sd), studies=REPORT_STUDIES)
     ceiling = design.max_seeds * len(stats)
     return {
         "rows": rows,
@@ -306,6 +325,26 @@ def adaptive_section(plan: pd.DataFrame, stats: pd.DataFrame, runs: pd.DataFrame
     }
 
 
+def _adaptive_row(design: ad.Design, r: pd.Series, last: pd.DataFrame) -> dict:
+    """A variant's line of the adaptive section: its runs and stages, its last look, the seeds it would
+    get next."""
+    compared = r["variant"] != r["reference"] and r["variant"] in last.index
+    look = last.loc[r["variant"]].to_dict() if compared else None
+    stage = int(r["stages"])
+    return {
+        "variant": r["variant"],
+        "reference": r["reference"],
+        "runs": int(r["n_runs"]),
+        "stages": stage,
+        "look": look,
+        # The repeated CI of an early look can be wider than any accuracy difference can be.
+        "bounded": look is not None and -100 <= look["rci_low_pct"] and look["rci_high_pct"] <= 100,
+        "next_seeds": design.sizes[stage] if stage < design.stages else 0,
+        "p": r["p_value"],
+        "p_adjusted": r["p_value_adjusted"],
+    }
+
+
 def render(template: str | Path, ctx: dict) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(template).parent),
@@ -319,29 +358,14 @@ def render(template: str | Path, ctx: dict) -> str:
     return env.get_template(Path(template).name).render(**ctx)
 
 
-def write_report(
-    *,
-    stats_csv: str | Path,
-    summary_csv: str | Path,
-    summary_jsons: Iterable[str | Path],
-    figures: Sequence[str | Path],
-    captions_dir: str | Path,
-    published: str | Path,
-    template: str | Path,
-    config: dict,
-    out: str | Path,
-    seed_plan_csv: str | Path | None = None,
-    paper_tables: Sequence[str | Path] = (),
-) -> None:
+def write_report(inputs: ReportInputs, config: dict, settings: Stats, out: str | Path) -> None:
+    """report.html from the study's files, its config and its statistics' settings."""
     ctx = context(
-        stats=pd.read_csv(stats_csv, dtype={"seeds_needed": "Int64"}),
-        runs=pd.read_csv(summary_csv),
-        summaries=[json.loads(Path(p).read_text()) for p in summary_jsons],
-        figures=figures,
-        captions_dir=captions_dir,
-        published=load_published(published),
-        config=config,
-        seed_plan=None if seed_plan_csv is None else pd.read_csv(seed_plan_csv),
-        paper_tables={Path(p).name: Path(p).read_text() for p in paper_tables},
+        Results.read(inputs),
+        [figure(f, inputs.captions_dir) for f in inputs.figures],
+        load_published(inputs.published),
+        config,
+        settings,
+        {Path(p).name: Path(p).read_text() for p in inputs.paper_tables},
     )
-    atomic_write_text(out, render(template, ctx))
+    atomic_write_text(out, render(inputs.template, ctx))

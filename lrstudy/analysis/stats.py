@@ -12,12 +12,15 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-ALPHA = 0.05  # two-sided significance level of every test and CI (95%)
+from lrstudy.config import ALPHA, Stats
+
+FIXED = Stats()  # the config's defaults: a fixed design, Holm over the comparisons
 POWER = 0.80  # the power at which `seeds_needed` and `detectable_diff` are computed
 # Accuracies are fractions of a finite test set: even 10^9 test images move the accuracy by 1e-7 points
 # per image. A difference or spread below ROUNDING (in the units of the values; the study passes points)
@@ -34,8 +37,6 @@ NO_DIFFERENCE = "no detectable difference"
 NEGLIGIBLE = "negligible difference"  # adaptive designs only: the difference is shown below adaptive.effect_pct
 TOO_FEW = "not enough seeds"
 ALL_DIVERGED = "all runs diverged"
-
-MULTIPLICITY = ("holm", "none")  # config stats.multiplicity: Holm's step-down, or each comparison on its own
 
 # The columns beside a verdict come from the runs that verdict used: in an adaptive design the reference's
 # seeds up to the look that decided (not those added later for other comparisons). The all_runs_ columns
@@ -88,9 +89,9 @@ def reference_variant(variants: Sequence[str]) -> str:
     return "baseline" if "baseline" in variants else variants[0]
 
 
-def describe(percentages: Sequence[float], resolution: float = 0.0) -> dict:
-    """n, mean, sample std and the t-based 95% CI of the mean of accuracies in percent; std and CI are
-    NaN below two values.
+def describe(percentages: Sequence[float], resolution: float = 0.0, alpha: float = ALPHA) -> dict:
+    """n, mean, sample std and the t-based 1 - alpha CI of the mean of accuracies in percent; std and CI
+    are NaN below two values.
 
     The CI takes the spread as at least `resolution`, the accuracy's step, as every test does: two runs
     with the same accuracy do not make a mean exact (the std column still says 0). It is cut to [0, 100]:
@@ -101,7 +102,7 @@ def describe(percentages: Sequence[float], resolution: float = 0.0) -> dict:
     out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     if n >= 2:
         out["std"] = _spread(x)
-        half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * max(out["std"], resolution) / math.sqrt(n)
+        half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * max(out["std"], resolution) / math.sqrt(n)
         out["ci_low"], out["ci_high"] = max(0.0, out["mean"] - half), min(100.0, out["mean"] + half)
     return out
 
@@ -226,28 +227,31 @@ def detectable_diff(sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float =
     return optimize.brentq(short, 0.0, high)
 
 
-def verdict(n: int, n_ref: int, n_diverged: int, diff: float, p_adjusted: float) -> str:
+def verdict(n: int, n_ref: int, n_diverged: int, diff: float, p_adjusted: float, alpha: float = ALPHA) -> str:
     if n == 0 and n_diverged:
         return ALL_DIVERGED
     if n < 2 or n_ref < 2:
         return TOO_FEW
-    if p_adjusted < ALPHA:
+    if p_adjusted < alpha:
         return BETTER if diff > 0 else WORSE
     return NO_DIFFERENCE
 
 
-def sizing_alpha(comparisons: int, multiplicity: str) -> float:
+def sizing_alpha(comparisons: int, settings: Stats) -> float:
     """The level `seeds_needed` and `detectable_diff_pct` plan for: Holm's first step, alpha / m."""
-    return ALPHA / max(comparisons, 1) if multiplicity == "holm" else ALPHA
+    return settings.alpha / max(comparisons, 1) if settings.multiplicity == "holm" else settings.alpha
 
 
-def fixed_design(final: dict[str, np.ndarray], reference: str, resolution: float, multiplicity: str) -> dict[str, dict]:
+def fixed_design(final: dict[str, np.ndarray], reference: str, resolution: float, settings: Stats) -> dict[str, dict]:
     """The verdict columns of each comparison with the reference in a fixed design: Welch's test on every
     finished run, Holm over the comparisons, the CI at the level each comparison was tested at."""
     others = [v for v in final if v != reference]
     ref = final[reference]
-    tests = {v: welch(final[v], ref, resolution) for v in others if len(final[v]) >= 2 and len(ref) >= 2}
-    adjusted, level = holm([tests[v]["p_value"] if v in tests else math.nan for v in others], ALPHA, multiplicity)
+    tests = {
+        v: welch(final[v], ref, resolution, settings.alpha) for v in others if len(final[v]) >= 2 and len(ref) >= 2
+    }
+    p = [tests[v]["p_value"] if v in tests else math.nan for v in others]
+    adjusted, level = holm(p, settings.alpha, settings.multiplicity)
     out = {}
     for v, p_adj, lvl in zip(others, adjusted, level, strict=True):
         row = {"n": len(final[v]), "n_reference": len(ref), "ci_level": 1 - lvl, "p_value_adjusted": p_adj}
@@ -276,7 +280,7 @@ def _check_finished_runs_have_accuracies(finished: pd.DataFrame) -> None:
 def study_stats(
     runs: pd.DataFrame,
     variants: Sequence[str],
-    multiplicity: str = "holm",
+    settings: Stats = FIXED,
     design_verdicts: dict[str, dict] | None = None,
 ) -> pd.DataFrame:
     """One row per variant (config order) from one row per run.
@@ -286,71 +290,102 @@ def study_stats(
     Without `design_verdicts` the verdicts are the fixed design's; an adaptive design passes its own
     (lrstudy.analysis.adaptive.design_verdicts): per variant the seeds its verdict used (`seeds`,
     `reference_seeds`) and VERDICT_COLUMNS, and the variant's own means and CIs are of those seeds."""
-    if multiplicity not in MULTIPLICITY:
-        raise ValueError(f"stats.multiplicity is {multiplicity!r}; use one of {', '.join(MULTIPLICITY)}")
     reference = reference_variant(variants)
     ok = runs[~runs["diverged"].astype(bool)]
     _check_finished_runs_have_accuracies(ok)
     resolution = resolution_pct(runs["test_size"]) if len(runs) else 0.0
     final = {v: 100 * ok.loc[ok["variant"] == v, "final_test_acc"].to_numpy(float) for v in variants}
-    decided = design_verdicts or fixed_design(final, reference, resolution, multiplicity)
-    sizing = sizing_alpha(len(variants) - 1, multiplicity)
-    rows = []
-    for v in variants:
-        mine = ok[ok["variant"] == v]
-        row = {k: math.nan for k in VERDICT_COLUMNS} | {"stages": 1}
-        if v in decided:
-            row |= {k: val for k, val in decided[v].items() if k in (*VERDICT_COLUMNS, "stages")}
-            if "seeds" in decided[v]:
-                mine = mine[mine["seed"].isin(decided[v]["seeds"])]
-        f = describe(100 * mine["final_test_acc"].to_numpy(float), resolution)
-        b = describe(100 * mine["best_test_acc"].to_numpy(float), resolution)
-        n_runs = int((runs["variant"] == v).sum())
-        n_diverged = n_runs - len(final[v])
-        row |= {"n": f["n"], "n_reference": len(final[reference]) if v == reference else row["n_reference"]}
-        all_runs = {k: math.nan for k in ALL_RUNS_COLUMNS}
-        sized = {"seeds_needed": math.nan, "detectable_diff_pct": math.nan}
-        if v == reference:
-            row["verdict"] = ALL_DIVERGED if f["n"] == 0 and n_diverged else REFERENCE
-        else:
-            if not isinstance(row["verdict"], str):  # no verdict from a design: the fixed analysis's own
-                p_adjusted = row["p_value_adjusted"]
-                row["verdict"] = verdict(f["n"], row["n_reference"], n_diverged, row["diff_pct"], p_adjusted)
-            if len(final[v]) >= 2 and len(final[reference]) >= 2:
-                cmp = welch(final[v], final[reference], resolution)
-                all_runs = {
-                    "all_runs_n_reference": len(final[reference]),
-                    "all_runs_diff_pct": cmp["diff"],
-                    "all_runs_diff_ci_low_pct": cmp["ci_low"],
-                    "all_runs_diff_ci_high_pct": cmp["ci_high"],
-                    "all_runs_p_value": cmp["p_value"],
-                }
-            if f["n"] >= 2 and row["n_reference"] >= 2 and math.isfinite(row["diff_pct"]):
-                ref_seeds = decided[v].get("reference_seeds")
-                ref = ok[ok["variant"] == reference]
-                if ref_seeds is not None:
-                    ref = ref[ref["seed"].isin(ref_seeds)]
-                sd_v, sd_ref = (max(float(np.std(100 * x["final_test_acc"], ddof=1)), resolution) for x in (mine, ref))
-                sized = {
-                    "seeds_needed": seeds_needed(row["diff_pct"], sd_v, sd_ref, sizing),
-                    "detectable_diff_pct": detectable_diff(sd_v, sd_ref, f["n"], len(ref), sizing),
-                }
-        rows.append(
-            row
-            | {
-                "variant": v,
-                "reference": reference,
-                "n_runs": n_runs,
-                "n_diverged": n_diverged,
-                **{f"final_{k}_pct": f[k] for k in ("mean", "std", "ci_low", "ci_high")},
-                **{f"best_{k}_pct": b[k] for k in ("mean", "std", "ci_low", "ci_high")},
-                "multiplicity": multiplicity,
-                **sized,
-                **all_runs,
-                "train_seconds_mean": float(runs.loc[runs["variant"] == v, "train_seconds"].mean()),
-            }
-        )
-    table = pd.DataFrame(rows, columns=STATS_COLUMNS)
+    study = _Study(
+        runs,
+        ok,
+        final,
+        reference,
+        resolution,
+        settings,
+        design_verdicts or fixed_design(final, reference, resolution, settings),
+    )
+    table = pd.DataFrame([_variant_row(study, v) for v in variants], columns=STATS_COLUMNS)
     table["seeds_needed"] = table["seeds_needed"].astype("Int64")
     table["stages"] = table["stages"].astype(int)
     return table
+
+
+@dataclass(frozen=True)
+class _Study:
+    """What every row of study_stats reads: the runs (all, and those not diverged), each variant's final
+    accuracies in points, the reference, the accuracy's resolution, the statistics and the verdicts."""
+
+    runs: pd.DataFrame
+    ok: pd.DataFrame
+    final: dict[str, np.ndarray]
+    reference: str
+    resolution: float
+    settings: Stats
+    decided: dict[str, dict]
+
+
+def _variant_row(study: _Study, v: str) -> dict:
+    """A variant's row of stats.csv: its runs described, its verdict, and for a comparison the all-runs
+    test and the seeds it would need."""
+    decided = study.decided.get(v, {})
+    row = {k: math.nan for k in VERDICT_COLUMNS} | {"stages": 1}
+    row |= {k: val for k, val in decided.items() if k in (*VERDICT_COLUMNS, "stages")}
+    mine = study.ok[study.ok["variant"] == v]
+    if "seeds" in decided:
+        mine = mine[mine["seed"].isin(decided["seeds"])]
+    alpha, reference = study.settings.alpha, study.reference
+    f = describe(100 * mine["final_test_acc"].to_numpy(float), study.resolution, alpha)
+    b = describe(100 * mine["best_test_acc"].to_numpy(float), study.resolution, alpha)
+    n_runs = int((study.runs["variant"] == v).sum())
+    n_diverged = n_runs - len(study.final[v])
+    row |= {"n": f["n"], "n_reference": len(study.final[reference]) if v == reference else row["n_reference"]}
+    compared = {k: math.nan for k in (*ALL_RUNS_COLUMNS, "seeds_needed", "detectable_diff_pct")}
+    if v == reference:
+        row["verdict"] = ALL_DIVERGED if f["n"] == 0 and n_diverged else REFERENCE
+    else:
+        if not isinstance(row["verdict"], str):  # no verdict from a design: the fixed analysis's own
+            row["verdict"] = verdict(
+                f["n"], row["n_reference"], n_diverged, row["diff_pct"], row["p_value_adjusted"], alpha
+            )
+        compared |= _all_runs(study, v) | _sizing(study, row, mine, decided.get("reference_seeds"))
+    return row | {
+        "variant": v,
+        "reference": reference,
+        "n_runs": n_runs,
+        "n_diverged": n_diverged,
+        **{f"final_{k}_pct": f[k] for k in ("mean", "std", "ci_low", "ci_high")},
+        **{f"best_{k}_pct": b[k] for k in ("mean", "std", "ci_low", "ci_high")},
+        "multiplicity": study.settings.multiplicity,
+        **compared,
+        "train_seconds_mean": float(study.runs.loc[study.runs["variant"] == v, "train_seconds"].mean()),
+    }
+
+
+def _all_runs(study: _Study, v: str) -> dict:
+    """Welch's test on every finished run of `v` and the reference, as if their number had been fixed."""
+    final, reference = study.final, study.reference
+    if len(final[v]) < 2 or len(final[reference]) < 2:
+        return {}
+    cmp = welch(final[v], final[reference], study.resolution)
+    return {
+        "all_runs_n_reference": len(final[reference]),
+        "all_runs_diff_pct": cmp["diff"],
+        "all_runs_diff_ci_low_pct": cmp["ci_low"],
+        "all_runs_diff_ci_high_pct": cmp["ci_high"],
+        "all_runs_p_value": cmp["p_value"],
+    }
+
+
+def _sizing(study: _Study, row: dict, mine: pd.DataFrame, reference_seeds) -> dict:
+    """seeds_needed and detectable_diff_pct, from the spreads of the runs the verdict used."""
+    if not (row["n"] >= 2 and row["n_reference"] >= 2 and math.isfinite(row["diff_pct"])):
+        return {}
+    ref = study.ok[study.ok["variant"] == study.reference]
+    if reference_seeds is not None:
+        ref = ref[ref["seed"].isin(reference_seeds)]
+    sd_v, sd_ref = (max(float(np.std(100 * x["final_test_acc"], ddof=1)), study.resolution) for x in (mine, ref))
+    sizing = sizing_alpha(len(study.final) - 1, study.settings)
+    return {
+        "seeds_needed": seeds_needed(row["diff_pct"], sd_v, sd_ref, sizing),
+        "detectable_diff_pct": detectable_diff(sd_v, sd_ref, row["n"], len(ref), sizing),
+    }

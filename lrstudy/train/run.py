@@ -13,8 +13,10 @@ import fcntl
 import logging
 import os
 import platform
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -92,7 +94,7 @@ def tensorboard_log(spec: RunSpec, files: RunFiles) -> TensorBoardLog | None:
     """The run's TensorBoard writer: where it has a folder and execution.tensorboard is on."""
     if files.tensorboard is None or not spec.execution.tensorboard:
         return None
-    return TensorBoardLog(files.tensorboard, spec.recipe.as_dict(), spec.seed)
+    return TensorBoardLog(files.tensorboard, spec.recipe.as_dict(), spec.variant, spec.seed)
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ def execute(
         run = prepare(spec, cache)
         result = train(run, spec, files.checkpoint, on_epoch)
         metrics_text = metrics_csv(result.metrics)
-        summary = summary_of(spec, run, result, metrics_text, versions(), code_record(project or _PROJECT_ROOT))
+        code = code_record(project or _PROJECT_ROOT)
+        summary = summary_of(spec, run, result, metrics_text, versions(), code, finished_at=_now())
         write(files, result, metrics_text, summary)
         log_outcome(spec, summary)
         return summary
@@ -136,11 +139,14 @@ def execute(
 @contextlib.contextmanager
 def opened(files: RunFiles, resume: bool) -> Iterator[None]:
     """The run held by this process: its lock (with a checkpoint), then its trainer log appended to, and
-    with `resume` False its checkpoint dropped."""
+    with `resume` False its checkpoint dropped. Its TensorBoard folder goes: the event files belong to the
+    run, and are written again as it trains (or not at all, with execution.tensorboard off)."""
     lock = run_lock(files.checkpoint, files.trainer_log) if files.checkpoint is not None else contextlib.nullcontext()
     with lock, also_appended_to(files.trainer_log):
         if files.checkpoint is not None and not resume:
             files.checkpoint.unlink(missing_ok=True)
+        if files.tensorboard is not None:
+            shutil.rmtree(files.tensorboard, ignore_errors=True)
         yield
 
 
@@ -244,8 +250,11 @@ def train(run: Prepared, spec: RunSpec, checkpoint_path: Path | None, on_epoch: 
     return result
 
 
-def summary_of(spec: RunSpec, run: Prepared, result: RunResult, metrics_text: str, versions: dict, code: dict) -> dict:
-    """summary.json: the run's outcome, what it is (recipe, seed, data), how it was computed, by which code."""
+def summary_of(
+    spec: RunSpec, run: Prepared, result: RunResult, metrics_text: str, versions: dict, code: dict, finished_at: str
+) -> dict:
+    """summary.json: the run's outcome, what it is (recipe, seed, data), how it was computed, by which code;
+    when it finished (`finished_at`: TensorBoard and MLflow date the run and its epochs from it)."""
     finite = [m for m in result.metrics if m["epoch"] != result.diverged_epoch]
     best = max(finite, key=lambda m: m["test_acc"], default=None)
     trainer = run.trainer
@@ -261,6 +270,7 @@ def summary_of(spec: RunSpec, run: Prepared, result: RunResult, metrics_text: st
         "diverged": result.diverged,
         "diverged_epoch": result.diverged_epoch,
         "resumed_from_epoch": result.resumed_from_epoch,
+        "finished_at": finished_at,
         "device": trainer.device.type,
         "device_name": run.device_name,
         "versions": versions,
@@ -287,6 +297,11 @@ def write(files: RunFiles, result: RunResult, metrics_text: str, summary: dict) 
     atomic_write_json(files.summary, summary)
     if files.checkpoint is not None:
         files.checkpoint.unlink(missing_ok=True)
+
+
+def _now() -> str:
+    """The time, as summary.json records it: ISO 8601 in UTC, to the millisecond."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def log_outcome(spec: RunSpec, summary: dict) -> None:

@@ -34,7 +34,8 @@ if DESIGN is not None:
         conda:
             "../envs/analysis.yaml"
         params:
-            design={"adaptive": config.get("adaptive"), "seeds": SEEDS, "stats": config["stats"]},
+            stats=stats_param(STUDY.stats),
+            seeds=SEEDS,
             variants=VARIANTS,
         script:
             "../scripts/plan_seeds.py"

@@ -6,7 +6,7 @@ import pandas as pd
 from lrstudy.analysis import adaptive
 from lrstudy.analysis.stats import reference_variant
 
-DESIGN = STUDY.design  # parsed once, with the rest of the study (lrstudy.config.parse_study)
+DESIGN = adaptive.design_of(STUDY.stats)  # STUDY.stats: parsed once, with the rest of the study
 
 
 def study_runs(name):

@@ -3,6 +3,7 @@
 #   snakemake --report results/snakemake-report.zip
 
 from lrstudy.study_state import drop_stale_aggregate, missing_runs
+from lrstudy.train.tensorboard import study_hparams
 
 # A grid study also gets the sweep plot: final accuracy against each window's factor.
 FIGURES = ["accuracy", "loss", "lr", "final_accuracy", *(["sweep"] if config.get("grid") else [])]
@@ -26,8 +27,9 @@ rule aggregate:
         "../envs/analysis.yaml"
     params:
         variants=VARIANTS,
-        code=ANALYSIS_FINGERPRINT,
-        design={"adaptive": config.get("adaptive"), "seeds": SEEDS, "stats": config["stats"]},
+        code=code_of("aggregate.py"),
+        stats=stats_param(STUDY.stats),
+        seeds=SEEDS,
         deleted_runs=deleted_runs,
     script:
         "../scripts/aggregate.py"
@@ -51,7 +53,7 @@ rule figures:
     params:
         variants=VARIANTS,
         seed_lines=config["figures"]["seed_lines"],
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("figures.py"),
     script:
         "../scripts/figures.py"
 
@@ -71,7 +73,7 @@ rule tables:
         "../envs/analysis.yaml"
     params:
         study=STUDY.name,  # stats.tex's \label
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("tables.py"),
     script:
         "../scripts/tables.py"
 
@@ -98,17 +100,50 @@ rule report:
         "../envs/analysis.yaml"
     params:
         config=shareable(config),
-        code=ANALYSIS_FINGERPRINT,
+        stats=stats_param(STUDY.stats),
+        code=code_of("render_report.py"),
     script:
         "../scripts/render_report.py"
 
 
-rule mlflow:
-    """Optional (snakemake mlflow): every finished run to MLflow, the study as the experiment; exporting
-    again adds nothing. Needs the mlflow extra: pip install '.[mlflow]'."""
+# The study's HPARAMS columns, every value a run of it may have (rule tensorboard's params).
+TENSORBOARD_COLUMNS = study_hparams((STUDY.recipes[v].as_dict(), v, s) for v in VARIANTS for s in RUN_SEEDS)
+
+
+rule tensorboard:
+    """With execution.tensorboard: results/tensorboard/ made again from the study's runs once they are
+    trained, each run's curves, HPARAMS and status from its own files (a run's live event files, written
+    as it trains, are replaced; a run trained while TensorBoard was off gets its folder; a run no longer
+    in the study leaves). At the top: the study's HPARAMS columns, with the final test accuracy as metric."""
     input:
         metrics=study_runs("metrics.csv"),
         summaries=study_runs("summary.json"),
+    output:
+        directory("results/tensorboard"),
+    log:
+        "logs/tensorboard.log",
+    benchmark:
+        "benchmarks/tensorboard.tsv"
+    conda:
+        "../envs/tensorboard.yaml"
+    params:
+        columns=TENSORBOARD_COLUMNS,
+        code=code_of("tensorboard.py"),
+    script:
+        "../scripts/tensorboard.py"
+
+
+rule mlflow:
+    """Optional (snakemake mlflow): the study to MLflow, a parent run with the report and a child run per
+    run; exporting again adds nothing, a retrained or removed run's old export is deleted. The local
+    store's path is a param: after the project folder moves, the export runs again and follows it."""
+    input:
+        metrics=study_runs("metrics.csv"),
+        summaries=study_runs("summary.json"),
+        models=study_runs("model.pt"),
+        report=rules.report.output[0],
+        figures=[*rules.figures.output.png, *rules.figures.output.svg],
+        tables=rules.tables.output,
     output:
         "results/mlflow/exported.json",
     log:
@@ -119,7 +154,9 @@ rule mlflow:
         "../envs/mlflow.yaml"
     params:
         study=config["study"],
-        tracking_uri=config["mlflow"]["tracking_uri"],  # null: the file store results/mlflow/mlruns
+        tracking_uri=config["mlflow"]["tracking_uri"],  # null: the local store, results/mlflow/mlflow.db
+        store=os.path.abspath("results/mlflow"),
+        code=code_of("mlflow_export.py"),
     script:
         "../scripts/mlflow_export.py"
 

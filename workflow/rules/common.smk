@@ -9,9 +9,8 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from lrstudy.analysis.adaptive import possible_seeds
-from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable
-from lrstudy.provenance import code_fingerprint, ANALYSIS_CODE
+from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable, stats_param
+from lrstudy.provenance import script_fingerprint
 from lrstudy.refusal import refuse, said_alone
 from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
 from lrstudy.studies import assemble, remember, study_report_at
@@ -116,7 +115,7 @@ VARIANTS = STUDY.variants
 SEEDS = list(STUDY.seeds)
 warn_if_cache_damaged("results/data/cifar10.npz", "results/data/cifar10.json")
 # Every seed a run may have: the configured ones, and with `adaptive` the later stages' (workflow/rules/adaptive.smk).
-RUN_SEEDS = possible_seeds(STUDY.design, SEEDS)
+RUN_SEEDS = STUDY.run_seeds
 
 
 wildcard_constraints:
@@ -196,9 +195,11 @@ def refuse_a_study_too_long_for_this_cpu():
 refuse_a_study_too_long_for_this_cpu()
 
 
-# The analysis jobs rerun when the code that computes the tables, figures or report changes (cheap);
-# training does not (see README, "What reruns, and what does not").
-ANALYSIS_FINGERPRINT = code_fingerprint(ANALYSIS_CODE)
+def code_of(script):
+    """A rule's code identity, its params `code`: every lrstudy module its script imports, directly or not
+    (lrstudy/provenance.py). The tables, figures and report rerun when it changes (cheap); training does
+    not (docs/reruns-and-recovery.md)."""
+    return script_fingerprint(PROJECT / "workflow" / "scripts" / script)
 
 
 def uses_gpu(wildcards):

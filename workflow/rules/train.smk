@@ -47,7 +47,7 @@ rule variant_summary:
     conda:
         "../envs/analysis.yaml"
     params:
-        code=ANALYSIS_FINGERPRINT,
+        code=code_of("variant_summary.py"),
         deleted_runs=deleted_runs,
     script:
         "../scripts/variant_summary.py"

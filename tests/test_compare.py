@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 
 import pandas as pd
 import pytest
 from synthetic_runs import KNOWN, analyse
+from test_tables import compile_paper
 
 from lrstudy.analysis import compare
 
@@ -97,19 +97,7 @@ def test_the_latex_comparison_compiles_on_a_plain_article_page(tmp_path):
     study(tmp_path, "no_wd", ("baseline", "lr_x2", "lr_x0.5"), weight_decay=0)
     stale = {"no_wd": "study no_wd is out of date: `snakemake --config study=no_wd` would run 2 train"}
     (tmp_path / "compare.tex").write_text(side_by_side(tmp_path, "default", "no_wd", fmt="tex", stale=stale))
-    (tmp_path / "paper.tex").write_text(
-        "\\documentclass{article}\n\\usepackage{array,booktabs,longtable}\n\\begin{document}\n"
-        "\\input{compare.tex}\n\\end{document}\n"
-    )
-    done = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-2000:]
-    assert "Overfull" not in (tmp_path / "paper.log").read_text()
+    assert "Overfull" not in compile_paper(tmp_path, "compare.tex")
 
 
 def test_a_stale_study_is_never_shown_as_current(workflow, tmp_path, capsys):

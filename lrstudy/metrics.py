@@ -10,7 +10,10 @@ import io
 from datetime import datetime
 from pathlib import Path
 
-METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
+# lr: the schedule's lr at the epoch's first optimizer step; lr_last: the optimizer's lr at its last step.
+METRIC_COLUMNS = ["epoch", "lr", "lr_last", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
+# Written by every run since lr_last was added; a run made before has the others only.
+ADDED_COLUMNS = ["lr_last"]
 
 
 def metrics_csv(rows: list[dict]) -> str:

@@ -34,13 +34,17 @@ def remembered_path(project: Path, name: str) -> Path:
     return project / "studies" / name / REMEMBERED_FILE
 
 
-def assemble(project: Path, command_line: Mapping, check_files: bool = True) -> tuple[dict, dict | None]:
+def assemble(
+    project: Path, command_line: Mapping, check_files: bool = True, remembered_at=remembered_path
+) -> tuple[dict, dict | None]:
     """(the study's config before checks, the overrides to remember or None). `project` is the workflow's
     folder, which holds config.yaml (the defaults), local.yaml and studies/.
 
     The command line's keys other than `study` are the study's own settings: a named study remembers them.
     A command that names a study and nothing else uses what the study remembered. `check_files`: refuse a
-    dataset.archive that does not exist (a command that reads no data, e.g. lrstudy-design, passes False)."""
+    dataset.archive that does not exist (a command that reads no data, e.g. lrstudy-design, passes False).
+    `remembered_at(project, name)`: where a named study's remembered config is read (lrstudy.storage:
+    from the study's storage, with a default storage provider)."""
     config = load_yaml(project / DEFAULTS_NAME)
     layers = [(project / DEFAULTS_NAME, config)]  # (where, what it sets), for naming where a setting came from
     local = project / LOCAL_FILE
@@ -53,7 +57,7 @@ def assemble(project: Path, command_line: Mapping, check_files: bool = True) -> 
     to_remember = None
     if name != DEFAULT_STUDY and isinstance(name, str):
         check_study_name(name)  # before a path is made of it, or a config suggested that would be refused
-        path = remembered_path(project, name)
+        path = remembered_at(project, name)
         if own:
             to_remember = {"study": name, **own}
         elif path.exists():

@@ -18,8 +18,8 @@ from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis.figures import PLOTS, write_figures
 from lrstudy.analysis.report import ReportInputs, write_report
 from lrstudy.analysis.tables import write_tables
-from lrstudy.config import Adaptive, Stats, defaults
-from lrstudy.schedule import lr_for_epoch, of_mapping
+from lrstudy.config import Adaptive, Stats, defaults, parsed_recipe
+from lrstudy.schedule import epoch_lrs, steps_per_epoch
 
 REPO = Path(__file__).resolve().parent.parent
 FIGURES = [name for name in PLOTS if name != "sweep"]  # as rule figures draws them for a study without a grid
@@ -37,7 +37,9 @@ ONE_PIXEL_PNG = (
     + _png_chunk(b"IEND", b"")
 )
 
-TRAIN = {**defaults()["train"], "epochs": 12}  # the full recipe, as summary.json records it
+# The full recipe, as summary.json records it.
+TRAIN = parsed_recipe({**defaults()["train"], "epochs": 12}, "test").as_dict()
+TRAIN_SIZE = 50000
 WINDOWS = {"lr_x5": [{"start": 4, "end": 8, "factor": 5.0}], "lr_x0.5": [{"start": 4, "end": 8, "factor": 0.5}]}
 GRID_NAME = re.compile(r"lr_x(?P<factor>[0-9.]+)_e(?P<start>[0-9]+)-(?P<end>[0-9]+)")  # as config.expand_grid names
 
@@ -78,7 +80,8 @@ def write_run(
     run = root / "results" / "runs" / variant / f"seed{seed}"
     run.mkdir(parents=True)
     last = diverged_epoch or epochs
-    schedule = of_mapping(train)  # not a checked Recipe: some tests write runs no config would allow
+    recipe = parsed_recipe(train, "test")  # not a checked Recipe: some tests write runs no config would allow
+    steps = steps_per_epoch(TRAIN_SIZE, recipe.batch_size)
     rows = []
     for e in range(1, last + 1):
         progress = (1 - math.exp(-4 * e / epochs)) / (1 - math.exp(-4))  # 1.0 at the last planned epoch
@@ -87,7 +90,7 @@ def write_run(
         rows.append(
             {
                 "epoch": e,
-                "lr": lr_for_epoch(e, schedule),
+                **dict(zip(("lr", "lr_last"), epoch_lrs(recipe, e, steps), strict=True)),
                 "train_loss": math.nan if bad else 2.3 * (1 - progress) + 0.01,
                 "train_acc": 0.1 if bad else min(1.0, acc + 0.04),
                 "test_loss": math.inf if bad else 2.3 * (1 - progress) + 0.2,
@@ -120,9 +123,10 @@ def write_run(
         "dataset": {
             "md5": "c58f30108f718f92721af3b95e74349a",
             "sha256": "ab" * 32,
-            "train_size": 50000,
+            "train_size": TRAIN_SIZE,
             "test_size": 10000,
         },
+        "steps_per_epoch": steps,
     }
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     (run / "model.pt").write_bytes(b"")  # the train rule's third output: rule all lists it (no weights needed here)
@@ -136,8 +140,10 @@ def change_recipe(run: Path, **changes) -> dict:
     (run / "summary.json").write_text(json.dumps(summary))
     with open(run / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
+    recipe = parsed_recipe(summary["config"], "test")
     for row in rows:
-        row["lr"] = repr(lr_for_epoch(int(row["epoch"]), of_mapping(summary["config"])))
+        first, last = epoch_lrs(recipe, int(row["epoch"]), summary["steps_per_epoch"])
+        row["lr"], row["lr_last"] = repr(first), repr(last)
     with open(run / "metrics.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -141,11 +141,11 @@ def test_one_comparison_is_worded_as_one(tmp_path):
 
 
 def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):
-    """Two seeds with the same accuracy: the 95% CI of the mean takes the accuracy's step as the spread
+    """Two seeds with the same accuracy: the 95% CI of the mean takes half the accuracy's step as the spread
     (it was a single point, 26.80 to 26.80), and the report says the runs are equal."""
     html = build_report(tmp_path, {"baseline": [0.268, 0.268], "lr_x5": [0.27, 0.275]}).read_text()
     ref = read_back(tmp_path)["stats"].set_index("variant").loc["baseline"]
-    half = 12.706 * 0.01 / 2**0.5  # t(0.975, 1) x the step of 10,000 test images / sqrt(2)
+    half = 12.706 * 0.01 / 2 / 2**0.5  # t(0.975, 1) x half the step of 10,000 test images / sqrt(2)
     assert ref["final_std_pct"] == 0 and ref["final_ci_high_pct"] - ref["final_mean_pct"] == pytest.approx(half, 1e-3)
     assert '26.80 &plusmn; 0.00<br><span class="what">2 equal runs</span>' in html
 
@@ -344,18 +344,20 @@ def test_summary_has_every_recipe_key_and_the_code_of_each_run(tmp_path):
         momentum=0.8,
         nesterov=True,
         weight_decay=1e-4,
-        schedule="step",
-        step_milestones=[6, 9],
-        step_gamma=0.2,
+        schedule={"name": "step", "milestones": [6, 9], "gamma": 0.2},
+        warmup={"epochs": 2.0, "start_factor": 0.5},
+        lr_update="step",
         precision="fp32",
     )
     step["code"] = {"commit": "c" * 40, "dirty": True, "engine_fingerprint": "e" * 16}
     (run_dirs[3] / "summary.json").write_text(json.dumps(step))
     ag.write_csv(ag.run_tables(run_dirs[3:4], ["lr_x5"])[1], tmp_path / "summary.csv")
     row = pd.read_csv(tmp_path / "summary.csv").iloc[0]
-    recipe = {k: v for k, v in step["config"].items() if k != "lr_windows"}
-    assert set(recipe) <= set(row.index), "every recipe key is a column"
-    assert {k: row[k] for k in recipe} == {**recipe, "step_milestones": "6;9"}
+    plain = {k: v for k, v in step["config"].items() if k not in ("lr_windows", "schedule", "warmup")}
+    assert {k: row[k] for k in plain} == plain, "every recipe key is a column"
+    assert (row["schedule"], row["schedule.milestones"], row["schedule.gamma"]) == ("step", "6;9", 0.2)
+    assert pd.isna(row["schedule.eta_min"]) and (row["warmup.epochs"], row["warmup.start_factor"]) == (2, 0.5)
+    assert row["lr_schedule"] == "step x0.2 at epochs 6 and 9, 2-epoch warmup from x0.5, per step"
     assert (row["commit"], row["commit_dirty"], row["engine_fingerprint"]) == ("c" * 40, True, "e" * 16)
 
 
@@ -386,30 +388,37 @@ def test_a_summary_without_the_description_keys_names_the_file(tmp_path):
 def test_labels_say_the_windows_and_what_differs_from_the_reference():
     table = pd.DataFrame(
         {
-            "window_start": [None, "50", "2;120", None],
-            "window_end": [None, "100", "3;150", None],
-            "window_factor": [None, "5", "5;0.5", None],
-            "epochs": [200] * 4,
-            "batch_size": [256] * 4,
-            "lr": [0.1, 0.1, 0.1, 0.2],
-            "momentum": [0.9] * 4,
-            "nesterov": [False, False, False, True],
-            "weight_decay": [5e-4] * 4,
-            "schedule": ["cosine"] * 4,
-            "step_milestones": [None] * 4,
-            "step_gamma": [0.1] * 4,
-            "width": [64, 64, 64, 16],
-            "precision": ["bf16"] * 4,
-            "train_size": [50000] * 4,
-            "test_size": [10000] * 4,
+            "window_start": [None, "50", "2;120", None, None],
+            "window_end": [None, "100", "3;150", None, None],
+            "window_factor": [None, "5", "5;0.5", None, None],
+            "epochs": [200] * 5,
+            "batch_size": [256] * 5,
+            "lr": [0.1, 0.1, 0.1, 0.2, 0.1],
+            "momentum": [0.9] * 5,
+            "nesterov": [False, False, False, True, False],
+            "weight_decay": [5e-4] * 5,
+            "schedule": ["cosine"] * 4 + ["wsd"],
+            "lr_schedule": ["cosine down to 0"] * 4 + ["WSD: 20% sqrt decay, 5-epoch warmup"],
+            "width": [64, 64, 64, 16, 64],
+            "precision": ["bf16"] * 5,
+            "train_size": [50000] * 5,
+            "test_size": [10000] * 5,
         },
-        index=["baseline", "lr_x5", "two", "small"],
+        index=["baseline", "lr_x5", "two", "small", "wsd"],
     )
-    assert labels(table, "baseline") == {
+    assert labels(table.drop(index="wsd"), "baseline") == {
         "baseline": "base recipe",
         "lr_x5": "x5 for epochs 50\u201399",
         "two": "x5 for epoch 2, x0.5 for epochs 120\u2013149",
         "small": "lr 0.2, nesterov=True, width 16",
+    }
+    # Where schedules differ, every variant says its own, the reference's too.
+    assert labels(table, "baseline") == {
+        "baseline": "cosine down to 0",
+        "lr_x5": "x5 for epochs 50\u201399, cosine down to 0",
+        "two": "x5 for epoch 2, x0.5 for epochs 120\u2013149, cosine down to 0",
+        "small": "lr 0.2, nesterov=True, cosine down to 0, width 16",
+        "wsd": "WSD: 20% sqrt decay, 5-epoch warmup",
     }
 
 

@@ -10,6 +10,7 @@ import yaml
 
 from lrstudy.config import Execution, Recipe, execution_of, recipe_of, run_hash
 from lrstudy.data import cifar10 as dataset
+from lrstudy.schedule import step_lrs
 from lrstudy.train import loop
 from lrstudy.train.device import AUTO_CPU_LIMIT_S, DeviceError, cpu_seconds, refuse_auto_on_cpu, resolve_device
 from lrstudy.train.engine import Trainer
@@ -66,7 +67,8 @@ def test_same_seed_same_metrics_other_seed_differs(cache, tmp_path, fresh_two_ep
     run(cache, tmp_path / "other", seed=1)
     assert metrics_without_timing(tmp_path / "again" / "metrics.csv") == fresh_two_epochs
     assert metrics_without_timing(tmp_path / "other" / "metrics.csv") != fresh_two_epochs
-    assert fresh_two_epochs[0] == "epoch,lr,train_loss,train_acc,test_loss,test_acc" and len(fresh_two_epochs) == 3
+    assert fresh_two_epochs[0] == "epoch,lr,lr_last,train_loss,train_acc,test_loss,test_acc"
+    assert len(fresh_two_epochs) == 3
 
 
 def test_resumed_run_equals_uninterrupted(cache, tmp_path, fresh_two_epochs):
@@ -94,26 +96,42 @@ def test_resumed_run_equals_uninterrupted(cache, tmp_path, fresh_two_epochs):
 
 def test_the_cuda_graph_path_computes_what_the_eager_path_does(cache):
     # GraphedSteps without capturing (the CPU has no CUDA graphs) runs its own arithmetic: static batch
-    # buffers, the lr as a tensor, gradients zeroed in place, an eager remainder on both train (200 % 64)
-    # and eval (100 % 64). Any of those done wrong changes the numbers; the capture itself needs a GPU.
+    # buffers, the lr as a tensor refilled at every step, gradients zeroed in place, an eager remainder on
+    # both train (200 % 64) and eval (100 % 64). Any of those done wrong changes the numbers; the capture
+    # itself needs a GPU (tools/gpu/check.sh).
     npz, _ = cache
     cpu = torch.device("cpu")
-    recipe, execution = parts(eval_batch_size=64)
+    recipe, execution = parts(eval_batch_size=64, schedule={"name": "onecycle", "pct_start": 0.4}, lr_update="step")
 
     def metrics(graphed: bool) -> list[dict]:
         trainer = Trainer(recipe, execution, 2, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
         if graphed:
-            t = trainer
-            trainer.steps = GraphedSteps(
-                *(t.model, t.forward, t.optimizer, t.data, t.normalize, t.autocast_dtype, t.device),
-                batch_size=recipe.batch_size,
-                eval_batch_size=execution.eval_batch_size,
-                capture=False,
-            )
+            trainer.steps = trainer.make_steps(graphs=True, capture=False)
+            assert isinstance(trainer.steps, GraphedSteps)
         return [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in trainer.run(None).metrics]
 
-    eager = metrics(False)
-    assert metrics(True) == eager and eager[0]["train_acc"] != eager[1]["train_acc"]
+    eager, graphed = metrics(False), metrics(True)
+    # The tensor lr is float32 (what SGD's float32 update rounds any lr to): lr_last, read back from it, is
+    # the schedule's to float32 precision; everything the run computed is the same.
+    assert [r.pop("lr_last") for r in graphed] == pytest.approx([r.pop("lr_last") for r in eager], rel=1e-7)
+    assert graphed == eager and eager[0]["train_acc"] != eager[1]["train_acc"]
+
+
+def test_every_optimizer_step_runs_at_the_schedules_lr(cache):
+    """The lr the optimizer holds at each of its steps is lr_at's for that step (a warmup of fractional
+    epochs, then one-cycle, advancing at every step), and metrics.csv's lr and lr_last are the first and
+    the last of each epoch's."""
+    npz, _ = cache
+    cpu = torch.device("cpu")
+    recipe, execution = parts(
+        schedule={"name": "onecycle", "pct_start": 0.5}, warmup={"epochs": 0.5}, lr_update="step", epochs=2
+    )
+    trainer = Trainer(recipe, execution, 0, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
+    seen = []
+    trainer.optimizer.register_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
+    rows = trainer.run(None).metrics
+    assert trainer.steps_per_epoch == 4 and seen == step_lrs(recipe, 4) and len(set(seen)) == 8
+    assert [(r["lr"], r["lr_last"]) for r in rows] == [(seen[0], seen[3]), (seen[4], seen[7])]
 
 
 # ATen ops that torch.use_deterministic_algorithms(True) refuses on CUDA (PyTorch's "Reproducibility"
@@ -248,7 +266,7 @@ def test_auto_without_cuda_trains_a_short_run_on_the_cpu_and_refuses_a_long_one_
 def hash_of(cache, train: dict, seed: int) -> str:
     meta = dataset.load_meta(cache[1])
     return run_hash(
-        recipe_of(train, where="test").as_dict(),
+        recipe_of(train, where="test"),
         seed,
         {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")},
     )
@@ -260,19 +278,9 @@ def one_epoch_state(cache) -> dict:
     train = train_cfg(epochs=2)
     data = DeviceData.from_arrays(dataset.load_cache(cache[0]), torch.device("cpu"))
     trainer = Trainer(*parts(epochs=2), 0, data, torch.device("cpu"), hash_of(cache, train, 0))
-    loss, acc = loop.train_epoch(trainer.steps, data, trainer.generator, train["lr"], train["batch_size"])
+    row = loop.run_epoch(1, trainer.recipe, trainer.steps, trainer.sums, data, trainer.generator, 100)
     trainer.epoch = 1
-    trainer.metrics = [
-        {
-            "epoch": 1,
-            "lr": train["lr"],
-            "train_loss": loss,
-            "train_acc": acc,
-            "test_loss": 1.0,
-            "test_acc": 0.5,
-            "epoch_seconds": 1.0,
-        }
-    ]
+    trainer.metrics = [{**row, "test_loss": 1.0, "test_acc": 0.5, "epoch_seconds": 1.0}]
     return trainer.state(1.0)
 
 
@@ -280,6 +288,15 @@ def test_the_intact_checkpoint_resumes(cache, tmp_path, one_epoch_state):
     """The one the broken checkpoints below are made from: each differs from it only where it is broken."""
     torch.save(one_epoch_state, tmp_path / "ckpt.pt")
     assert run(cache, tmp_path / "out", checkpoint=tmp_path / "ckpt.pt", epochs=2)["resumed_from_epoch"] == 1
+
+
+def test_a_checkpoint_from_before_lr_last_resumes(cache, tmp_path, one_epoch_state):
+    """A run interrupted before lr_last was recorded resumes, not restarts: its epochs ran at one lr each."""
+    row = {k: v for k, v in one_epoch_state["metrics"][0].items() if k != "lr_last"}
+    torch.save({**one_epoch_state, "metrics": [row]}, tmp_path / "ckpt.pt")
+    assert run(cache, tmp_path / "out", checkpoint=tmp_path / "ckpt.pt", epochs=2)["resumed_from_epoch"] == 1
+    first = (tmp_path / "out" / "metrics.csv").read_text().splitlines()[1].split(",")
+    assert first[1] == first[2] == repr(row["lr"])
 
 
 BROKEN_CHECKPOINTS = {
@@ -449,7 +466,8 @@ def test_tensorboard_records_the_variant_recipe_and_windows_and_the_event_files_
     run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb", epochs=1, lr_windows=windows)
     hparams, _ = board_session(tmp_path / "tb")
     assert hparams["variant"] == "v" and hparams["seed"] == 5 and hparams["lr"] == 0.05
-    assert hparams["schedule"] == "cosine" and hparams["lr_windows"] == json.dumps(windows)
+    assert hparams["schedule.name"] == "cosine" and hparams["schedule.eta_min"] == 0.0 and "warmup" not in hparams
+    assert hparams["lr_update"] == "epoch" and hparams["lr_windows"] == json.dumps(windows)
     assert {k: v for k, v in hparams.items() if k.startswith("lr_window1.")} == {
         "lr_window1.start": 1,
         "lr_window1.end": 2,

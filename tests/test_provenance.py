@@ -23,8 +23,9 @@ WITHOUT_CODE = {
     "plan_stage": "a stage plan decides which runs train: like training, a code edit never replans",
     "seed_plan": "a copy of the last stage plan",
 }
-# Modules the train rule runs that decide where a run computes, not what: outside the run's identity.
-WHERE_NOT_WHAT = {"lrstudy.train.gpu_lease"}
+# Modules the train rule runs that decide where a run computes or where its state is kept (a GPU lease; a
+# bucket, under a default storage provider), not what it computes: outside the run's identity.
+WHERE_NOT_WHAT = {"lrstudy.train.gpu_lease", "lrstudy.storage", "lrstudy.train.stored", "lrstudy.studies"}
 
 
 def rules() -> dict[str, tuple[str, str | None]]:

@@ -93,7 +93,7 @@ def test_out_of_memory_says_what_to_do(cache, tmp_path, monkeypatch):  # noqa: F
     def oom(*args):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(loop, "train_epoch", oom)
+    monkeypatch.setattr(loop, "run_epoch", oom)
     with pytest.raises(DeviceError, match="out of memory .* lower those in the config"):
         run(cache, tmp_path / "o")
     assert not (tmp_path / "o" / "metrics.csv").exists()

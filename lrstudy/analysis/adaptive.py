@@ -277,7 +277,7 @@ def sequential_p(design: Design, k: int, z: float) -> float:
 
 def welch_z(a, b, resolution: float, shift: float = 0.0) -> np.ndarray:
     """Phi^-1(1 - p) of Welch's one-sided test of mean(a) - mean(b) > shift, per row; NaN where a side
-    has fewer than two runs. Each side's spread is at least `resolution` (stats.welch_parts); only with
+    has fewer than two runs. Each side's spread is at least half of `resolution` (stats.spread_floor); only with
     resolution 0 and no spread at all is a difference exact (+-inf)."""
     diff, se, df, ok = st.welch_parts(a, b, resolution)
     diff = diff - shift
@@ -288,10 +288,11 @@ def welch_z(a, b, resolution: float, shift: float = 0.0) -> np.ndarray:
 
 def pooled_sd(a, b, resolution: float) -> np.ndarray:
     """The seed-to-seed spread of the two sides together: the root mean of their sample variances, each
-    side's spread at least `resolution`."""
+    side's spread at least half of `resolution` (stats.spread_floor)."""
+    floor = st.spread_floor(resolution)
     with np.errstate(all="ignore"), warnings.catch_warnings(action="ignore", category=RuntimeWarning):
-        sa = np.maximum(np.nanstd(a, -1, ddof=1), resolution)
-        sb = np.maximum(np.nanstd(b, -1, ddof=1), resolution)
+        sa = np.maximum(np.nanstd(a, -1, ddof=1), floor)
+        sb = np.maximum(np.nanstd(b, -1, ddof=1), floor)
     return np.sqrt((sa**2 + sb**2) / 2)
 
 

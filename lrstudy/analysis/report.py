@@ -290,10 +290,10 @@ REPORT_STUDIES = 4000  # the report's own lrstudy-design run at the spread seen:
 
 def observed_sd(runs: pd.DataFrame) -> float:
     """The seed-to-seed spread of final accuracy (points): the root mean of the variants' sample
-    variances, no smaller than the accuracy's resolution."""
+    variances, no smaller than the spread every test takes at least (stats.spread_floor)."""
     done = runs[~runs["diverged"].astype(bool)]
     variances = (100 * done.groupby("variant")["final_test_acc"].std(ddof=1)) ** 2
-    return max(float(variances.mean() ** 0.5), st.resolution_pct(runs["test_size"]))
+    return max(float(variances.mean() ** 0.5), st.spread_floor(st.resolution_pct(runs["test_size"])))
 
 
 def adaptive_section(plan: pd.DataFrame, results: Results, config: dict, settings: Stats) -> dict:

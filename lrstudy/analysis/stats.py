@@ -93,16 +93,16 @@ def describe(percentages: Sequence[float], resolution: float = 0.0, alpha: float
     """n, mean, sample std and the t-based 1 - alpha CI of the mean of accuracies in percent; std and CI
     are NaN below two values.
 
-    The CI takes the spread as at least `resolution`, the accuracy's step, as every test does: two runs
-    with the same accuracy do not make a mean exact (the std column still says 0). It is cut to [0, 100]:
-    with two or three seeds the t interval is wide enough to leave the range a mean accuracy can have, and
-    its part outside that range covers nothing."""
+    The CI takes the spread as at least half of `resolution`, the accuracy's step, as every test does
+    (spread_floor): two runs with the same accuracy do not make a mean exact (the std column still says
+    0). It is cut to [0, 100]: with two or three seeds the t interval is wide enough to leave the range a
+    mean accuracy can have, and its part outside that range covers nothing."""
     x = np.asarray(percentages, dtype=float)
     n = len(x)
     out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     if n >= 2:
         out["std"] = _spread(x)
-        half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * max(out["std"], resolution) / math.sqrt(n)
+        half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * max(out["std"], spread_floor(resolution)) / math.sqrt(n)
         out["ci_low"], out["ci_high"] = max(0.0, out["mean"] - half), min(100.0, out["mean"] + half)
     return out
 
@@ -114,14 +114,25 @@ def _spread(x: np.ndarray) -> float:
 
 
 def resolution_pct(test_images) -> float:
-    """The step of an accuracy on `test_images` images, in points: one image more or less right.
-
-    No spread between seeds can be known to be smaller than this: runs that all agree to the image are
-    as consistent with a spread of one step as with none, so every test floors each side's spread here."""
+    """The step of an accuracy on `test_images` images, in points: one image more or less right."""
     n = np.asarray(test_images, dtype=float)
     if n.size == 0 or not np.all(np.isfinite(n)) or np.any(n < 1):
         raise ValueError(f"the runs' test_size is {test_images!r}: a test set needs a number of images >= 1")
     return 100.0 / float(n.min())
+
+
+def spread_floor(resolution: float) -> float:
+    """The smallest seed-to-seed spread any test takes a side to have: half an accuracy step.
+
+    Accuracies are counts of test images: a run's accuracy is its latent value rounded to a step of
+    `resolution`. Runs whose latent values straddle a step land on its two sides at random, a two-point
+    distribution whose spread is at most half a step (p = 1/2); seeing n equal accuracies is consistent
+    with that spread (with probability 2^(1 - n)), so a side is never taken as less spread than half a
+    step. That keeps Welch's test at its level with rounded accuracies, whatever the latent spread and
+    wherever the steps fall; Sheppard's rms rounding error, a step / sqrt(12), is too small when runs
+    straddle one step, and a whole step costs power on small test sets (tests/test_stats.py simulates
+    all three)."""
+    return resolution / 2
 
 
 def welch_parts(a, b, resolution: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -129,13 +140,13 @@ def welch_parts(a, b, resolution: float) -> tuple[np.ndarray, np.ndarray, np.nda
     standard error, the Welch-Satterthwaite df, and whether both sides have the two runs a test needs.
 
     The one place both designs compute Welch's statistic. A difference below ROUNDING is 0 (float
-    rounding of equal means); each side's spread is at least `resolution`, the accuracy's step, so
-    equal or constant accuracies are never a difference known exactly (95.01 vs 95.00 is no proof)."""
+    rounding of equal means); each side's spread is at least spread_floor(resolution), half the
+    accuracy's step, so equal or constant accuracies are never a difference known exactly."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     na, nb = np.sum(~np.isnan(a), -1), np.sum(~np.isnan(b), -1)
     with np.errstate(all="ignore"), warnings.catch_warnings(action="ignore", category=RuntimeWarning):
-        sa = np.maximum(np.nanstd(a, -1, ddof=1), resolution)
-        sb = np.maximum(np.nanstd(b, -1, ddof=1), resolution)
+        sa = np.maximum(np.nanstd(a, -1, ddof=1), spread_floor(resolution))
+        sb = np.maximum(np.nanstd(b, -1, ddof=1), spread_floor(resolution))
         va, vb = sa**2 / na, sb**2 / nb
         df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
         diff = np.nanmean(a, -1) - np.nanmean(b, -1)
@@ -383,7 +394,8 @@ def _sizing(study: _Study, row: dict, mine: pd.DataFrame, reference_seeds) -> di
     ref = study.ok[study.ok["variant"] == study.reference]
     if reference_seeds is not None:
         ref = ref[ref["seed"].isin(reference_seeds)]
-    sd_v, sd_ref = (max(float(np.std(100 * x["final_test_acc"], ddof=1)), study.resolution) for x in (mine, ref))
+    floor = spread_floor(study.resolution)
+    sd_v, sd_ref = (max(float(np.std(100 * x["final_test_acc"], ddof=1)), floor) for x in (mine, ref))
     sizing = sizing_alpha(len(study.final) - 1, study.settings)
     return {
         "seeds_needed": seeds_needed(row["diff_pct"], sd_v, sd_ref, sizing),

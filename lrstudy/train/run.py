@@ -90,6 +90,27 @@ class EpochLog(Protocol):
     def __call__(self, metrics: list[dict]) -> None: ...
 
 
+class EpochLogs:
+    """Several EpochLogs as one (the TensorBoard writer and the run's stored state, say), the absent (None)
+    left out: entered in order, each told of every epoch, exited in reverse, each seeing how training ended."""
+
+    def __init__(self, *logs: EpochLog | None):
+        self.logs = [log for log in logs if log is not None]
+        self.stack = contextlib.ExitStack()
+
+    def __enter__(self) -> EpochLogs:
+        for log in self.logs:
+            self.stack.enter_context(log)
+        return self
+
+    def __exit__(self, *exc: object) -> bool | None:
+        return self.stack.__exit__(*exc)
+
+    def __call__(self, metrics: list[dict]) -> None:
+        for log in self.logs:
+            log(metrics)
+
+
 def tensorboard_log(spec: RunSpec, files: RunFiles) -> TensorBoardLog | None:
     """The run's TensorBoard writer: where it has a folder and execution.tensorboard is on."""
     if files.tensorboard is None or not spec.execution.tensorboard:
@@ -190,7 +211,7 @@ def prepare(spec: RunSpec, cache: tuple[Path, Path]) -> Prepared:
         execution.device,
         cpu_seconds(recipe, dataset["train_size"], dataset["test_size"], execution.cpu_threads),
     )
-    config_hash = run_hash(recipe.as_dict(), spec.seed, dataset)
+    config_hash = run_hash(recipe, spec.seed, dataset)
     name = device_name(device)
     log.info(
         "run %s seed %d on %s (%s), config %s, %d train / %d test images",
@@ -276,6 +297,7 @@ def summary_of(
         "versions": versions,
         "config": spec.recipe.as_dict(),
         "config_hash": run.config_hash,
+        "steps_per_epoch": trainer.steps_per_epoch,
         "metrics_sha256": metrics_sha256(metrics_text),  # the analysis refuses a metrics.csv changed since
         "dataset": run.dataset,
         "execution": {

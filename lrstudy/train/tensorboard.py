@@ -2,12 +2,14 @@
 one run per results/tensorboard/{variant}/seed{seed}/ (runs grouped by variant), each folder holding one
 event file (EVENT_FILE) that belongs to the run.
 
-Per epoch: loss/train, loss/test, accuracy/train, accuracy/test (fractions, as metrics.csv), lr and
-epoch_seconds, as float32 scalars, which TensorBoard's default (fast) loader reads; metrics.csv stays the
-exact record. HPARAMS: the variant, seed and recipe, each lr window's start, end and factor as numbers
-(`lr_window1.start`, ...), and the final test accuracy as the metric (FINAL_TAG, written when the run ends
-with one). The run's status is written when it ends: SUCCESS, or FAILURE for a diverged run; a run still
-training, or stopped before its end, has none (TensorBoard shows it as unknown).
+Per epoch: loss/train, loss/test, accuracy/train, accuracy/test (fractions, as metrics.csv), lr, lr_last
+(not in a run made before it was recorded) and epoch_seconds, as float32 scalars, which TensorBoard's
+default (fast) loader reads; metrics.csv stays the exact record. HPARAMS: the variant, seed and recipe, the
+schedule's and warmup's parameters one by one (`schedule.name`, `schedule.pct_start`, `warmup.epochs`),
+each lr window's start, end and factor as numbers (`lr_window1.start`, ...), and the final test accuracy as
+the metric (FINAL_TAG, written when the run ends with one). The run's status is written when it ends:
+SUCCESS, or FAILURE for a diverged run; a run still training, or stopped before its end, has none
+(TensorBoard shows it as unknown).
 
 Two writers, one format. TensorBoardLog writes while a run trains: a fresh start or a resume rewrites the
 file from epoch 1 (from the checkpoint's metrics), so the curves continue without repeated or missing
@@ -29,6 +31,7 @@ from typing import BinaryIO
 
 from lrstudy.atomic import NoSpaceError, atomic_path, disk_full
 from lrstudy.metrics import run_times
+from lrstudy.schedule import recorded
 
 # Tag -> metrics.csv column.
 TAGS = {
@@ -37,6 +40,7 @@ TAGS = {
     "accuracy/train": "train_acc",
     "accuracy/test": "test_acc",
     "lr": "lr",
+    "lr_last": "lr_last",
     "epoch_seconds": "epoch_seconds",
 }
 FINAL_TAG = "final_test_acc"  # the HPARAMS metric
@@ -45,10 +49,17 @@ EVENT_FILE = "events.out.tfevents.lrstudy"  # TensorBoard reads every file whose
 
 def hparams_of(recipe: dict, variant: str, seed: int) -> dict[str, float | str | bool]:
     """A run's HPARAMS values: numbers, text and flags (TensorBoard's kinds). Each lr window's start, end
-    and factor as numbers of their own, so that a sweep can be plotted against them."""
+    and factor, and each parameter of the schedule and the warmup, as values of their own, so that a sweep
+    can be plotted against them. A recipe recorded before schedules were mappings is read in today's form."""
     values: dict[str, float | str | bool] = {"variant": variant, "seed": seed}
-    for key, value in recipe.items():
-        if key == "lr_windows":
+    for key, value in {**recipe, **recorded(recipe)}.items():
+        if key in ("step_milestones", "step_gamma"):  # the old spelling, in recorded()'s schedule now
+            continue
+        if isinstance(value, dict):
+            values.update(
+                {f"{key}.{k}": v if isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in value.items()}
+            )
+        elif key == "lr_windows":
             values[key] = json.dumps(value)
             for i, window in enumerate(value, 1):
                 values.update({f"lr_window{i}.{k}": float(window[k]) for k in ("start", "end", "factor")})
@@ -198,7 +209,11 @@ def _scalars(rows: list[dict], wall_time: float) -> list:
             wall_time=wall_time,
             step=int(row["epoch"]),
             summary=summary_pb2.Summary(
-                value=[summary_pb2.Summary.Value(tag=tag, simple_value=row[column]) for tag, column in TAGS.items()]
+                value=[
+                    summary_pb2.Summary.Value(tag=tag, simple_value=row[column])
+                    for tag, column in TAGS.items()
+                    if column in row  # lr_last: not in a run made before it was recorded
+                ]
             ),
         )
         for row in rows

@@ -12,8 +12,16 @@ from snakemake.logging import logger
 from lrstudy.config import ConfigError, checked_study, load_yaml, recipe_param, shareable, stats_param
 from lrstudy.provenance import script_fingerprint
 from lrstudy.refusal import refuse, said_alone
-from lrstudy.snakemake_compat import Invocation, command_line_config, config_files
-from lrstudy.studies import assemble, remember, study_report_at
+from lrstudy.snakemake_compat import (
+    Invocation,
+    command_line_config,
+    config_files,
+    default_storage,
+    ship_with_the_workflow,
+    use_storage_prefix,
+)
+from lrstudy.storage import STORAGE_ENV, StudyStorage, remembered_in
+from lrstudy.studies import LOCAL_FILE, REMEMBERED_FILE, assemble, remember, remembered_path, study_report_at
 from lrstudy.study_state import cache_is_current, dataset_sizes, warn_if_cache_damaged
 
 PROJECT = Path(workflow.basedir)
@@ -84,15 +92,36 @@ def refuse_apptainer_without_images():
         )
 
 
-_config, _to_remember = said_alone(assemble, PROJECT, command_line_config(workflow))
+# With a default storage provider (a bucket: --default-storage-provider) every file of the study lives
+# there, a named study's under its name; its remembered config too (lrstudy/storage.py).
+STORAGE_BASE = default_storage(workflow)
+_config, _to_remember = said_alone(
+    assemble,
+    PROJECT,
+    command_line_config(workflow),
+    # A job's own Snakemake reads no archive (the download runs where Snakemake runs), and a cloud job
+    # could not see this machine's copy.
+    check_files=INVOCATION.main_process,
+    remembered_at=remembered_in(STORAGE_BASE) if STORAGE_BASE else remembered_path,
+)
+if STORAGE_BASE and (PROJECT / LOCAL_FILE).exists():
+    ship_with_the_workflow(workflow, PROJECT / LOCAL_FILE)  # the jobs assemble the config this process does
 config.clear()
 config.update(_config)
 STUDY = said_alone(checked_study, config, PROJECT / "workflow" / "schemas" / "config.schema.yaml")
 refuse_apptainer_without_images()
+STORAGE = StudyStorage.of_study(**STORAGE_BASE, study_dir=STUDY.outdir) if STORAGE_BASE else None
+if STORAGE is not None:
+    use_storage_prefix(workflow, STORAGE.prefix)
+    os.environ[STORAGE_ENV] = STORAGE.to_env()  # how a training job stores its checkpoints (train.py)
 if _to_remember and PLAIN_RUN:
-    remember(PROJECT, _to_remember)
+    _remembered = remember(PROJECT, _to_remember)
+    if STORAGE is not None:
+        STORAGE.store(REMEMBERED_FILE, _remembered)
 
-if STUDY.outdir != ".":
+# Under a default storage provider the study's files are in storage and Snakemake works in the project:
+# the jobs of a cloud executor get the workflow as the files below Snakemake's working directory.
+if STUDY.outdir != "." and STORAGE is None:
     STUDY_DIR = PROJECT / STUDY.outdir
     if not PLAIN_RUN and not STUDY_DIR.is_dir():
         # A dry run (or another reading command) of a study never run: Snakemake's workdir must exist and

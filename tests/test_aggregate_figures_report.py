@@ -141,6 +141,7 @@ def test_one_comparison_is_worded_as_one(tmp_path):
         "or worse when its p is below 0.05; its CI is at 95.0%, so it excludes 0 exactly then."
     ), method
     assert "(95.0% CI " in gain
+    assert "adjusted p" not in html and "&alpha;&thinsp;/&thinsp;1," not in html  # nothing is adjusted for one
 
 
 def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):

@@ -39,6 +39,7 @@ localrules:
     tables,
     report,
     mlflow,
+    tensorboard,
 
 
 include: "workflow/rules/common.smk"
@@ -67,3 +68,5 @@ rule all:
         study_runs("summary.json"),
         study_runs("model.pt"),
         PLAN.variant_summaries,
+        # With execution.tensorboard: the study's TensorBoard folder, made again from its runs.
+        rules.tensorboard.output if STUDY.execution.tensorboard else [],

@@ -30,7 +30,7 @@ class NoSpaceError(OSError):
     """An output could not be written because its filesystem is full (or over quota)."""
 
 
-def _disk_full(exc: BaseException | None) -> OSError | None:
+def disk_full(exc: BaseException | None) -> OSError | None:
     """The ENOSPC/EDQUOT error behind `exc`, if any. Libraries wrap it: torch.save writing to a file
     object raises RuntimeError('[enforce fail at inline_container.cc...] unexpected pos ...') from it."""
     seen = set()
@@ -47,7 +47,7 @@ def _naming_a_full_disk(target: Path) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        if full := _disk_full(exc):
+        if full := disk_full(exc):
             raise NoSpaceError(
                 f"no space left on {target} ({full.strerror}): it was not written, and no partial "
                 "file is left. Free some space on that filesystem and run the job again."

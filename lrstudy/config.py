@@ -25,7 +25,9 @@ from pathlib import Path
 
 import yaml
 
-from lrstudy.schedule import default_milestones
+from lrstudy import grid
+from lrstudy import schedule as sched
+from lrstudy.schedule import Schedule, ScheduleError, Warmup
 from lrstudy.suggest import did_you_mean
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -41,6 +43,10 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
 
+# The schedules a recipe could name before schedules were mappings.
+LEGACY_FAMILIES = ("cosine", "step", "constant")
+
+
 # ------------------------------------------------------------------------------------------ typed parts
 
 
@@ -54,18 +60,42 @@ class Recipe:
     momentum: float
     nesterov: bool
     weight_decay: float
-    schedule: str
-    step_milestones: tuple[int, ...] | None
-    step_gamma: float
+    schedule: Schedule  # the family and every parameter (lrstudy.schedule)
+    warmup: Warmup | None
+    lr_update: str  # epoch | step: when the schedule advances
     lr_windows: tuple[tuple[int, int, float], ...]  # (start, end, factor), 1-based, end exclusive
     width: int
     precision: str
+    # The old spelling's step_milestones and step_gamma beside a cosine or constant schedule: they never
+    # changed a run's numbers, but were part of its identity, so a run made before keeps its identity.
+    inert_step_keys: tuple[tuple[int, ...] | None, float] = (None, sched.LEGACY_STEP_GAMMA)
 
     def as_dict(self) -> dict:
-        d = asdict(self)
+        """The recipe as summary.json's `config` records it: the schedule as a mapping with its name and
+        every parameter (recipe_of reads it back)."""
+        d = {f: getattr(self, f) for f in RECIPE_KEYS}
+        d["schedule"] = self.schedule.as_dict()
+        d["warmup"] = None if self.warmup is None else self.warmup.as_dict()
         d["lr_windows"] = [{"start": s, "end": e, "factor": f} for s, e, f in self.lr_windows]
-        d["step_milestones"] = None if self.step_milestones is None else list(self.step_milestones)
         return d
+
+    def identity(self) -> dict:
+        """What names the run (its params text and hash). A recipe that the schedules before warmup,
+        per-step updates and the other families could write (cosine to 0, step or constant, no warmup,
+        updated per epoch) keeps the form it had then: `schedule` a name beside `step_milestones` and
+        `step_gamma`, so that no finished run is retrained for a change of spelling."""
+        s = self.schedule
+        old = s.name in LEGACY_FAMILIES and (s.name != "cosine" or s["eta_min"] == 0.0)
+        if not (old and self.warmup is None and self.lr_update == "epoch"):
+            return self.as_dict()
+        d = {k: v for k, v in self.as_dict().items() if k not in ("warmup", "lr_update")}
+        milestones, gamma = (s["milestones"], s["gamma"]) if s.name == "step" else self.inert_step_keys
+        return {
+            **d,
+            "schedule": s.name,
+            "step_milestones": None if milestones is None else list(milestones),
+            "step_gamma": gamma,
+        }
 
 
 @dataclass(frozen=True)
@@ -179,6 +209,7 @@ class Study:
     seeds: tuple[int, ...]
     execution: Execution
     stats: Stats
+    sweeps: tuple[grid.Sweep, ...] = ()  # the grid's cross entries: which variant is which combination
 
     @property
     def variants(self) -> list[str]:
@@ -199,7 +230,7 @@ class Study:
         return self.stats.run_seeds(self.seeds)
 
 
-RECIPE_KEYS = [f.name for f in fields(Recipe)]
+RECIPE_KEYS = [f.name for f in fields(Recipe) if f.name != "inert_step_keys"]
 EXECUTION_KEYS = [f.name for f in fields(Execution)]
 
 
@@ -334,11 +365,19 @@ def _is_number(text: str) -> bool:
 
 
 def check_grid(config: Mapping) -> None:
-    """The grid against its part of the schema, before it is expanded (expanding reads its keys)."""
+    """The grid against its part of the schema, before it is expanded (expanding reads its keys); each value
+    a cross gives a recipe key against that key's schema, so that a bad one is named where it is written
+    (grid[0].cross.lr[2]), not in the variant made from it."""
     import jsonschema
 
     schema = yaml.safe_load(SCHEMA_FILE.read_text())
-    only_grid = {**schema, "required": [], "properties": {"grid": schema["properties"]["grid"]}}
+    grid_schema = copy.deepcopy(schema["properties"]["grid"])
+    cross = grid_schema["items"]["properties"]["cross"]
+    cross["properties"] = {
+        key: {**cross["additionalProperties"], "items": {"$ref": f"#/$defs/recipe_keys/properties/{key}"}}
+        for key in schema["$defs"]["recipe_keys"]["properties"]
+    }
+    only_grid = {**schema, "required": [], "properties": {"grid": grid_schema}}
     try:
         jsonschema.validate({"grid": config.get("grid")}, only_grid)
     except jsonschema.ValidationError as error:
@@ -349,47 +388,17 @@ def check_grid(config: Mapping) -> None:
 
 
 def expand_grid(config: dict) -> None:
-    """`grid:` entries -> named variants. Each entry crosses its windows with its factors:
-
-        grid:
-          - {windows: [{start: 50, end: 100}], factors: [0.5, 2, 5]}     # -> lr_x0.5_e50-100, ...
-          - {windows: [...], factors: [...], name: "bump{factor}_{start}"}
-
-    The names come from `name` (default `lr_x{factor}_e{start}-{end}`); they are checked like written ones
-    and must not collide with them."""
-    grid = config.get("grid") or []
-    variants = config.setdefault("variants", {})
-    for i, entry in enumerate(grid):
-        pattern = entry.get("name", "lr_x{factor}_e{start}-{end}")
-        for w in entry["windows"]:
-            for factor in entry["factors"]:
-                name = _grid_name(pattern, i, start=w["start"], end=w["end"], factor=_short(factor))
-                if name in variants:
-                    raise ConfigError(
-                        f"grid[{i}]: variant {name!r} is already defined; give the grid another "
-                        "`name` pattern (fields {start}, {end}, {factor})"
-                    )
-                variants[name] = {
-                    **entry.get("recipe", {}),
-                    "lr_windows": [{"start": w["start"], "end": w["end"], "factor": factor}],
-                }
-
-
-def _grid_name(pattern: str, i: int, **fields) -> str:
+    """`grid:` entries -> named variants, in place (lrstudy/grid.py: windows x factors, and crosses of any
+    recipe keys); checked like written ones, and never under a name already taken."""
     try:
-        return pattern.format(**fields)
-    except KeyError as exc:
-        unknown = exc.args[0]
-        problem = f"unknown field {{{unknown}}}{did_you_mean(unknown, fields)}"
-    except (ValueError, IndexError) as exc:
-        problem = f"not a name pattern ({exc})"
-    raise ConfigError(
-        f"invalid config: grid[{i}].name: {pattern!r}: {problem}; the fields are {{start}}, {{end}} and {{factor}}"
-    )
+        grid.expand(config.get("grid"), config.setdefault("variants", {}), RECIPE_KEYS)
+    except grid.GridError as e:
+        raise ConfigError(str(e)) from None
 
 
-def _short(x: float) -> str:
-    return f"{x:g}"
+def sweeps_of(config: Mapping) -> tuple[grid.Sweep, ...]:
+    """The cross entries of an expanded config's grid: which variant is which combination."""
+    return tuple(grid.expand(config.get("grid"), {}, RECIPE_KEYS))
 
 
 # ------------------------------------------------------------------------------------------- parsing
@@ -397,25 +406,53 @@ def _short(x: float) -> str:
 
 def recipe_of(train: Mapping, where: str) -> Recipe:
     """A checked Recipe from a complete train mapping; errors name `where`."""
-    recipe = Recipe(
+    recipe = parsed_recipe(train, where)
+    # `schedule: step` with step_milestones beside it: an error names the key as written.
+    check_recipe(recipe, where, old_spelling=train["schedule"] == "step")
+    return recipe
+
+
+def parsed_recipe(train: Mapping, where: str) -> Recipe:
+    """A Recipe from a train mapping, unchecked against its run: a config's, a params text, or a run's
+    summary.json `config` (also one written before warmup and lr_update existed: none, per epoch)."""
+    try:
+        schedule, inert = sched.written_schedule(train)
+        warmup = sched.warmup_of(train.get("warmup"))
+    except ScheduleError as e:
+        raise ConfigError(f"{where}.{e}") from None
+    return Recipe(
         epochs=int(train["epochs"]),
         batch_size=int(train["batch_size"]),
         lr=float(train["lr"]),
         momentum=float(train["momentum"]),
         nesterov=bool(train["nesterov"]),
         weight_decay=float(train["weight_decay"]),
-        schedule=str(train["schedule"]),
-        step_milestones=None if train.get("step_milestones") is None else tuple(map(int, train["step_milestones"])),
-        step_gamma=float(train["step_gamma"]),
+        schedule=schedule,
+        warmup=warmup,
+        lr_update=str(train.get("lr_update", "epoch")),
         lr_windows=tuple((int(w["start"]), int(w["end"]), float(w["factor"])) for w in train["lr_windows"] or []),
         width=int(train["width"]),
         precision=str(train["precision"]),
+        inert_step_keys=inert,
     )
-    check_recipe(recipe, where)
-    return recipe
 
 
-def check_recipe(r: Recipe, where: str) -> None:
+def variant_train(base: Mapping, over: Mapping) -> dict:
+    """A variant's complete train mapping: its keys over the base recipe's. A `schedule` mapping without
+    `name` changes parameters of the base schedule (`{pct_start: 0.4}`), and a `warmup` mapping those of
+    the base warmup; with `name`, or a name alone, it replaces the schedule."""
+    out = {**base, **over}
+    schedule, warmup = over.get("schedule"), over.get("warmup")
+    if isinstance(schedule, Mapping) and "name" not in schedule and isinstance(base.get("schedule"), (str, Mapping)):
+        out["schedule"] = {**sched.as_mapping(base["schedule"]), **schedule}
+    if isinstance(warmup, Mapping) and isinstance(base.get("warmup"), Mapping):
+        out["warmup"] = {**base["warmup"], **warmup}
+    return out
+
+
+def check_recipe(r: Recipe, where: str, steps_per_epoch: int | None = None, old_spelling: bool = False) -> None:
+    """The recipe against its run: windows inside it and not overlapping, the schedule's epochs inside it
+    (lrstudy.schedule.problems; with `steps_per_epoch`, also what depends on it)."""
     for i, (start, end, _) in enumerate(r.lr_windows):
         key = f"{where}.lr_windows[{i}]"
         if end <= start:
@@ -429,20 +466,16 @@ def check_recipe(r: Recipe, where: str) -> None:
     for (_s1, e1, i1), (s2, _, i2) in zip(spans, spans[1:], strict=False):
         if s2 < e1:
             raise ConfigError(f"{where}.lr_windows[{i1}] and [{i2}] overlap; give one window per epoch range")
-    if r.schedule == "step":
-        milestones = r.step_milestones or default_milestones(r.epochs)
-        bad = [m for m in milestones if not 1 < m <= r.epochs]
-        if bad:
-            raise ConfigError(
-                f"{where}.step_milestones: {bad} not inside the run of {r.epochs} epochs "
-                f"(a milestone is the first epoch at the lower lr, 2..{r.epochs})"
-            )
+    for key, why in sched.problems(r, steps_per_epoch):
+        raise ConfigError(
+            f"{where}.{'step_milestones' if old_spelling and key == 'schedule.milestones' else key}: {why}"
+        )
 
 
 def recipe_param(recipe: Recipe) -> str:
-    """A recipe as a training job's params value (canonical JSON: the same recipe, the same text, so that
-    changing one variant reruns that variant only). recipe_from_param reads it back, losslessly."""
-    return json.dumps(recipe.as_dict(), sort_keys=True)
+    """A recipe as a training job's params value (canonical JSON of its identity: the same recipe, the same
+    text, so that changing one variant reruns that variant only). recipe_from_param reads it back, losslessly."""
+    return json.dumps(recipe.identity(), sort_keys=True)
 
 
 def recipe_from_param(text: str, where: str) -> Recipe:
@@ -490,8 +523,15 @@ def parse_study(config: Mapping) -> Study:
     base = config["train"]
     recipes = {}
     recipe_of(base, "train")
+    sweeps = sweeps_of(config)
+    made_by = {name: s.entry for s in sweeps for name in s.names}
     for name, over in config["variants"].items():
-        recipes[name] = recipe_of({**base, **(over or {})}, f"variants.{name}")
+        try:
+            recipes[name] = recipe_of(variant_train(base, over or {}), f"variants.{name}")
+        except ConfigError as e:
+            if name not in made_by:
+                raise
+            raise ConfigError(f"{e} (the variant {name} is made by grid[{made_by[name]}])") from None
     ds = config["dataset"]
     return Study(
         name=config["study"],
@@ -500,6 +540,7 @@ def parse_study(config: Mapping) -> Study:
         seeds=tuple(int(s) for s in config["seeds"]),
         execution=execution_of(config["execution"]),
         stats=stats_of(config),
+        sweeps=sweeps,
     )
 
 
@@ -540,10 +581,10 @@ def shareable(config: Mapping) -> dict:
 # -------------------------------------------------------------------------------------------- hashing
 
 
-def run_hash(recipe: Mapping, seed: int, dataset: Mapping) -> str:
+def run_hash(recipe: Recipe, seed: int, dataset: Mapping) -> str:
     """A short hash of everything that decides a run's numbers: recipe, seed and the data's checksums."""
     payload = {
-        "recipe": {k: recipe[k] for k in RECIPE_KEYS},
+        "recipe": recipe.identity(),
         "seed": seed,
         "dataset": {k: dataset.get(k) for k in ("md5", "sha256", "train_size", "test_size")},
     }

@@ -138,7 +138,7 @@ def kept_run(home: Path, variant: str, seed: int, recipe, meta: Path) -> Entry |
     from lrstudy.config import run_hash
     from lrstudy.provenance import RUN_MODULE, code_fingerprint, code_of
 
-    config_hash = run_hash(recipe.as_dict(), seed, json.loads(meta.read_text()))
+    config_hash = run_hash(recipe, seed, json.loads(meta.read_text()))
     return find(home, variant, seed, config_hash, code_fingerprint(code_of([RUN_MODULE])))
 
 

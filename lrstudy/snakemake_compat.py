@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import dataclasses
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -161,6 +162,36 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
 def command_line_config(workflow) -> Mapping:
     """The config given on the command line (--configfile files, then --config), merged by Snakemake."""
     return workflow.config_settings.overwrite_config
+
+
+def default_storage(workflow) -> dict | None:
+    """The default storage provider's plugin name, prefix, settings (as given: command line, profile or
+    SNAKEMAKE_STORAGE_* variables) and the local prefix of its copies; None without one. In a job's own
+    Snakemake they are what the main process passed it."""
+    storage = workflow.storage_settings
+    if storage.default_storage_provider is None:
+        return None
+    tagged = (workflow.storage_provider_settings or {}).get(storage.default_storage_provider)
+    settings = tagged.get_settings(None) if tagged is not None else None
+    return {
+        "plugin": storage.default_storage_provider,
+        "prefix": storage.default_storage_prefix or "",
+        "settings": dataclasses.asdict(settings) if settings is not None else {},
+        "local_prefix": str(storage.local_storage_prefix),
+    }
+
+
+def use_storage_prefix(workflow, prefix: str) -> None:
+    """Every file declared from now on maps under `prefix` in the default storage, and the jobs are given it.
+    Called before the first rule is declared."""
+    workflow.storage_settings.default_storage_prefix = prefix
+
+
+def ship_with_the_workflow(workflow, path: Path) -> None:
+    """A file the jobs of a cloud executor must see as this process does (local.yaml): listed among the config
+    files Snakemake read, which it packs with the workflow for jobs that share no filesystem with it."""
+    if str(path) not in map(str, workflow.configfiles):
+        workflow.configfiles.append(str(path))
 
 
 def config_files(workflow) -> list[Path]:

@@ -33,7 +33,11 @@ def remembered_path(project: Path, name: str) -> Path:
 
 
 def assemble(
-    project: Path, command_line: Mapping, check_files: bool = True, starts_over: bool = False
+    project: Path,
+    command_line: Mapping,
+    check_files: bool = True,
+    starts_over: bool = False,
+    remembered_at=remembered_path,
 ) -> tuple[dict, dict | None]:
     """(the study's config before checks, the study's own config to remember, or None). `project` is the
     workflow's folder, which holds config.yaml (the defaults), local.yaml and studies/.
@@ -43,7 +47,9 @@ def assemble(
     (`variants`, `seeds` and `grid` replaced as a whole, only when given), so a partial config changes
     what it names and nothing else. `starts_over` (--replace-workflow-config): the command line's keys
     replace what the study remembered. `check_files`: refuse a dataset.archive that does not exist (a
-    command that reads no data, e.g. lrstudy-design, passes False)."""
+    command that reads no data, e.g. lrstudy-design, passes False). `remembered_at(project, name)`: where a
+    named study's remembered config is read (lrstudy.storage: from the study's storage, with a default
+    storage provider)."""
     config = load_yaml(project / DEFAULTS_NAME)
     layers = [(project / DEFAULTS_NAME, config)]  # (where, what it sets), for naming where a setting came from
     local = project / LOCAL_FILE
@@ -55,7 +61,7 @@ def assemble(
     to_remember = None
     if name != DEFAULT_STUDY and isinstance(name, str):
         check_study_name(name)  # before a path is made of it, or a config suggested that would be refused
-        path = remembered_path(project, name)
+        path = remembered_at(project, name)
         if starts_over and not own:
             raise ConfigError(
                 f"--replace-workflow-config starts study {name!r} over from the config given with it: give "

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from lrstudy.config import Dataset, Recipe, recipe_param
+from lrstudy.config import ConfigError, Dataset, Recipe, parsed_recipe
 from lrstudy.data import cifar10
 from lrstudy.run_cache import RUNS, finished_summary
 
@@ -76,9 +76,13 @@ def why_replaced(summary: Mapping, recipe: Recipe, dataset: Dataset, meta: Mappi
     where it cannot be told (the data's md5 is not configured, or the run predates the cache on disk): the
     train job then decides from the decoded data's checksum (lrstudy.run_cache). `meta` is the dataset
     cache's description when the cache is the configured data's (cache_is_current), else None."""
-    configured = json.loads(recipe_param(recipe))
+    configured = recipe.identity()
     recorded = summary.get("config") or {}
-    changed = sorted(k for k in configured if recorded.get(k) != configured[k])
+    try:  # the run's recipe as it names the run today (a run made before schedules were mappings included)
+        recorded = parsed_recipe(recorded, "summary.json config").identity()
+    except (ConfigError, KeyError, TypeError, ValueError):
+        pass  # compared as written: a key that differs is named
+    changed = sorted(k for k in configured.keys() | recorded.keys() if recorded.get(k) != configured.get(k))
     reasons = [f"recipe: {', '.join(changed)}"] if changed else []
     data = summary.get("dataset") or {}
     md5 = dataset.identity()["md5"]

@@ -5,7 +5,9 @@ report.
 - every cell a number, the epochs 1, 2, ...;
 - every value finite and in range: accuracies in [0, 1], losses and seconds >= 0 (a diverged run's last
   epoch may have a nan or inf loss: that is how it diverged);
-- the lr of every epoch is the recipe's schedule (summary.json's `config`) at that epoch;
+- the lr of every epoch is the recipe's schedule (summary.json's `config`) at the epoch's first optimizer
+  step, and its lr_last at the last (runs made before lr_last was recorded changed their lr once per epoch:
+  their lr_last is their lr);
 - summary.json agrees with metrics.csv, and metrics.csv is byte for byte what the run wrote (the sha256
   summary.json records; runs made before it was recorded are checked without it).
 """
@@ -21,20 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrstudy.metrics import METRIC_COLUMNS
-from lrstudy.schedule import lr_for_epoch, of_mapping
+from lrstudy.config import ConfigError, parsed_recipe
+from lrstudy.metrics import ADDED_COLUMNS, METRIC_COLUMNS, bad_value
+from lrstudy.schedule import epoch_lrs, steps_per_epoch
 
-# column -> (lowest, highest) allowed value.
-RANGES = {
-    "train_loss": (0.0, math.inf),
-    "train_acc": (0.0, 1.0),
-    "test_loss": (0.0, math.inf),
-    "test_acc": (0.0, 1.0),
-    "epoch_seconds": (0.0, math.inf),
-}
-LOSSES = ("train_loss", "test_loss")
 # The lr column is written as repr() of the float the schedule gave: equal up to the last bits at most.
-LR_REL_TOL = 1e-12
+# lr_last is read back from the optimizer, which with CUDA graphs holds it in a float32 tensor (the
+# float32 parameters' update rounds the lr to float32 in any case).
+LR_REL_TOL = {"lr": 1e-12, "lr_last": 1e-6}
 
 
 def read_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
@@ -73,26 +69,31 @@ def check_values(path: Path, metrics: pd.DataFrame, summary: Mapping) -> None:
             f"{path}: {len(metrics)} epochs, but the recipe in {path.parent / 'summary.json'} has "
             f"{recipe.get('epochs') if isinstance(recipe, Mapping) else 'no recipe'}"
         )
-    schedule = of_mapping(recipe)
-    for i, value in enumerate(metrics["lr"]):
-        want = lr_for_epoch(i + 1, schedule)
-        if not math.isclose(value, want, rel_tol=LR_REL_TOL, abs_tol=0.0):
-            raise _bad_cell(path, i, "lr", value, f"is not the recipe's schedule at epoch {i + 1} ({want!r})")
+    where = path.parent / "summary.json"
+    try:
+        recipe = parsed_recipe(recipe, "config")
+    except KeyError as exc:
+        raise ValueError(
+            f"{where}: no config.{exc.args[0]}; this file was not written by this version's train rule: "
+            "rerun the run (snakemake --forcerun train)"
+        ) from None
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: its recipe cannot be read ({exc})") from None
+    steps = summary.get("steps_per_epoch") or _steps_before_recorded(summary, recipe)
+    for i in range(len(metrics)):
+        for column, want in zip(("lr", "lr_last"), epoch_lrs(recipe, i + 1, steps), strict=True):
+            value = float(metrics[column].iloc[i])
+            if not math.isclose(value, want, rel_tol=LR_REL_TOL[column], abs_tol=0.0):
+                where = "first" if column == "lr" else "last"
+                why = f"is not the recipe's schedule at epoch {i + 1}'s {where} step ({want!r})"
+                raise _bad_cell(path, i, column, value, why)
 
 
-def bad_value(row: Mapping, diverged: bool = False) -> tuple[str, float, str] | None:
-    """(column, value, why) of the first value of one epoch's metrics that is not finite or out of range, or
-    None. The losses of the epoch a run diverged in may be nan or inf. Also checks a checkpoint's rows."""
-    for col, (low, high) in RANGES.items():
-        value = float(row[col])
-        if col in LOSSES and diverged and not math.isfinite(value):
-            continue
-        if not math.isfinite(value):
-            return col, value, "is not a finite number"
-        if not low <= value <= high:
-            within = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
-            return col, value, f"is out of range (must be {within})"
-    return None
+def _steps_before_recorded(summary: Mapping, recipe) -> int:
+    """Steps per epoch of a run made before summary.json recorded them: its schedule advanced once per
+    epoch, so any count gives its lrs; the loader's, from the dataset's size, where it is recorded."""
+    size = (summary.get("dataset") or {}).get("train_size")
+    return steps_per_epoch(int(size), recipe.batch_size) if size else 1
 
 
 def _bad_cell(path: Path, i: int, col: str, value: float, why: str) -> ValueError:
@@ -110,9 +111,11 @@ def read_metrics(path: Path) -> pd.DataFrame:
     """metrics.csv as floats: every cell a number (nan and inf are: the losses of a diverged epoch), the
     epochs 1, 2, ..."""
     text = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = set(METRIC_COLUMNS) - set(text.columns)
+    missing = set(METRIC_COLUMNS) - set(text.columns) - set(ADDED_COLUMNS)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    if "lr_last" not in text.columns:  # a run made before lr_last: its lr changed once per epoch
+        text.insert(text.columns.get_loc("lr") + 1, "lr_last", text["lr"])
     m = text[METRIC_COLUMNS].apply(pd.to_numeric, errors="coerce")
     for col in METRIC_COLUMNS:
         bad = m[col].isna() & (text[col].str.strip().str.lower() != "nan")

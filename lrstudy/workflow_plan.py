@@ -26,15 +26,18 @@ from typing import Any
 from lrstudy import run_cache, staged_runs, study_state
 from lrstudy.analysis.adaptive import design_of
 from lrstudy.config import ConfigError, Study, checked_study, json_hash, load_yaml, recipe_param, run_hash
+from lrstudy.names_regex import one_of
 from lrstudy.provenance import script_fingerprint
 from lrstudy.refusal import refuse
 from lrstudy.snakemake_compat import (
     Invocation,
     command_line_config,
     config_files,
+    default_storage,
     recorded_params,
 )
-from lrstudy.studies import assemble, remember, study_report_at
+from lrstudy.storage import StudyStorage, remembered_in
+from lrstudy.studies import REMEMBERED_FILE, assemble, remember, remembered_path, study_report_at
 
 
 def _logger() -> logging.Logger:
@@ -70,6 +73,9 @@ class Plan:
     missing: tuple[str, ...]  # runs a table lists whose files are gone
     variant_summaries: tuple[str, ...]  # made variant summaries: they follow their runs
     forced: frozenset[str]  # runs this command forces to train again
+    # With a default storage provider (a bucket): the study's files live there, not in `home`; Snakemake works
+    # in the project and the plan reads no run's state from this machine's disk.
+    storage: StudyStorage | None = None
     workflow: Any = field(default=None, compare=False, repr=False)
     disk_full: DiskFullWatch = field(default_factory=lambda: DiskFullWatch(), compare=False, repr=False)
 
@@ -171,15 +177,21 @@ class Plan:
         return token
 
     @property
+    def variant_regex(self) -> str:
+        """The variants as one compact regex (a trie, lrstudy/names_regex.py): Snakemake copies it into every
+        pattern that names {variant}, so its length is paid per pattern at 1,000 variants."""
+        return one_of(self.variants)
+
+    @property
     def unconfigured_run(self) -> str:
         """ "variant/seedN" of any run that is not configured (a negative lookahead over the configured ones)."""
         seeds = "|".join(map(str, self.run_seeds))
-        return _negative(f"{re.escape(v)}/seed(?:{seeds})" for v in self.variants) + "[^/]+/seed[^/]+"
+        return _negative([f"(?:{self.variant_regex})/seed(?:{seeds})"]) + "[^/]+/seed[^/]+"
 
     @property
     def unconfigured_variant(self) -> str:
         # The wildcard is followed by a slash and summary.csv, so the lookahead ends at the slash, not at $.
-        return _negative(re.escape(v) for v in self.variants) + "[^/]+"
+        return _negative([self.variant_regex]) + "[^/]+"
 
     def reject_unconfigured(self, wildcards):
         what = wildcards.get("other_run") or wildcards.get("other_variant")
@@ -195,7 +207,12 @@ class Plan:
         remember a named study's config, and keep every finished run in the run cache (hard links) except
         those this command forces to train again, whose kept copies go: the user asked for new ones."""
         if self.to_remember and remember(self.project, self.to_remember):
-            _logger().info(f"study {self.study.name}: config remembered in {self.home / 'study.yaml'}")
+            _logger().info(f"study {self.study.name}: config remembered in {self.home / REMEMBERED_FILE}")
+        if self.storage is not None:
+            # The study's files, its remembered config with them, are in the bucket; no run is on this disk.
+            if self.to_remember:
+                self.storage.store(REMEMBERED_FILE, remembered_path(self.project, self.study.name))
+            return
         forced_hashes = {}
         for folder in sorted((self.home / run_cache.RUNS).glob("*/seed*")):
             name = f"{folder.parent.name}/{folder.name}"
@@ -243,7 +260,7 @@ class Plan:
                 name = study_state.run_name(variant, seed)
                 if name in self.current_runs or name in self.forced:
                     continue
-                config_hash = run_hash(recipe.as_dict(), seed, self.meta)
+                config_hash = run_hash(recipe, seed, self.meta)
                 if run_cache.find(self.home, variant, seed, config_hash, engine="") is not None:
                     out.append(name)
         return out
@@ -292,19 +309,72 @@ def plan_of(workflow, argv: list[str]) -> Plan:
     for path in config_files(workflow):
         load_yaml(path)
     refuse_swallowed_targets(invocation)
-    config, to_remember = assemble(project, command_line_config(workflow), starts_over=invocation.starts_over)
+    base = default_storage(workflow)  # a bucket (--default-storage-provider), or None: lrstudy/storage.py
+    config, to_remember = _assembled(project, workflow, invocation, base)
     study = checked_study(config, project / "workflow" / "schemas" / "config.schema.yaml")
     refuse_apptainer_without_images(invocation, config)
+    storage = StudyStorage.of_study(**base, study_dir=study.outdir) if base else None
     home = project / study.outdir
-    if invocation.no_hooks and invocation.runs_jobs:
-        raise PlanError(
-            "--no-hooks: this workflow's onstart hook remembers the study's config and keeps its finished runs "
-            "before any job replaces one; run without --no-hooks"
-        )
-    meta = study_state.read_meta(home)
+    refuse_no_hooks(invocation)
+    # Under a default storage provider the study's files are in the bucket: none is read from this disk.
+    on_disk = storage is None
+    meta = study_state.read_meta(home) if on_disk else None
     meta = meta if study_state.cache_is_current(meta, study.dataset.identity()) else None
     run_seeds = tuple(study.run_seeds)
-    finished = study_state.finished_runs(home, study.variants)
+    finished = study_state.finished_runs(home, study.variants) if on_disk else {}
+    current, replaced = _still_configured(finished, study, run_seeds, meta)
+    plan = Plan(
+        project=project,
+        home=home,
+        # Under a default storage provider Snakemake works in the project: the jobs of a cloud executor get
+        # the workflow as the files below Snakemake's working directory.
+        workdir=working_directory(home, study.name, invocation) if study.outdir != "." and on_disk else project,
+        study=study,
+        config=config,
+        invocation=invocation,
+        to_remember=to_remember,
+        run_seeds=run_seeds,
+        meta=meta,
+        finished=frozenset(finished),
+        current_runs=frozenset(current),
+        replaced=replaced,
+        missing=tuple(study_state.missing_runs(home, study.variants)) if on_disk else (),
+        variant_summaries=tuple(study_state.made_variant_summaries(home, study.variants)) if on_disk else (),
+        forced=frozenset(forced_runs(invocation, study.variants, run_seeds)),
+        storage=storage,
+        workflow=workflow,
+    )
+    refuse_report_over_ours(invocation, project)
+    if invocation.runs_jobs:
+        refuse_a_full_disk(home if home.is_dir() else project)
+    if on_disk:
+        study_state.warn_if_cache_damaged(home, study_state.read_meta(home))
+    if invocation.main_process:
+        _logger().addHandler(plan.disk_full)
+        plan.announce()
+    refuse_a_study_too_long_for_this_cpu(plan)
+    return plan
+
+
+def _assembled(project: Path, workflow, invocation: Invocation, base: dict | None) -> tuple[dict, dict | None]:
+    """The study's config from its layers, and what a named study remembers (lrstudy.studies.assemble). With a
+    default storage provider (`base`) every file of the study lives in the bucket, a named study's under its
+    name; its remembered config too."""
+    return assemble(
+        project,
+        command_line_config(workflow),
+        # A job's own Snakemake reads no archive (the download runs where Snakemake runs), and a cloud job
+        # could not see this machine's copy.
+        check_files=invocation.main_process,
+        starts_over=invocation.starts_over,
+        remembered_at=remembered_in(base) if base else remembered_path,
+    )
+
+
+def _still_configured(
+    finished: Mapping[str, dict], study: Study, run_seeds: tuple[int, ...], meta: dict | None
+) -> tuple[set[str], dict[str, str]]:
+    """(the finished runs that are still the configured runs, those the config changed -> why)."""
     current, replaced = set(), {}
     for name, summary in finished.items():
         variant, seed = name.split("/seed")
@@ -315,33 +385,7 @@ def plan_of(workflow, argv: list[str]) -> Plan:
             current.add(name)
         elif why:
             replaced[name] = why
-    plan = Plan(
-        project=project,
-        home=home,
-        workdir=working_directory(home, study.name, invocation) if study.outdir != "." else project,
-        study=study,
-        config=config,
-        invocation=invocation,
-        to_remember=to_remember,
-        run_seeds=run_seeds,
-        meta=meta,
-        finished=frozenset(finished),
-        current_runs=frozenset(current),
-        replaced=replaced,
-        missing=tuple(study_state.missing_runs(home, study.variants)),
-        variant_summaries=tuple(study_state.made_variant_summaries(home, study.variants)),
-        forced=frozenset(forced_runs(invocation, study.variants, run_seeds)),
-        workflow=workflow,
-    )
-    refuse_report_over_ours(invocation, project)
-    if invocation.runs_jobs:
-        refuse_a_full_disk(home if home.is_dir() else project)
-    study_state.warn_if_cache_damaged(home, study_state.read_meta(home))
-    if invocation.main_process:
-        _logger().addHandler(plan.disk_full)
-        plan.announce()
-    refuse_a_study_too_long_for_this_cpu(plan)
-    return plan
+    return current, replaced
 
 
 def working_directory(home: Path, name: str, invocation: Invocation) -> Path:
@@ -366,6 +410,14 @@ def forced_runs(invocation: Invocation, variants: list[str], seeds: tuple[int, .
         for path in named
         if (m := RUN_FILE.fullmatch(os.path.normpath(path)))
     }
+
+
+def refuse_no_hooks(invocation: Invocation) -> None:
+    if invocation.no_hooks and invocation.runs_jobs:
+        raise PlanError(
+            "--no-hooks: this workflow's onstart hook remembers the study's config and keeps its finished runs "
+            "before any job replaces one; run without --no-hooks"
+        )
 
 
 def refuse_a_full_disk(folder: Path) -> None:

@@ -13,13 +13,15 @@ import struct
 import zlib
 from pathlib import Path
 
+from lrstudy import grid
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import aggregate as ag
 from lrstudy.analysis.figures import PLOTS, write_figures
 from lrstudy.analysis.report import ReportInputs, write_report
+from lrstudy.analysis.sweep_figures import sweep_plots
 from lrstudy.analysis.tables import write_tables
-from lrstudy.config import Adaptive, Stats, defaults
-from lrstudy.schedule import lr_for_epoch, of_mapping
+from lrstudy.config import RECIPE_KEYS, Adaptive, Stats, defaults, parsed_recipe, variant_train
+from lrstudy.schedule import epoch_lrs, steps_per_epoch
 
 REPO = Path(__file__).resolve().parent.parent
 FIGURES = [name for name in PLOTS if name != "sweep"]  # as rule figures draws them for a study without a grid
@@ -37,7 +39,9 @@ ONE_PIXEL_PNG = (
     + _png_chunk(b"IEND", b"")
 )
 
-TRAIN = {**defaults()["train"], "epochs": 12}  # the full recipe, as summary.json records it
+# The full recipe, as summary.json records it.
+TRAIN = parsed_recipe({**defaults()["train"], "epochs": 12}, "test").as_dict()
+TRAIN_SIZE = 50000
 WINDOWS = {"lr_x5": [{"start": 4, "end": 8, "factor": 5.0}], "lr_x0.5": [{"start": 4, "end": 8, "factor": 0.5}]}
 GRID_NAME = re.compile(r"lr_x(?P<factor>[0-9.]+)_e(?P<start>[0-9]+)-(?P<end>[0-9]+)")  # as config.expand_grid names
 
@@ -71,14 +75,16 @@ def write_run(
     final_acc: float,
     epochs: int = TRAIN["epochs"],
     diverged_epoch: int | None = None,
+    recipe: dict | None = None,
 ) -> Path:
     """One run whose test accuracy climbs to `final_acc`; with `diverged_epoch` it stops there with nan
-    losses, as a diverged run does."""
-    train = {**TRAIN, "epochs": epochs, "lr_windows": windows_of(variant)}
+    losses, as a diverged run does. `recipe`: the variant's overrides of the base recipe (a sweep's)."""
+    train = variant_train({**TRAIN, "epochs": epochs, "lr_windows": windows_of(variant)}, recipe or {})
     run = root / "results" / "runs" / variant / f"seed{seed}"
     run.mkdir(parents=True)
     last = diverged_epoch or epochs
-    schedule = of_mapping(train)  # not a checked Recipe: some tests write runs no config would allow
+    recipe = parsed_recipe(train, "test")  # not a checked Recipe: some tests write runs no config would allow
+    steps = steps_per_epoch(TRAIN_SIZE, recipe.batch_size)
     rows = []
     for e in range(1, last + 1):
         progress = (1 - math.exp(-4 * e / epochs)) / (1 - math.exp(-4))  # 1.0 at the last planned epoch
@@ -87,7 +93,7 @@ def write_run(
         rows.append(
             {
                 "epoch": e,
-                "lr": lr_for_epoch(e, schedule),
+                **dict(zip(("lr", "lr_last"), epoch_lrs(recipe, e, steps), strict=True)),
                 "train_loss": math.nan if bad else 2.3 * (1 - progress) + 0.01,
                 "train_acc": 0.1 if bad else min(1.0, acc + 0.04),
                 "test_loss": math.inf if bad else 2.3 * (1 - progress) + 0.2,
@@ -120,9 +126,10 @@ def write_run(
         "dataset": {
             "md5": "c58f30108f718f92721af3b95e74349a",
             "sha256": "ab" * 32,
-            "train_size": 50000,
+            "train_size": TRAIN_SIZE,
             "test_size": 10000,
         },
+        "steps_per_epoch": steps,
     }
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     (run / "model.pt").write_bytes(b"")  # the train rule's third output: rule all lists it (no weights needed here)
@@ -136,8 +143,10 @@ def change_recipe(run: Path, **changes) -> dict:
     (run / "summary.json").write_text(json.dumps(summary))
     with open(run / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
+    recipe = parsed_recipe(summary["config"], "test")
     for row in rows:
-        row["lr"] = repr(lr_for_epoch(int(row["epoch"]), of_mapping(summary["config"])))
+        first, last = epoch_lrs(recipe, int(row["epoch"]), summary["steps_per_epoch"])
+        row["lr"], row["lr_last"] = repr(first), repr(last)
     with open(run / "metrics.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -150,11 +159,13 @@ def write_study(
     finals: dict[str, list[float]],
     diverged: dict[tuple[str, int], int] | None = None,
     epochs: int = TRAIN["epochs"],
+    recipes: dict[str, dict] | None = None,
 ) -> list[Path]:
     """Runs of every variant (seeds 0, 1, ...) with these final accuracies; (variant, seed) in
-    `diverged` diverges at the given epoch instead. Returns the run directories in order."""
+    `diverged` diverges at the given epoch instead; `recipes`: variants' overrides of the base recipe.
+    Returns the run directories in order."""
     return [
-        write_run(root, v, s, acc, epochs, (diverged or {}).get((v, s)))
+        write_run(root, v, s, acc, epochs, (diverged or {}).get((v, s)), (recipes or {}).get(v))
         for v, accs in finals.items()
         for s, acc in enumerate(accs)
     ]
@@ -188,10 +199,10 @@ KNOWN = {
 
 
 def analyse(
-    root: Path, finals: dict[str, list[float]], diverged=None, epochs: int = TRAIN["epochs"]
+    root: Path, finals: dict[str, list[float]], diverged=None, epochs: int = TRAIN["epochs"], recipes=None
 ) -> tuple[list[Path], dict]:
     """Synthetic runs -> the aggregate CSVs, as rule aggregate does it."""
-    run_dirs = write_study(root, finals, diverged, epochs)
+    run_dirs = write_study(root, finals, diverged, epochs, recipes)
     tables = ag.aggregate(run_dirs, list(finals))
     for name, df in tables.items():
         ag.write_csv(df, root / f"results/aggregate/{name}.csv")
@@ -205,22 +216,25 @@ def build_report(
     published: Path | None = None,
     config: dict | None = None,
     draw: bool = False,
+    sweep: tuple | None = None,
 ) -> Path:
     """Synthetic runs -> the aggregate CSVs -> figures -> report.html, as the three rules do it. Drawing
     the figures is most of the cost, and most tests read only the report's text: unless `draw`, every
-    figure is a one-pixel PNG (the figure tests and the browser check draw)."""
+    figure is a one-pixel PNG (the figure tests and the browser check draw). `sweep`: (recipes, sweeps) of
+    a grid's cross entries (sweep_study), whose figures and tables are made too."""
     variants = list(finals)
-    run_dirs, tables = analyse(root, finals, diverged)
-    pngs = [root / f"results/figures/{name}.png" for name in FIGURES]
+    recipes, sweeps = sweep or (None, [])
+    run_dirs, tables = analyse(root, finals, diverged, recipes=recipes)
+    pngs = [root / f"results/figures/{name}.png" for name in [*FIGURES, *grid.figure_names([], sweeps)]]
     if draw:
-        write_figures(tables, variants, pngs + [p.with_suffix(".svg") for p in pngs])
+        write_figures(tables, variants, pngs + [p.with_suffix(".svg") for p in pngs], plots=sweep_plots(sweeps))
     else:
         for png in pngs:
             png.parent.mkdir(parents=True, exist_ok=True)
             png.write_bytes(ONE_PIXEL_PNG)
     out = root / "report.html"
     tables = [root / "results/aggregate/stats.md", root / "results/aggregate/stats.tex"]
-    write_tables(root / "results/aggregate/stats.csv", *tables)
+    write_tables(root / "results/aggregate/stats.csv", *tables, sweeps=sweeps)
     inputs = ReportInputs(
         stats_csv=root / "results/aggregate/stats.csv",
         summary_csv=root / "results/aggregate/summary.csv",
@@ -231,5 +245,19 @@ def build_report(
         template=REPO / "report/templates/report.html.j2",
         paper_tables=tables,
     )
-    write_report(inputs, config or study_config(finals), Stats(), out)
+    write_report(inputs, config or study_config(finals), Stats(), out, sweeps)
     return out
+
+
+def sweep_study(cross: dict, accuracy, seeds: int = 3, recipe: dict | None = None):
+    """A baseline and a grid entry crossing `cross` (expanded as a study's config is), every cell's final
+    accuracy `accuracy(values)` (a fraction; values: key -> value), each seed 0.08 points apart: (finals,
+    recipes, sweeps) for analyse and the sweep figures."""
+    variants: dict = {}
+    entry = {"cross": cross, **({"recipe": recipe} if recipe else {})}
+    sweeps = grid.expand([entry], variants, RECIPE_KEYS)
+    finals = {"baseline": [0.90 + 0.0008 * (s - 1) for s in range(seeds)]}
+    for name, combo in sweeps[0].variants:
+        centre = accuracy(dict(zip(sweeps[0].keys, combo, strict=True)))
+        finals[name] = [centre + 0.0008 * (s - 1) for s in range(seeds)]
+    return finals, {"baseline": {}, **variants}, sweeps

@@ -8,10 +8,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from synthetic_runs import adaptive_design, build_report
 
 from lrstudy.analysis import adaptive as ad
 from lrstudy.analysis import aggregate as ag
+from lrstudy.analysis import design_power as dp
 from lrstudy.analysis import stats as st
 from lrstudy.config import Adaptive, ConfigError, Stats, stats_of
 
@@ -343,17 +345,45 @@ def test_alpha_passed_on_can_still_reject_a_comparison_that_stopped_earlier():
     assert 0 < verdicts["B"]["diff_ci_low_pct"] < verdicts["B"]["diff_pct"] and verdicts["B"]["ci_level"] == 0.95
 
 
+def test_negligible_is_claimed_at_the_first_level_whatever_alpha_was_passed_on():
+    """Two comparisons under Holm: A is shown better at the first look and passes its alpha on; B's
+    repeated CI at the full alpha would lie inside +-0.2, at alpha / 2 it does not. "Negligible" belongs
+    to a family of its own, tested at alpha / m throughout, so B is not called negligible; on its own
+    (one comparison, alpha its first level) it is."""
+    design = EXAMPLE
+    rng = np.random.default_rng(4)
+    noise = rng.normal(0, 1, (2, 3))
+    ref, b = 95 + noise[0], 95 + noise[1]
+    _, se, df, _ = st.welch_parts(b, ref, 0.0)
+    half = {lvl: float(stats.t.isf(stats.norm.sf(design.bounds_at(lvl)[0]), df) * se) for lvl in (0.05, 0.025)}
+    scale = 0.2 / math.sqrt(half[0.05] * half[0.025])  # the full-alpha interval inside +-0.2, the other not
+    ref, b = 95 + scale * noise[0], 95 + scale * noise[1] - scale * (noise[1].mean() - noise[0].mean())
+    a = ref + 5.0 + 1e-3 * np.arange(3)
+    both = ad.Walk(design, 2, 1, 0.0)
+    both.step(1, np.stack([a, b])[None], ref[None])
+    assert both.decision[0, 0] == ad.BETTER and both.decision[0, 1] != ad.NEGLIGIBLE
+    alone = ad.Walk(design, 1, 1, 0.0)
+    alone.step(1, b[None, None], ref[None])
+    assert alone.decision[0, 0] == ad.NEGLIGIBLE
+
+
 def test_the_plan_says_the_power_the_design_has_with_the_spread_seen_and_warns_when_short():
     """The issue's case: sd 0.3 and max_seeds 12 give about 0.3 power at 0.2 points, not the 0.8 asked
-    for; the row says so and names the max_seeds that would reach it."""
-    assert ad.design_power(PER_COMPARISON, 0.15, 0.05) == pytest.approx(0.867, abs=0.03)  # simulated: 0.867
-    assert ad.design_power(PER_COMPARISON, 0.3, 0.05) == pytest.approx(0.28, abs=0.04)  # simulated: 0.28
-    needed = int(ad.max_seeds_for_power(EXAMPLE, 0.3, 0.05))
-    power = {m: ad.design_power(EXAMPLE.with_max_seeds(m), 0.3, 0.05) for m in (needed - 1, needed)}
-    assert power[needed - 1] < EXAMPLE.power <= power[needed]
-    assert math.isnan(ad.max_seeds_for_power(EXAMPLE, 3.0, 0.05))  # more than the schema's 1000
+    for; the row says so, with the power's Monte Carlo error and its range over the spread's 95% CI, and
+    names the max_seeds that would reach it (each simulated on the design's own path)."""
+    power = dp.design_power(PER_COMPARISON, 0.15, 0.05, RESOLUTION, df=4)
+    assert power.power == pytest.approx(0.867, abs=0.03) and power.mcse == pytest.approx(0.005, abs=0.001)
+    assert power.low < 0.3 and power.high > 0.99  # 3 + 3 runs barely know the spread
+    assert dp.design_power(PER_COMPARISON, 0.3, 0.05, RESOLUTION, df=4).power == pytest.approx(0.28, abs=0.04)
+    needed = int(dp.max_seeds_for_power(EXAMPLE, 0.3, 0.05, RESOLUTION))
+    fewer = needed - EXAMPLE.stage_seeds  # one stage less
+    reached = {m: dp.simulated_power(EXAMPLE.with_max_seeds(m), 0.3, 0.05, RESOLUTION) for m in (fewer, needed)}
+    assert reached[fewer] < EXAMPLE.power + 0.02 and reached[needed] > EXAMPLE.power - 0.02, reached
+    assert math.isnan(dp.max_seeds_for_power(EXAMPLE, 3.0, 0.05, RESOLUTION))  # more than MAX_SEEDS_SIMULATED
     runs = study_runs({"baseline": 0.0, "noisy": 0.0}, seed=3)
-    runs["final_pct"] = 95 + (runs["final_pct"] - 95) * 2  # spread 0.3
-    row = plan_of(runs, PER_COMPARISON).query("variant == 'noisy'").iloc[0]
+    first = runs[runs["seed"] < 3].groupby("variant")["final_pct"].var().mean() ** 0.5
+    runs["final_pct"] = 95 + (runs["final_pct"] - 95) * 0.3 / first  # spread 0.3 at the first look
+    row = dp.with_power(PER_COMPARISON, plan_of(runs, PER_COMPARISON), RESOLUTION).query("variant == 'noisy'").iloc[0]
     assert row["design_power"] < 0.5 and row["max_seeds_for_power"] > 12
     assert f"short of power = 0.8; max_seeds of about {int(row['max_seeds_for_power'])} would reach it" in row["reason"]
+    assert "an estimate from 3 runs a side" in row["reason"] and "over the spread's 95% CI" in row["reason"]

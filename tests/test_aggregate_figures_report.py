@@ -34,7 +34,8 @@ from lrstudy.analysis import stats as st
 from lrstudy.analysis.figures import DISTINCT, HIGHLIGHTED, MAX_ROWS, MAX_WIDTH, PLOTS, looks, write_figures
 from lrstudy.analysis.report import load_published, provenance
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, labels
-from lrstudy.config import Stats
+from lrstudy.config import Stats, parsed_recipe
+from lrstudy.schedule import lr_at
 
 SMALL = {k: v[:3] for k, v in KNOWN.items()}  # three seeds per variant, as in the default study
 
@@ -124,6 +125,9 @@ def test_the_cis_beside_the_verdicts_are_labelled_with_their_own_level(tmp_path)
     assert f"points ({100 * best['ci_level']:.1f}% CI {best['diff_ci_low_pct']:+.2f} to " in gain
     assert "97.5% CI" in gain and "95% CI" not in gain
     assert "(95.0%\u201398.3%), so it excludes 0 exactly then" in method and "wider than 95%" not in method
+    low, high = best["simultaneous_ci_low_pct"], best["simultaneous_ci_high_pct"]
+    assert f"; simultaneous 95% interval {low:+.2f} to {high:+.2f})" in html_lib.unescape(html)
+    assert "Which interval means what" in html and "cover all 3 true differences at once" in html
 
 
 def test_one_comparison_is_worded_as_one(tmp_path):
@@ -137,14 +141,15 @@ def test_one_comparison_is_worded_as_one(tmp_path):
         "or worse when its p is below 0.05; its CI is at 95.0%, so it excludes 0 exactly then."
     ), method
     assert "(95.0% CI " in gain
+    assert "adjusted p" not in html and "&alpha;&thinsp;/&thinsp;1," not in html  # nothing is adjusted for one
 
 
 def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):
-    """Two seeds with the same accuracy: the 95% CI of the mean takes the accuracy's step as the spread
+    """Two seeds with the same accuracy: the 95% CI of the mean takes half the accuracy's step as the spread
     (it was a single point, 26.80 to 26.80), and the report says the runs are equal."""
     html = build_report(tmp_path, {"baseline": [0.268, 0.268], "lr_x5": [0.27, 0.275]}).read_text()
     ref = read_back(tmp_path)["stats"].set_index("variant").loc["baseline"]
-    half = 12.706 * 0.01 / 2**0.5  # t(0.975, 1) x the step of 10,000 test images / sqrt(2)
+    half = 12.706 * 0.01 / 2 / 2**0.5  # t(0.975, 1) x half the step of 10,000 test images / sqrt(2)
     assert ref["final_std_pct"] == 0 and ref["final_ci_high_pct"] - ref["final_mean_pct"] == pytest.approx(half, 1e-3)
     assert '26.80 &plusmn; 0.00<br><span class="what">2 equal runs</span>' in html
 
@@ -343,18 +348,20 @@ def test_summary_has_every_recipe_key_and_the_code_of_each_run(tmp_path):
         momentum=0.8,
         nesterov=True,
         weight_decay=1e-4,
-        schedule="step",
-        step_milestones=[6, 9],
-        step_gamma=0.2,
+        schedule={"name": "step", "milestones": [6, 9], "gamma": 0.2},
+        warmup={"epochs": 2.0, "start_factor": 0.5},
+        lr_update="step",
         precision="fp32",
     )
     step["code"] = {"commit": "c" * 40, "dirty": True, "engine_fingerprint": "e" * 16}
     (run_dirs[3] / "summary.json").write_text(json.dumps(step))
     ag.write_csv(ag.run_tables(run_dirs[3:4], ["lr_x5"])[1], tmp_path / "summary.csv")
     row = pd.read_csv(tmp_path / "summary.csv").iloc[0]
-    recipe = {k: v for k, v in step["config"].items() if k != "lr_windows"}
-    assert set(recipe) <= set(row.index), "every recipe key is a column"
-    assert {k: row[k] for k in recipe} == {**recipe, "step_milestones": "6;9"}
+    plain = {k: v for k, v in step["config"].items() if k not in ("lr_windows", "schedule", "warmup")}
+    assert {k: row[k] for k in plain} == plain, "every recipe key is a column"
+    assert (row["schedule"], row["schedule.milestones"], row["schedule.gamma"]) == ("step", "6;9", 0.2)
+    assert pd.isna(row["schedule.eta_min"]) and (row["warmup.epochs"], row["warmup.start_factor"]) == (2, 0.5)
+    assert row["lr_schedule"] == "step x0.2 at epochs 6 and 9, 2-epoch warmup from x0.5, per step"
     assert (row["commit"], row["commit_dirty"], row["engine_fingerprint"]) == ("c" * 40, True, "e" * 16)
 
 
@@ -385,30 +392,37 @@ def test_a_summary_without_the_description_keys_names_the_file(tmp_path):
 def test_labels_say_the_windows_and_what_differs_from_the_reference():
     table = pd.DataFrame(
         {
-            "window_start": [None, "50", "2;120", None],
-            "window_end": [None, "100", "3;150", None],
-            "window_factor": [None, "5", "5;0.5", None],
-            "epochs": [200] * 4,
-            "batch_size": [256] * 4,
-            "lr": [0.1, 0.1, 0.1, 0.2],
-            "momentum": [0.9] * 4,
-            "nesterov": [False, False, False, True],
-            "weight_decay": [5e-4] * 4,
-            "schedule": ["cosine"] * 4,
-            "step_milestones": [None] * 4,
-            "step_gamma": [0.1] * 4,
-            "width": [64, 64, 64, 16],
-            "precision": ["bf16"] * 4,
-            "train_size": [50000] * 4,
-            "test_size": [10000] * 4,
+            "window_start": [None, "50", "2;120", None, None],
+            "window_end": [None, "100", "3;150", None, None],
+            "window_factor": [None, "5", "5;0.5", None, None],
+            "epochs": [200] * 5,
+            "batch_size": [256] * 5,
+            "lr": [0.1, 0.1, 0.1, 0.2, 0.1],
+            "momentum": [0.9] * 5,
+            "nesterov": [False, False, False, True, False],
+            "weight_decay": [5e-4] * 5,
+            "schedule": ["cosine"] * 4 + ["wsd"],
+            "lr_schedule": ["cosine down to 0"] * 4 + ["WSD: 20% sqrt decay, 5-epoch warmup"],
+            "width": [64, 64, 64, 16, 64],
+            "precision": ["bf16"] * 5,
+            "train_size": [50000] * 5,
+            "test_size": [10000] * 5,
         },
-        index=["baseline", "lr_x5", "two", "small"],
+        index=["baseline", "lr_x5", "two", "small", "wsd"],
     )
-    assert labels(table, "baseline") == {
+    assert labels(table.drop(index="wsd"), "baseline") == {
         "baseline": "base recipe",
         "lr_x5": "x5 for epochs 50\u201399",
         "two": "x5 for epoch 2, x0.5 for epochs 120\u2013149",
         "small": "lr 0.2, nesterov=True, width 16",
+    }
+    # Where schedules differ, every variant says its own, the reference's too.
+    assert labels(table, "baseline") == {
+        "baseline": "cosine down to 0",
+        "lr_x5": "x5 for epochs 50\u201399, cosine down to 0",
+        "two": "x5 for epoch 2, x0.5 for epochs 120\u2013149, cosine down to 0",
+        "small": "lr 0.2, nesterov=True, cosine down to 0, width 16",
+        "wsd": "WSD: 20% sqrt decay, 5-epoch warmup",
     }
 
 
@@ -670,27 +684,42 @@ def test_the_reproduce_hint_works_for_the_studys_data(tmp_path, md5, official):
 
 
 @pytest.mark.workflow
-def test_snakemake_mlflow_exports_the_runs_to_a_local_store(analysed, monkeypatch):
+def test_snakemake_mlflow_exports_the_study_to_a_store_mlflow_reads_as_it_is(analysed, tmp_path):
+    """Issues 32.2 and 29.8: no environment switch to read it; a refused server is a sentence; the local
+    store follows the project folder (copied here: the copy must not point at the original)."""
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads its file store only when asked
+    rules = [*ANALYSIS_RULES, "mlflow", "--", "mlflow"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "study.yaml", "--config",
+         "mlflow={tracking_uri: 'http://127.0.0.1:9'}", *rules],
+        cwd=analysed, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "cannot reach the MLflow server at http://127.0.0.1:9" in said
+    assert "Traceback" not in said and not (analysed / "results/mlflow/exported.json").exists()
 
-    snakemake(analysed, "--allowed-rules", "mlflow", "--", "mlflow")
+    snakemake(analysed, *rules)
     exported = json.loads((analysed / "results/mlflow/exported.json").read_text())
-    assert exported["tracking_uri"] == (analysed / "results/mlflow/mlruns").resolve().as_uri()
+    assert exported["tracking_uri"] == f"sqlite:///{(analysed / 'results/mlflow/mlflow.db').resolve()}"
     client = MlflowClient(tracking_uri=exported["tracking_uri"])
-    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
-    assert (
-        sorted(r.info.run_name for r in runs)
-        == sorted(exported["runs"])
-        == [
-            "baseline/seed0",
-            "baseline/seed1",
-            "lr_x5/seed0",
-            "lr_x5/seed1",
-        ]
-    )
+    runs = {r.info.run_name: r for r in client.search_runs([exported["experiment_id"]])}
+    assert sorted(runs) == ["baseline/seed0", "baseline/seed1", "lr_x5/seed0", "lr_x5/seed1", "study default"]
+    assert runs["lr_x5/seed1"].info.status == "FAILED"  # diverged
+    study = runs["study default"].info.run_id
+    assert {f.path for f in client.list_artifacts(study)} == {"report.html", "figures", "tables"}
+    assert {f.path for f in client.list_artifacts(study, "tables")} == {"tables/stats.md", "tables/stats.tex"}
+    assert {f.path for f in client.list_artifacts(study, "figures")} >= {"figures/accuracy.png", "figures/lr.svg"}
+
+    moved = tmp_path / "moved"
+    shutil.copytree(analysed, moved, symlinks=True)
+    snakemake(moved, *rules)
+    client = MlflowClient(tracking_uri=f"sqlite:///{moved.resolve()}/results/mlflow/mlflow.db")
+    experiment = client.get_experiment_by_name("default")
+    assert experiment.artifact_location == str(moved.resolve() / "results/mlflow/artifacts")
+    for run in client.search_runs([experiment.experiment_id]):
+        assert run.info.artifact_uri.startswith(str(moved.resolve() / "results/mlflow/artifacts"))
 
 
 def test_two_seed_intervals_run_off_the_rows_with_an_arrow(tmp_path):
@@ -709,3 +738,25 @@ def test_the_report_carries_the_tables_for_a_paper(tmp_path):
     md = (tmp_path / "results/aggregate/stats.md").read_text()
     assert "\\toprule" in tex and "| variant" in md.lower()
     assert html_lib.escape(tex, quote=False) in html and html_lib.escape(md, quote=False) in html
+
+
+def test_the_lr_figure_draws_a_per_step_schedule_at_every_step(tmp_path):
+    """A variant whose lr changed at every step is drawn at every step, read back from the CSV tables as
+    rule figures reads them; a per-epoch variant stays a step curve of its epochs."""
+    runs = write_study(tmp_path, {"baseline": SMALL["baseline"][:2], "onecycle": SMALL["baseline"][:2]})
+    per_step = {"schedule": {"name": "onecycle", "pct_start": 0.25}, "warmup": {"epochs": 1.5}, "lr_update": "step"}
+    for run in runs[2:]:
+        change_recipe(run, **per_step)
+    for name, table in ag.aggregate(runs, ["baseline", "onecycle"]).items():
+        ag.write_csv(table, tmp_path / f"{name}.csv")
+    tables = {name: pd.read_csv(tmp_path / f"{name}.csv") for name in ("epochs", "summary", "stats")}
+    ax = PLOTS["lr"](tables, ["baseline", "onecycle"]).axes[0]
+    assert ax.get_title() == "Learning rate at every step"
+    epochs, steps = ax.lines[0].get_data(), 196  # 50,000 images at batch 256
+    assert list(epochs[0]) == list(range(1, 13))
+    x, y = ax.lines[1].get_data()
+    assert len(x) == 12 * steps  # 2,352 steps: every one drawn
+    summary = json.loads((runs[2] / "summary.json").read_text())
+    recipe = parsed_recipe(summary["config"], "config")
+    assert list(y) == [lr_at(recipe, k, steps) for k in range(12 * steps)]
+    assert x[0] == pytest.approx(0.5 + 0.5 / steps) and x[-1] == pytest.approx(12.5 - 0.5 / steps)

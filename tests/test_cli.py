@@ -1,6 +1,5 @@
 """lrstudy-train: the published run's command line through the same engine and files as the workflow."""
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -12,7 +11,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from lrstudy.config import Recipe, recipe_from_param, recipe_param
+from lrstudy.config import RECIPE_KEYS, defaults, recipe_from_param, recipe_of, recipe_param
+from lrstudy.schedule import words
 from lrstudy.train import cli
 from lrstudy.train.run import run_lock
 
@@ -135,8 +135,9 @@ def test_make_demo_ends_by_naming_the_report(tmp_path):
     )
 
 
-# A study's step-schedule variant with every recipe key away from config.yaml's defaults.
-STEP = Recipe(
+# A study's step-schedule variant with every recipe key away from config.yaml's defaults, in the old spelling
+# (schedule: step beside step_milestones) and in the new.
+STEP = dict(
     epochs=12,
     batch_size=64,
     lr=0.08,
@@ -144,18 +145,30 @@ STEP = Recipe(
     nesterov=True,
     weight_decay=1e-4,
     schedule="step",
-    step_milestones=(4, 9),
+    step_milestones=[4, 9],
     step_gamma=0.3,
-    lr_windows=((2, 4, 1.5), (6, 8, 0.25)),
+    lr_windows=[{"start": 2, "end": 4, "factor": 1.5}, {"start": 6, "end": 8, "factor": 0.25}],
     width=8,
     precision="fp32",
 )
+RECIPES = {
+    "old spelling": STEP,
+    "default milestones": {**STEP, "step_milestones": None, "nesterov": False},
+    "inert step keys": {**STEP, "schedule": "cosine"},
+    "one-cycle": {
+        **{k: v for k, v in STEP.items() if not k.startswith("step_")},
+        "schedule": {"name": "onecycle", "pct_start": 0.25, "anneal": "linear", "three_phase": True},
+        "warmup": {"epochs": 1.5, "start_factor": 0.2},
+        "lr_update": "step",
+    },
+}
 
 
-@pytest.mark.parametrize("recipe", [STEP, dataclasses.replace(STEP, step_milestones=None, nesterov=False)])
-def test_a_recipe_round_trips_through_the_flags_and_the_snakemake_params(recipe):
+@pytest.mark.parametrize("train", RECIPES.values(), ids=RECIPES)
+def test_a_recipe_round_trips_through_the_flags_and_the_snakemake_params(train):
+    recipe = recipe_of({**defaults()["train"], **train}, where="test")
     flags = cli.recipe_flags(recipe)
-    assert cli.parse(["--data", "cache.npz", "--out", "out", *flags])[1] == recipe
+    assert recipe_of(cli.parse(["--data", "cache.npz", "--out", "out", *flags])[1], "command line") == recipe
     assert recipe_from_param(recipe_param(recipe), where="variants.x") == recipe  # common.smk -> scripts/train.py
 
 
@@ -163,5 +176,20 @@ def test_every_recipe_key_has_a_flag(capsys):
     with pytest.raises(SystemExit):
         cli.parse(["--help"])
     help_text = capsys.readouterr().out
-    assert all(cli.flag(f.name) in help_text for f in dataclasses.fields(Recipe))
+    assert all(cli.flag(k) in help_text for k in RECIPE_KEYS)
     assert "--step-milestones" in help_text and "--step-gamma" in help_text and "--no-nesterov" in help_text
+    assert "--warmup {...}|null" in help_text and "--lr-update {epoch,step}" in help_text
+
+
+def test_the_docs_schedule_flags_give_the_schedule_they_say():
+    flags = ["--schedule", "{name: wsd, decay: sqrt}", "--warmup", "{epochs: 5}", "--lr-update", "step"]
+    recipe = recipe_of(cli.parse(["--data", "cache.npz", "--out", "out", *flags])[1], "command line")
+    assert words(recipe) == "WSD: 20% sqrt decay, 5-epoch warmup, per step"
+
+
+def test_a_bad_schedule_flag_is_a_sentence(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--data", "cache.npz", "--out", str(tmp_path), "--schedule", "{name: wsd, decay: sqr}"])
+    err = capsys.readouterr().err
+    assert "command line.schedule.decay: 'sqr' is not one of linear, cosine, sqrt (did you mean `sqrt`?)" in err
+    assert "Traceback" not in err

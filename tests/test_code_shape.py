@@ -81,3 +81,28 @@ def test_every_function_fits_on_a_screen():
         if lines > MAX_LINES or params > MAX_PARAMETERS
     ]
     assert not too_big, "split these (a value object for related parameters, named steps):\n" + "\n".join(too_big)
+
+
+ANALYSIS_LIBRARIES = {"pandas", "scipy", "matplotlib", "jinja2", "jsonschema"}
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """The top-level packages a file imports when it is imported (not inside its functions)."""
+    names = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_a_training_job_imports_no_analysis_library():
+    """A training job's fixed cost: pandas alone added ~340 modules to every run (through the checks of a
+    checkpoint's rows, now in lrstudy/metrics.py)."""
+    from lrstudy.provenance import RUN_MODULE, code_of
+
+    script = PACKAGE.parent / "workflow" / "scripts" / "train.py"
+    paths = [script, *(modules()[name] for name in code_of([RUN_MODULE, "lrstudy.train.cli"], [script]))]
+    found = {str(p.relative_to(PACKAGE.parent)): module_level_imports(p) & ANALYSIS_LIBRARIES for p in paths}
+    assert {p: libs for p, libs in found.items() if libs} == {}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 
 import pandas as pd
 import pytest
 from synthetic_runs import KNOWN, analyse
+from test_tables import compile_paper
 
 from lrstudy.analysis import compare
 
@@ -19,35 +19,37 @@ def study(root, name, variants=("baseline", "lr_x5"), **recipe) -> None:
     """A study's stats.csv where `lrstudy-compare --root root` looks for it, with these recipe values."""
     analyse(root / "src" / name, {v: SMALL[v] for v in variants})
     stats = pd.read_csv(root / "src" / name / "results/aggregate/stats.csv").assign(**recipe)
+    shutil.rmtree(root / "src" / name)
     target = compare.study_stats(name, root)
     target.parent.mkdir(parents=True, exist_ok=True)
     stats.to_csv(target, index=False)
 
 
-def run(capsys, *argv) -> str:
-    assert compare.main(list(argv)) == 0
-    return capsys.readouterr().out
+def side_by_side(root, *names, fmt="csv", stale=None) -> str:
+    """What lrstudy-compare prints for these studies (the staleness check aside: see the workflow test)."""
+    tables = {name: pd.read_csv(compare.study_stats(name, root)) for name in names}
+    table = compare.compare(tables)
+    return table.to_csv(index=False) if fmt == "csv" else compare.text_table(table, fmt, names, stale)
 
 
-def test_compare_puts_studies_side_by_side_with_differing_recipe_keys_per_study(tmp_path, capsys):
+def test_compare_puts_studies_side_by_side_with_differing_recipe_keys_per_study(tmp_path):
     study(tmp_path, "default")
     study(tmp_path, "big_lr", lr=0.2)
-    out = pd.read_csv(io.StringIO(run(capsys, "default", "big_lr", "--root", str(tmp_path), "--format", "csv")))
+    out = pd.read_csv(io.StringIO(side_by_side(tmp_path, "default", "big_lr")))
     assert out["variant"].tolist() == ["baseline", "lr_x5"]
     assert "epochs" in out and "lr [default]" in out and "lr [big_lr]" in out and "lr" not in out
     assert out["lr [default]"].tolist() == [0.1, 0.1] and out["lr [big_lr]"].tolist() == [0.2, 0.2]
     assert {"final_mean_pct [default]", "verdict [big_lr]", "n [default]"} <= set(out.columns)
-    md = run(capsys, "default", "big_lr", "--root", str(tmp_path))  # Markdown, the default
+    md = side_by_side(tmp_path, "default", "big_lr", fmt="md")
     assert md.startswith("| variant | window_start | window_end | window_factor | lr [default] | lr [big_lr] |")
 
 
-def test_numbers_read_as_written_and_keys_the_studies_share_appear_once(tmp_path, capsys):
+def test_numbers_read_as_written_and_keys_the_studies_share_appear_once(tmp_path):
     """weight_decay 0.0005 against 0 (both printed 0.00 before), integers as integers; studies whose
     variant sets differ share every key but weight_decay (each was split into one column per study)."""
     study(tmp_path, "default", ("baseline", "lr_x5"))
     study(tmp_path, "no_wd", ("baseline", "lr_x2", "lr_x0.5"), weight_decay=0)
-    root = ["--root", str(tmp_path)]
-    csv_text = run(capsys, "default", "no_wd", *root, "--format", "csv")
+    csv_text = side_by_side(tmp_path, "default", "no_wd")
     out = pd.read_csv(io.StringIO(csv_text))
     assert out["variant"].tolist() == ["baseline", "lr_x5", "lr_x2", "lr_x0.5"]
     per_study = [c for c in out if c.endswith("]")]
@@ -59,7 +61,7 @@ def test_numbers_read_as_written_and_keys_the_studies_share_appear_once(tmp_path
     assert ",epochs," in header and ",12,256,0.1," in baseline  # epochs, batch_size, lr: not 12.0, 256.0
     assert baseline.split(",")[header.split(",").index("n [default]")] == "3"
 
-    md = run(capsys, "default", "no_wd", *root).splitlines()
+    md = side_by_side(tmp_path, "default", "no_wd", fmt="md").splitlines()
     head = [c.strip() for c in md[0].strip("|").split("|")]
     assert head[:5] == ["variant", "window_start", "window_end", "window_factor", "weight_decay [default]"]
     rows = {r.split("|")[1].strip(): [c.strip() for c in r.strip("|").split("|")] for r in md[2:6]}
@@ -71,6 +73,17 @@ def test_numbers_read_as_written_and_keys_the_studies_share_appear_once(tmp_path
     assert note.startswith("Same in every variant of every study: epochs 12; batch_size 256; lr 0.1; momentum 0.9;")
 
 
+def test_a_study_out_of_date_is_marked_in_every_format(tmp_path):
+    study(tmp_path, "default")
+    study(tmp_path, "demo", lr=0.2)
+    why = {"demo": "study demo is out of date: `snakemake --config study=demo` would run 1 aggregate (...)"}
+    md = side_by_side(tmp_path, "default", "demo", fmt="md", stale=why).splitlines()
+    assert "| lr [default] | lr [demo, out of date] |" in md[0] and "| verdict [default] |" in md[0]
+    assert md[-1] == f"Out of date: {why['demo']}."
+    tex = side_by_side(tmp_path, "default", "demo", fmt="tex", stale=why)
+    assert " & default & demo (out of date) \\\\" in tex and "Out of date: study demo is out of date" in tex
+
+
 def test_compare_names_a_study_without_results(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         compare.main(["default", "nothing", "--root", str(tmp_path)])
@@ -79,20 +92,25 @@ def test_compare_names_a_study_without_results(tmp_path, capsys):
 
 @pytest.mark.system
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex")
-def test_the_latex_comparison_compiles_on_a_plain_article_page(tmp_path, capsys):
+def test_the_latex_comparison_compiles_on_a_plain_article_page(tmp_path):
     study(tmp_path, "default", ("baseline", "lr_x5"))
     study(tmp_path, "no_wd", ("baseline", "lr_x2", "lr_x0.5"), weight_decay=0)
-    (tmp_path / "compare.tex").write_text(run(capsys, "default", "no_wd", "--root", str(tmp_path), "--format", "tex"))
-    (tmp_path / "paper.tex").write_text(
-        "\\documentclass{article}\n\\usepackage{array,booktabs,longtable}\n\\begin{document}\n"
-        "\\input{compare.tex}\n\\end{document}\n"
-    )
-    done = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-2000:]
-    assert "Overfull" not in (tmp_path / "paper.log").read_text()
+    stale = {"no_wd": "study no_wd is out of date: `snakemake --config study=no_wd` would run 2 train"}
+    (tmp_path / "compare.tex").write_text(side_by_side(tmp_path, "default", "no_wd", fmt="tex", stale=stale))
+    assert "Overfull" not in compile_paper(tmp_path, "compare.tex")
+
+
+def test_a_stale_study_is_never_shown_as_current(workflow, tmp_path, capsys):
+    """Issue 29.6: lrstudy-compare asks the workflow's own check (a dry run of each study) and says which
+    study is out of date. Here two named studies have tables but no runs: both are out of date."""
+    for name, lr in (("a", 0.1), ("b", 0.2)):
+        study(workflow.root, name, lr=lr)
+        (workflow.root / f"studies/{name}/study.yaml").write_text(
+            f"study: {name}\ntrain: {{lr: {lr}}}\nexecution: {{device: cpu}}\n"
+        )
+    assert compare.main(["a", "b", "--root", str(workflow.root), "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    table = pd.read_csv(io.StringIO(out))
+    assert table["up_to_date [a]"].tolist() == [False, False] and not table["up_to_date [b]"].any()
+    for name in ("a", "b"):
+        assert f"lrstudy-compare: study {name} is out of date: `snakemake --config study={name}` would run " in err

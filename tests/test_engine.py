@@ -1,5 +1,6 @@
 """The engine: seeded runs repeat exactly on CPU, and a resumed run ends where an uninterrupted one does."""
 
+import json
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import yaml
 
 from lrstudy.config import Execution, Recipe, execution_of, recipe_of, run_hash
 from lrstudy.data import cifar10 as dataset
+from lrstudy.schedule import step_lrs
 from lrstudy.train import loop
 from lrstudy.train.device import AUTO_CPU_LIMIT_S, DeviceError, cpu_seconds, refuse_auto_on_cpu, resolve_device
 from lrstudy.train.engine import Trainer
@@ -65,7 +67,8 @@ def test_same_seed_same_metrics_other_seed_differs(cache, tmp_path, fresh_two_ep
     run(cache, tmp_path / "other", seed=1)
     assert metrics_without_timing(tmp_path / "again" / "metrics.csv") == fresh_two_epochs
     assert metrics_without_timing(tmp_path / "other" / "metrics.csv") != fresh_two_epochs
-    assert fresh_two_epochs[0] == "epoch,lr,train_loss,train_acc,test_loss,test_acc" and len(fresh_two_epochs) == 3
+    assert fresh_two_epochs[0] == "epoch,lr,lr_last,train_loss,train_acc,test_loss,test_acc"
+    assert len(fresh_two_epochs) == 3
 
 
 def test_resumed_run_equals_uninterrupted(cache, tmp_path, fresh_two_epochs):
@@ -93,26 +96,42 @@ def test_resumed_run_equals_uninterrupted(cache, tmp_path, fresh_two_epochs):
 
 def test_the_cuda_graph_path_computes_what_the_eager_path_does(cache):
     # GraphedSteps without capturing (the CPU has no CUDA graphs) runs its own arithmetic: static batch
-    # buffers, the lr as a tensor, gradients zeroed in place, an eager remainder on both train (200 % 64)
-    # and eval (100 % 64). Any of those done wrong changes the numbers; the capture itself needs a GPU.
+    # buffers, the lr as a tensor refilled at every step, gradients zeroed in place, an eager remainder on
+    # both train (200 % 64) and eval (100 % 64). Any of those done wrong changes the numbers; the capture
+    # itself needs a GPU (tools/gpu/check.sh).
     npz, _ = cache
     cpu = torch.device("cpu")
-    recipe, execution = parts(eval_batch_size=64)
+    recipe, execution = parts(eval_batch_size=64, schedule={"name": "onecycle", "pct_start": 0.4}, lr_update="step")
 
     def metrics(graphed: bool) -> list[dict]:
         trainer = Trainer(recipe, execution, 2, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
         if graphed:
-            t = trainer
-            trainer.steps = GraphedSteps(
-                *(t.model, t.forward, t.optimizer, t.data, t.normalize, t.autocast_dtype, t.device),
-                batch_size=recipe.batch_size,
-                eval_batch_size=execution.eval_batch_size,
-                capture=False,
-            )
+            trainer.steps = trainer.make_steps(graphs=True, capture=False)
+            assert isinstance(trainer.steps, GraphedSteps)
         return [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in trainer.run(None).metrics]
 
-    eager = metrics(False)
-    assert metrics(True) == eager and eager[0]["train_acc"] != eager[1]["train_acc"]
+    eager, graphed = metrics(False), metrics(True)
+    # The tensor lr is float32 (what SGD's float32 update rounds any lr to): lr_last, read back from it, is
+    # the schedule's to float32 precision; everything the run computed is the same.
+    assert [r.pop("lr_last") for r in graphed] == pytest.approx([r.pop("lr_last") for r in eager], rel=1e-7)
+    assert graphed == eager and eager[0]["train_acc"] != eager[1]["train_acc"]
+
+
+def test_every_optimizer_step_runs_at_the_schedules_lr(cache):
+    """The lr the optimizer holds at each of its steps is lr_at's for that step (a warmup of fractional
+    epochs, then one-cycle, advancing at every step), and metrics.csv's lr and lr_last are the first and
+    the last of each epoch's."""
+    npz, _ = cache
+    cpu = torch.device("cpu")
+    recipe, execution = parts(
+        schedule={"name": "onecycle", "pct_start": 0.5}, warmup={"epochs": 0.5}, lr_update="step", epochs=2
+    )
+    trainer = Trainer(recipe, execution, 0, DeviceData.from_arrays(dataset.load_cache(npz), cpu), cpu, "h")
+    seen = []
+    trainer.optimizer.register_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
+    rows = trainer.run(None).metrics
+    assert trainer.steps_per_epoch == 4 and seen == step_lrs(recipe, 4) and len(set(seen)) == 8
+    assert [(r["lr"], r["lr_last"]) for r in rows] == [(seen[0], seen[3]), (seen[4], seen[7])]
 
 
 # ATen ops that torch.use_deterministic_algorithms(True) refuses on CUDA (PyTorch's "Reproducibility"
@@ -247,7 +266,7 @@ def test_auto_without_cuda_trains_a_short_run_on_the_cpu_and_refuses_a_long_one_
 def hash_of(cache, train: dict, seed: int) -> str:
     meta = dataset.load_meta(cache[1])
     return run_hash(
-        recipe_of(train, where="test").as_dict(),
+        recipe_of(train, where="test"),
         seed,
         {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")},
     )
@@ -259,19 +278,9 @@ def one_epoch_state(cache) -> dict:
     train = train_cfg(epochs=2)
     data = DeviceData.from_arrays(dataset.load_cache(cache[0]), torch.device("cpu"))
     trainer = Trainer(*parts(epochs=2), 0, data, torch.device("cpu"), hash_of(cache, train, 0))
-    loss, acc = loop.train_epoch(trainer.steps, data, trainer.generator, train["lr"], train["batch_size"])
+    row = loop.run_epoch(1, trainer.recipe, trainer.steps, trainer.sums, data, trainer.generator, 100)
     trainer.epoch = 1
-    trainer.metrics = [
-        {
-            "epoch": 1,
-            "lr": train["lr"],
-            "train_loss": loss,
-            "train_acc": acc,
-            "test_loss": 1.0,
-            "test_acc": 0.5,
-            "epoch_seconds": 1.0,
-        }
-    ]
+    trainer.metrics = [{**row, "test_loss": 1.0, "test_acc": 0.5, "epoch_seconds": 1.0}]
     return trainer.state(1.0)
 
 
@@ -279,6 +288,15 @@ def test_the_intact_checkpoint_resumes(cache, tmp_path, one_epoch_state):
     """The one the broken checkpoints below are made from: each differs from it only where it is broken."""
     torch.save(one_epoch_state, tmp_path / "ckpt.pt")
     assert run(cache, tmp_path / "out", checkpoint=tmp_path / "ckpt.pt", epochs=2)["resumed_from_epoch"] == 1
+
+
+def test_a_checkpoint_from_before_lr_last_resumes(cache, tmp_path, one_epoch_state):
+    """A run interrupted before lr_last was recorded resumes, not restarts: its epochs ran at one lr each."""
+    row = {k: v for k, v in one_epoch_state["metrics"][0].items() if k != "lr_last"}
+    torch.save({**one_epoch_state, "metrics": [row]}, tmp_path / "ckpt.pt")
+    assert run(cache, tmp_path / "out", checkpoint=tmp_path / "ckpt.pt", epochs=2)["resumed_from_epoch"] == 1
+    first = (tmp_path / "out" / "metrics.csv").read_text().splitlines()[1].split(",")
+    assert first[1] == first[2] == repr(row["lr"])
 
 
 BROKEN_CHECKPOINTS = {
@@ -371,61 +389,89 @@ def test_the_default_is_one_thread_per_run():
     assert "threads: STUDY.execution.cpu_threads" in rule
 
 
-def board_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar event in a run's folder as TensorBoard reads it (orphaned steps kept: a duplicate
-    epoch would show), tag -> [(epoch, value)]."""
+def board(directory: Path):
+    """A run's folder as TensorBoard's loader reads it (orphaned steps kept: a duplicate epoch would show)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.util import tensor_util
 
-    acc = EventAccumulator(str(directory), size_guidance={"tensors": 0}, purge_orphaned_data=False)
+    acc = EventAccumulator(str(directory), purge_orphaned_data=False)
     acc.Reload()
-    return {
-        tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
-        for tag in acc.Tags()["tensors"]
-    }
+    return acc
 
 
-def test_tensorboard_scalars_equal_metrics_and_a_resume_neither_repeats_nor_skips(cache, tmp_path, monkeypatch):
-    from lrstudy.train.tensorboard import TAGS
+def board_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar event in a run's folder, tag -> [(epoch, value)]."""
+    acc = board(directory)
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
-    ckpt, board = tmp_path / "c.pt", tmp_path / "tb" / "v" / "seed0"
+
+def board_session(directory: Path) -> tuple[dict, int | None]:
+    """The run's HPARAMS values (name -> number, text or flag) and its status (None: not written)."""
+    from google.protobuf.json_format import MessageToDict
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    content = board(directory).PluginTagToContent("hparams")
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    end = content.get("_hparams_/session_end_info")
+    status = HParamsPluginData.FromString(end).session_end_info.status if end else None
+    return MessageToDict(start)["hparams"], status
+
+
+def test_tensorboard_scalars_are_float32_metrics_and_a_resume_neither_repeats_nor_skips(cache, tmp_path, monkeypatch):
+    """Issue 32.1: float32, which TensorBoard's default loader reads (tests/test_tensorboard.py asks its
+    server); the status is written when the run ends, not while it trains or after it was stopped."""
+    import numpy as np
+    from tensorboard.plugins.hparams.api_pb2 import STATUS_SUCCESS
+
+    from lrstudy.train.tensorboard import FINAL_TAG, TAGS
+
+    ckpt, folder = tmp_path / "c.pt", tmp_path / "tb" / "v" / "seed0"
     real_run = Trainer.run
 
     def killed_after_three(self, checkpoint_path=None, on_epoch=None, on_batch=None):
         def hook(row):
             on_epoch(row)  # epoch 3 reaches TensorBoard, but the last checkpoint is epoch 2's
             if row["epoch"] == 3:
+                assert board_session(folder)[1] is None  # training: no status yet
                 raise KeyboardInterrupt
 
         return real_run(self, checkpoint_path, on_epoch=hook, on_batch=on_batch)
 
     monkeypatch.setattr(Trainer, "run", killed_after_three)
     with pytest.raises(KeyboardInterrupt):
-        run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2, epochs=4)
-    assert [step for step, _ in board_scalars(board)["lr"]] == [1, 2, 3]
+        run(cache, tmp_path / "r", checkpoint=ckpt, board=folder, checkpoint_every=2, epochs=4)
+    assert [step for step, _ in board_scalars(folder)["lr"]] == [1, 2, 3]
+    assert board_session(folder)[1] is None  # stopped: it resumes, so neither success nor failure
     monkeypatch.setattr(Trainer, "run", real_run)
-    resumed = run(cache, tmp_path / "r", checkpoint=ckpt, board=board, checkpoint_every=2, epochs=4)
+    resumed = run(cache, tmp_path / "r", checkpoint=ckpt, board=folder, checkpoint_every=2, epochs=4)
     assert resumed["resumed_from_epoch"] == 2
 
     import pandas as pd
 
     metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
-    scalars = board_scalars(board)
-    assert set(scalars) == set(TAGS)
+    scalars = board_scalars(folder)
+    assert set(scalars) == {*TAGS, FINAL_TAG}
     for tag, column in TAGS.items():
-        assert scalars[tag] == list(zip(metrics["epoch"], metrics[column], strict=True)), tag
+        assert scalars[tag] == [
+            (e, float(np.float32(v))) for e, v in zip(metrics["epoch"], metrics[column], strict=True)
+        ], tag
+    assert scalars[FINAL_TAG] == [(4, float(np.float32(resumed["final_test_acc"])))]
+    assert board_session(folder)[1] == STATUS_SUCCESS
+    assert [p.name for p in folder.iterdir()] == ["events.out.tfevents.lrstudy"]
 
 
-def test_tensorboard_records_the_recipe_and_seed_and_can_be_turned_off(cache, tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
-    run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb_on", epochs=1)
-    acc = EventAccumulator(str(tmp_path / "tb_on"))
-    acc.Reload()
-    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    hparams = HParamsPluginData.FromString(content).session_start_info.hparams
-    assert hparams["seed"].number_value == 5 and hparams["lr"].number_value == 0.05
-    assert hparams["schedule"].string_value == "cosine" and hparams["lr_windows"].string_value == "[]"
-    run(cache, tmp_path / "off", board=tmp_path / "tb_off", epochs=1, tensorboard=False)
-    assert not (tmp_path / "tb_off").exists()
+def test_tensorboard_records_the_variant_recipe_and_windows_and_the_event_files_belong_to_the_run(cache, tmp_path):
+    """Issues 32.1 and 29.4: a run retrained with execution.tensorboard off keeps no event files of its
+    old recipe."""
+    windows = [{"start": 1, "end": 2, "factor": 2.0}]
+    run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb", epochs=1, lr_windows=windows)
+    hparams, _ = board_session(tmp_path / "tb")
+    assert hparams["variant"] == "v" and hparams["seed"] == 5 and hparams["lr"] == 0.05
+    assert hparams["schedule.name"] == "cosine" and hparams["schedule.eta_min"] == 0.0 and "warmup" not in hparams
+    assert hparams["lr_update"] == "epoch" and hparams["lr_windows"] == json.dumps(windows)
+    assert {k: v for k, v in hparams.items() if k.startswith("lr_window1.")} == {
+        "lr_window1.start": 1,
+        "lr_window1.end": 2,
+        "lr_window1.factor": 2.0,
+    }
+    run(cache, tmp_path / "on", seed=5, board=tmp_path / "tb", epochs=1, tensorboard=False)
+    assert not (tmp_path / "tb").exists()

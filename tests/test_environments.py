@@ -15,6 +15,8 @@ from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from lrstudy.provenance import code_of, module_file
+
 spec = importlib.util.spec_from_file_location("environments", REPO / "tools/environments.py")
 environments = importlib.util.module_from_spec(spec)
 sys.modules["environments"] = environments  # its dataclass looks itself up there
@@ -23,8 +25,9 @@ spec.loader.exec_module(environments)
 PINNED = set(environments.pins().values())
 # Imported by a module without naming it: torch.utils.tensorboard needs the tensorboard distribution.
 IMPORTED_THROUGH = {"torch.utils.tensorboard": "tensorboard"}
-# Provided by whatever runs the job (Snakemake's own process, its script preamble), not by its environment.
-RUNNER = {"snakemake"}
+# Provided by whatever runs the job, not by its environment: Snakemake, and its storage plugins' interface
+# (lrstudy.storage, under a default storage provider), which the script preamble puts on a job's path.
+RUNNER = {"snakemake", "snakemake-interface-storage-plugins"}
 DISTRIBUTIONS = metadata.packages_distributions()
 TORCH = {"torch", "torchvision", "triton"}
 
@@ -34,14 +37,12 @@ def names(lines) -> set[str]:
 
 
 def imported_distributions(*sources) -> set[str]:
-    """The distributions that `sources` import, themselves or through any lrstudy module they reach (every
-    import statement, those inside functions too), without the standard library."""
-    found, seen, todo = set(), set(), list(sources)
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
+    """The distributions that `sources` import, themselves or through any lrstudy module they reach
+    (lrstudy.provenance.code_of; every import statement, those inside functions too), without the standard
+    library."""
+    files = [*sources, *(module_file(name) for name in code_of([], sources))]
+    found = set()
+    for path in files:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
@@ -51,10 +52,7 @@ def imported_distributions(*sources) -> set[str]:
                 continue
             for module in modules:
                 top = module.split(".")[0]
-                if top == "lrstudy":
-                    base = REPO / module.replace(".", "/")
-                    todo += [p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()]
-                elif top not in sys.stdlib_module_names and top != "__future__":
+                if top not in sys.stdlib_module_names and top not in ("__future__", "lrstudy"):
                     found |= {canonicalize_name(d) for d in DISTRIBUTIONS[top]}
                     found |= {d for prefix, d in IMPORTED_THROUGH.items() if module.startswith(prefix)}
     return found
@@ -116,7 +114,8 @@ def test_the_images_hold_their_environments_snakemake_and_the_storage_plugin():
     train, analysis = listed("containers/train.txt"), listed("containers/analysis.txt")
     runner = {"snakemake", "snakemake-storage-plugin-s3"}
     assert listed("workflow/envs/train.yaml") | runner <= train
-    assert listed("workflow/envs/analysis.yaml") | listed("workflow/envs/mlflow.yaml") | runner <= analysis
+    others = ("analysis", "mlflow", "tensorboard")
+    assert set().union(*(listed(f"workflow/envs/{env}.yaml") for env in others)) | runner <= analysis
     assert not analysis & TORCH and not any(name.startswith("nvidia-") for name in analysis)
     dockerfile = (REPO / "containers/Dockerfile").read_text()
     for target in ("train", "analysis"):

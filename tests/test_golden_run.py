@@ -12,6 +12,7 @@ after an intended change of numbers: `python tests/test_golden_run.py` (and say 
 """
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import synthetic_archive
+
+from lrstudy.config import parsed_recipe, run_hash
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 COMMON = ["--width", "4", "--epochs", "2", "--batch-size", "32", "--device", "cpu", "--threads", "1", "--seed", "7"]
@@ -28,6 +31,8 @@ RUNS = {
     "tiny_run_metrics.csv": ["--lr", "0.05"],
     "tiny_step_run_metrics.csv": ["--lr", "0.08", "--schedule", "step", "--nesterov", "--lr-window", "1:2:0.5"],
 }
+# The step run as lrstudy made it before schedules were mappings (23d6a0a): summary.json and metrics.csv.
+BEFORE_SCHEDULES = GOLDEN / "before_schedules"
 # Read when each library starts, so only a new process can be given them.
 CPU_PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
 
@@ -54,6 +59,14 @@ def test_tiny_run_is_bit_identical_to_the_stored_one(tmp_path, name):
     got = run_metrics(tiny_archive(tmp_path), tmp_path / "run", RUNS[name])
     assert len(got) == 2
     assert got == without_timing(GOLDEN / name)
+    if name == "tiny_step_run_metrics.csv":  # the same run, and its identity, as made before
+        old, new = (json.loads((d / "summary.json").read_text()) for d in (BEFORE_SCHEDULES, tmp_path / "run"))
+        # The archive's gzip header holds the time it was written: the data's checksums are today's.
+        assert new["config_hash"] == run_hash(parsed_recipe(old["config"], "config"), old["seed"], new["dataset"])
+        assert run_hash(parsed_recipe(old["config"], "config"), old["seed"], old["dataset"]) == old["config_hash"]
+        assert [{k: v for k, v in r.items() if k != "lr_last"} for r in got] == without_timing(
+            BEFORE_SCHEDULES / "metrics.csv"
+        )
 
 
 if __name__ == "__main__":

@@ -102,7 +102,8 @@ def test_a_call_out_of_time_skips_every_step_and_says_so(archive, workflow, tmp_
     readme = (folder / "README.md").read_text()
     assert "The benchmark did not finish" in readme and "The run did not finish" in readme
     assert "a CPU rehearsal: not GPU evidence" in readme and "no goal applies" in readme
-    assert "the graph path against the eager path, deterministic kernels: identical: **not measured**" in readme
+    graph = "the graph path against the eager path, deterministic kernels, lr changed at every step"
+    assert f"{graph}: identical: **not measured**" in readme
     assert "check: seed-recipe: skipped: out of time" in capsys.readouterr().err
 
 

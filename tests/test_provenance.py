@@ -22,11 +22,17 @@ WITHOUT_CODE = {
     "train": "a code edit never retrains by itself; each run records its code (code_record)",
     "plan_stage": "a stage plan decides which runs train: like training, a code edit never replans",
     "seed_plan": "a copy of the last stage plan",
-    "mlflow": "exporting again adds nothing; runs are exported as they are",
 }
-# Modules the train rule runs that decide where a run computes, not what: outside the run's identity. (The
-# run cache decides whether the run is put in place as it was kept instead of trained: the same run.)
-WHERE_NOT_WHAT = {"lrstudy.train.gpu_lease", "lrstudy.run_cache"}
+# Modules the train rule runs that decide where a run computes or where its state is kept (a GPU lease; a
+# bucket, under a default storage provider), not what it computes: outside the run's identity. (The run
+# cache decides whether the run is put in place as it was kept instead of trained: the same run.)
+WHERE_NOT_WHAT = {
+    "lrstudy.train.gpu_lease",
+    "lrstudy.storage",
+    "lrstudy.train.stored",
+    "lrstudy.studies",
+    "lrstudy.run_cache",
+}
 
 
 def rules() -> dict[str, tuple[str, str | None]]:

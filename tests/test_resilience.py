@@ -1,5 +1,6 @@
 """Interrupted, diverged, out of memory, a full disk: finished work is kept and every failure is explained."""
 
+import contextlib
 import json
 import math
 import os
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import small_study
-from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
+from test_engine import board_scalars, board_session, cache, run  # noqa: F401 (the cache fixture is shared)
 
 from lrstudy.atomic import NoSpaceError, atomic_path, atomic_write_text
 from lrstudy.logs import run_logged
@@ -76,7 +77,11 @@ def test_sigkilled_workflow_resumes_to_the_uninterrupted_result(tmp_path, archiv
 
 
 def test_divergence_ends_the_run_cleanly(cache, tmp_path):  # noqa: F811
-    s = run(cache, tmp_path / "d", lr_windows=[{"start": 2, "end": 3, "factor": 1.0e12}])
+    from tensorboard.plugins.hparams.api_pb2 import STATUS_FAILURE
+
+    s = run(cache, tmp_path / "d", board=tmp_path / "tb", lr_windows=[{"start": 2, "end": 3, "factor": 1.0e12}])
+    assert board_session(tmp_path / "tb")[1] == STATUS_FAILURE  # issue 32.1: it read as SUCCESS
+    assert "final_test_acc" not in board_scalars(tmp_path / "tb")
     assert s["diverged"] is True and s["diverged_epoch"] == 2
     assert s["epochs_completed"] == 2 and s["final_test_acc"] is None
     assert s["best_epoch"] == 1 and s["best_test_acc"] is not None
@@ -88,7 +93,7 @@ def test_out_of_memory_says_what_to_do(cache, tmp_path, monkeypatch):  # noqa: F
     def oom(*args):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(loop, "train_epoch", oom)
+    monkeypatch.setattr(loop, "run_epoch", oom)
     with pytest.raises(DeviceError, match="out of memory .* lower those in the config"):
         run(cache, tmp_path / "o")
     assert not (tmp_path / "o" / "metrics.csv").exists()
@@ -132,6 +137,20 @@ def test_a_full_disk_is_named_and_keeps_the_old_file(full_disk, name, write):
         write(target)
     assert target.read_text() == "the previous complete file"
     assert [p.name for p in full_disk.iterdir()] == [name], "no temporary file is left"
+
+
+def test_tensorboard_on_a_full_disk_ends_the_run_with_the_file_named(cache, full_disk, tmp_path):  # noqa: F811
+    """Issue 29.7: TensorBoard's writes on a full disk were four tracebacks."""
+    filler = full_disk / "filler"
+    with contextlib.suppress(OSError), open(filler, "wb") as fh:
+        while True:
+            fh.write(b"0" * 4096)
+            fh.flush()
+    board = full_disk / "tb"
+    with pytest.raises(SystemExit, match=f"error: no space left on {board}/events.out.tfevents.lrstudy"):
+        run_logged(tmp_path / "train.log", lambda: run(cache, tmp_path / "out", board=board, epochs=1))
+    assert "Traceback" not in (tmp_path / "train.log").read_text()
+    assert not (tmp_path / "out" / "metrics.csv").exists()
 
 
 def test_a_run_on_a_full_disk_ends_with_the_file_named_and_nothing_half_written(cache, full_disk, tmp_path):  # noqa: F811

@@ -50,13 +50,23 @@ def test_a_diverged_seed_and_a_correction_are_said(tmp_path):
         assert "% CI)" in rows["lr_x5"][4]
 
 
-PAPER = r"""\documentclass{article}
-\usepackage{array,booktabs,longtable}
-\begin{document}
-See Table~\ref{tab:lrstudy-demo}.
-\input{stats.tex}
-\end{document}
-"""
+def compile_paper(folder, table: str, text: str = "") -> str:
+    """A plain article with `text` and then `\\input{table}` in `folder`, through pdflatex twice (the
+    second pass resolves references), as a paper includes our tables: its log."""
+    (folder / "paper.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{array,booktabs,longtable}\n\\begin{document}\n"
+        f"{text}\n\\input{{{table}}}\n\\end{{document}}\n"
+    )
+    for _ in range(2):
+        done = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout[-2000:]
+    return (folder / "paper.log").read_text()
 
 
 @pytest.mark.system
@@ -68,17 +78,7 @@ def test_stats_tex_compiles_on_a_plain_article_page_with_every_row(tmp_path, n):
     finals = {k: KNOWN[k] for k in ("baseline", "lr_x5", "lr_x0.5")} if n == 3 else grid_finals(n)
     analyse(tmp_path, finals)
     tables.write_tables(tmp_path / "results/aggregate/stats.csv", tmp_path / "stats.md", tmp_path / "stats.tex", "demo")
-    (tmp_path / "paper.tex").write_text(PAPER)
-    for _ in range(2):  # the second pass resolves the \ref
-        done = subprocess.run(
-            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout[-2000:]
-    log = (tmp_path / "paper.log").read_text()
+    log = compile_paper(tmp_path, "stats.tex", "See Table~\\ref{tab:lrstudy-demo}.")
     assert "Overfull" not in log and "Float too large" not in log and "Warning" not in log, log[-3000:]
     pdf = subprocess.run(["pdftotext", "-layout", "paper.pdf", "-"], cwd=tmp_path, capture_output=True, text=True)
     text, stats = pdf.stdout, pd.read_csv(tmp_path / "results/aggregate/stats.csv")

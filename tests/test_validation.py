@@ -28,7 +28,8 @@ def edit_cell(metrics, row: int, column: str, value: str) -> None:
         ("train_acc", "1.7", r"1.7 is out of range \(must be in \[0, 1\]\)"),
         ("epoch_seconds", "-5", r"-5.0 is out of range \(must be >= 0\)"),
         ("test_loss", "-0.1", r"-0.1 is out of range \(must be >= 0\)"),
-        ("lr", "0.123", r"0.123 is not the recipe's schedule at epoch 3 \(0.0"),
+        ("lr", "0.123", r"0.123 is not the recipe's schedule at epoch 3's first step \(0.0"),
+        ("lr_last", "0.123", r"0.123 is not the recipe's schedule at epoch 3's last step \(0.0"),
     ],
 )
 def test_a_bad_value_is_named_by_file_row_and_column(tmp_path, column, value, why):

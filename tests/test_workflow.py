@@ -85,7 +85,17 @@ def test_runs_learn_and_record_the_schedule(finished):
     wf, _ = finished
     for variant, seed in RUNS:
         m = pd.read_csv(wf.root / f"results/runs/{variant}/seed{seed}/metrics.csv")
-        assert list(m.columns) == ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds"]
+        assert list(m.columns) == [
+            "epoch",
+            "lr",
+            "lr_last",
+            "train_loss",
+            "train_acc",
+            "test_loss",
+            "test_acc",
+            "epoch_seconds",
+        ]
+        assert (m["lr_last"] == m["lr"]).all()  # per epoch: every step of an epoch at its lr
         assert m["epoch"].tolist() == [1, 2, 3, 4]
         summary = json.loads((wf.root / f"results/runs/{variant}/seed{seed}/summary.json").read_text())
         # 10 classes: chance is 0.1. The lr_x5 window (lr 0.25 for an epoch) costs accuracy in so short a run.

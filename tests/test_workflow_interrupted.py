@@ -27,7 +27,7 @@ pytestmark = pytest.mark.workflow
 
 TWO_AT_ONCE = ["--set-threads", "train=1"]
 # Columns and keys that time a run (they differ between any two runs of the same seed); the rest must agree.
-TIMINGS = {"epoch_seconds", "train_seconds", "seconds_per_epoch", "train_seconds_mean"}
+TIMINGS = {"epoch_seconds", "train_seconds", "seconds_per_epoch", "train_seconds_mean", "finished_at"}
 # Set by the run and by its resumption respectively; not part of what the run computed.
 RUN_HISTORY = {"resumed_from_epoch", "metrics_sha256"}
 

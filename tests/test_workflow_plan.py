@@ -55,7 +55,8 @@ def finish_run(home: Path, variant: str, seed: int, recipe: dict, engine: str = 
     """The files a train job leaves: model.pt, metrics.csv, summary.json (written last). Snakemake removes a
     job's old outputs first, and the job writes new files (never into the old ones, which the run cache
     may hold)."""
-    full = recipe_of({**yaml.safe_load((REPO / "config.yaml").read_text())["train"], **recipe}, "t").as_dict()
+    parsed = recipe_of({**yaml.safe_load((REPO / "config.yaml").read_text())["train"], **recipe}, "t")
+    full = parsed.as_dict()
     folder = home / "results/runs" / variant / f"seed{seed}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -65,7 +66,7 @@ def finish_run(home: Path, variant: str, seed: int, recipe: dict, engine: str = 
         "variant": variant,
         "seed": seed,
         "config": full,
-        "config_hash": run_hash(full, seed, meta),
+        "config_hash": run_hash(parsed, seed, meta),
         "dataset": {k: meta[k] for k in ("md5", "sha256", "train_size", "test_size")},
         "code": {"engine_fingerprint": engine},
         "final_test_acc": 0.5,
@@ -82,6 +83,7 @@ def plan(project: Path, *argv: str, config: dict | None = None, mode=ExecMode.DE
         config_settings=SimpleNamespace(overwrite_config=config if config is not None else {"study": "s"}),
         configfiles=[],
         persistence=None,
+        storage_settings=SimpleNamespace(default_storage_provider=None),  # no bucket: the study on this disk
     )
     return plan_of(workflow, ["--cores", "1", *argv])
 

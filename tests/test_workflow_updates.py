@@ -20,7 +20,7 @@ from lrstudy.study_status import study_status
 
 pytestmark = pytest.mark.workflow
 NAME = "tiny"
-ANALYSIS = {"aggregate": 1, "figures": 1, "tables": 1, "report": 1, "all": 1}
+ANALYSIS = {"aggregate": 1, "figures": 1, "tables": 1, "report": 1, "tensorboard": 1, "all": 1}
 
 
 def tiny_study(archive, **changes) -> dict:
@@ -197,6 +197,32 @@ def test_a_grid_takes_one_command(study, archives):
     assert "lr_x2_e2-3" in set(pd.read_csv(home(study) / "results/aggregate/summary.csv")["variant"])
     remembered = yaml.safe_load((home(study) / "study.yaml").read_text())
     assert remembered["grid"] == grid["grid"]
+
+
+def test_tensorboard_follows_the_runs_and_turning_it_back_on_fixes_their_folders(study, archives):
+    """Issue 29.4: a run retrained with execution.tensorboard off kept its old recipe's event files as its
+    curves, and turning TensorBoard back on did not fix them."""
+    import numpy as np
+    from test_engine import board_scalars
+
+    from lrstudy.train.tensorboard import EVENT_FILE
+
+    board = home(study) / "results/tensorboard"
+    assert (board / EVENT_FILE).is_file() and (board / "lr_x5/seed0" / EVENT_FILE).is_file()
+    changed = tiny_study(archives[0])
+    changed["variants"]["lr_x5"]["lr_windows"][0]["factor"] = 3.0
+    changed["execution"]["tensorboard"] = False
+    converges(study, changed, "off.yaml")
+    assert not (board / "lr_x5/seed0").exists(), "the old recipe's curves outlived its run"
+    assert (board / "baseline/seed0" / EVENT_FILE).is_file()
+
+    changed["execution"]["tensorboard"] = True
+    on = str(study.write_config(changed, "on.yaml"))
+    ran = study.snakemake("--configfile", on)
+    assert job_counts(ran.stdout + ran.stderr) == {"tensorboard": 1, "report": 1, "all": 1}  # report: the config
+    assert study.planned_jobs("--configfile", on) == {}
+    lr = pd.read_csv(home(study) / "results/runs/lr_x5/seed0/metrics.csv")["lr"]
+    assert [v for _, v in board_scalars(board / "lr_x5/seed0")["lr"]] == [float(np.float32(x)) for x in lr]
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ the scratch folder.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -48,6 +49,19 @@ NOT_RUN = {
     "lrstudy-train --archive cifar-10-python.tar.gz --epochs 200 --lr 0.1 --batch-size 256 --out runs/a": (
         "the published recipe: 200 epochs at width 64 (hours on a GPU)"
     ),
+    "lrstudy-train --archive cifar-10-python.tar.gz --out runs/wsd --schedule '{name: wsd, decay: sqrt}' "
+    "--warmup '{epochs: 5}' --lr-update step": (
+        "200 epochs at width 64 (hours on a GPU); tests/test_cli.py parses these flags"
+    ),
+    "snakemake --cores 4 --resources gpu=1 --configfile config/studies/wsd_vs_cosine.yaml": (
+        "9 runs at the published scale (a GPU); tests/test_worked_studies.py runs a tiny version"
+    ),
+    "snakemake --cores 2 --configfile config/studies/lr_wd_sweep.yaml": (
+        "14 runs; tests/test_sweep_study.py runs a tiny version of it to its report (the plan, -n, is run here)"
+    ),
+    "python tools/sweep_plan_time.py": "plans 3,003 jobs, about a minute on 2 busy cores (tests/test_sweeps.py "
+    "times what the workflow computes from the config)",
+    "python tools/lr_cost.py": "minutes of CPU training steps at width 64; tests/test_lr_cost.py runs it at width 4",
     "lrstudy-bench --data results/data/cifar10.npz --epochs 3 --out results/benchmark": (
         "a GPU benchmark at width 64 on the whole dataset"
     ),
@@ -183,12 +197,17 @@ def shrink(path: Path, defaults: bool) -> None:
 
 
 def _epochs_needed(config: dict) -> list[int]:
-    """The last epoch of each lr window and each step milestone of the study's recipes and grid."""
+    """The last epoch of each lr window, step milestone and piecewise knot, and the first after each warmup,
+    of the study's recipes and grid."""
     recipes = [config.get("train") or {}, *(config.get("variants") or {}).values()]
     recipes += [g.get("recipe") or {} for g in config.get("grid") or []]
     ends = [w["end"] - 1 for r in recipes for w in r.get("lr_windows") or []]
     ends += [w["end"] - 1 for g in config.get("grid") or [] for w in g["windows"]]
-    return ends + [m for r in recipes for m in r.get("step_milestones") or []]
+    schedules = [r["schedule"] for r in recipes if isinstance(r.get("schedule"), dict)]
+    milestones = [m for r in [*recipes, *schedules] for m in r.get("step_milestones") or r.get("milestones") or []]
+    knots = [k[0] for s in schedules for k in s.get("knots") or []]
+    warmups = [(r.get("warmup") or {}).get("epochs", 0) + 1 for r in recipes]
+    return ends + milestones + [math.ceil(k) for k in knots + warmups]
 
 
 def prepare(scratch: Path, archive: Path) -> dict[str, str]:

@@ -30,7 +30,9 @@ PYTHON = "3.11"  # the venv's, the conda environments' and the images' Python (c
 # from the tensorboard package.
 ANALYSIS = ["numpy", "pandas", "scipy", "matplotlib", "Jinja2", "PyYAML", "jsonschema"]
 TRAIN = [*ANALYSIS, "torch", "torchvision", "tensorboard"]
-MLFLOW = ["pandas", "PyYAML", "mlflow-skinny"]
+MLFLOW = ["pandas", "PyYAML", "mlflow-skinny", "SQLAlchemy", "alembic"]  # its default store is SQLite
+# The TensorBoard folder made from the runs (rule tensorboard): TensorBoard's event files, without torch.
+TENSORBOARD = ["tensorboard"]
 # Inside an image, every job runs in a `snakemake` of its own (a cloud executor starts one per job) that
 # reads and writes the study's files through the S3 storage plugin.
 RUNNER = ["snakemake", "snakemake-storage-plugin-s3"]
@@ -47,10 +49,11 @@ ENVIRONMENTS = [
     Environment("workflow/envs/train.yaml", TRAIN, "the training jobs (CUDA torch)"),
     Environment("workflow/envs/analysis.yaml", ANALYSIS, "the data and analysis jobs (no torch)"),
     Environment("workflow/envs/mlflow.yaml", MLFLOW, "the MLflow export (snakemake mlflow)"),
+    Environment("workflow/envs/tensorboard.yaml", TENSORBOARD, "the TensorBoard folder (rule tensorboard), no torch"),
     Environment("containers/train.txt", [*TRAIN, *RUNNER], "the training image (containers/Dockerfile, train)"),
     Environment(
         "containers/analysis.txt",
-        [*ANALYSIS, *MLFLOW, *RUNNER],
+        [*ANALYSIS, *MLFLOW, *TENSORBOARD, *RUNNER],
         "the analysis image (containers/Dockerfile, analysis): every job but training, no torch",
     ),
 ]

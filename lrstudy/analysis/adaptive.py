@@ -7,8 +7,11 @@ comparison is
 - **better / worse**: Welch's test on all its runs so far crosses this look's boundary at the
   comparison's level (below);
 - **negligible**: the difference is shown smaller than `effect_pct`: the repeated confidence interval at
-  the comparison's level lies inside +-effect_pct (the two one-sided tests of |difference| >= effect_pct,
-  Schuirmann 1987, both cross the same boundary);
+  the comparison's first level (alpha / m under Holm, never raised by alpha passed on) lies inside
+  +-effect_pct (the two one-sided tests of |difference| >= effect_pct, Schuirmann 1987, both cross the
+  same boundary). At most one of "no difference" and "|difference| >= effect_pct" is true, and each
+  one-sided test errs with at most alpha / (2m): over the comparisons a false "negligible" has chance at
+  most alpha / 2, a family of its own beside the better/worse family's alpha;
 - **futile**: the conditional power of showing a true difference of `effect_pct` by max_seeds has fallen
   below 1 - `power` (stochastic curtailment, Lan, Simon & Halperin 1982);
 - **open** ("continue"): the variant and the reference get the next stage's seeds;
@@ -50,7 +53,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -94,6 +97,9 @@ PLAN_COLUMNS = [
     "conditional_power",
     "sd_pct",
     "design_power",
+    "design_power_mcse",
+    "design_power_low",
+    "design_power_high",
     "max_seeds_for_power",
 ]
 
@@ -211,12 +217,10 @@ def _simpson(half: float) -> tuple[np.ndarray, np.ndarray]:
     return x, w * (x[1] - x[0]) / 3
 
 
-def _continue(running: _Running | None, t: float, c: float, drift: float = 0.0, inner: float = 0.0) -> _Running:
-    """The paths still running after a look at information t with boundary c: |Z| < c, and, for a
-    design's power, |Z| >= inner (the looks that stop as negligible or futile). Under a true difference
-    S moves by `drift` per unit of information."""
+def _continue(running: _Running | None, t: float, c: float, drift: float = 0.0) -> _Running:
+    """The paths still running after a look at information t with boundary c: |Z| < c. Under a true
+    difference S moves by `drift` per unit of information."""
     x, w = _simpson(c * math.sqrt(t))
-    w = np.where(np.abs(x) >= inner * math.sqrt(t), w, 0.0)
     if running is None:
         return _Running(x, w * _normal_pdf(x - drift * t, math.sqrt(t)), t)
     dt = t - running.t
@@ -237,7 +241,11 @@ def _beyond(running: _Running | None, t: float, z: float, drift: float = 0.0) ->
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def _spending_bounds(info: tuple[float, ...], alpha: float) -> np.ndarray:
+    """The boundaries at these information fractions and level, computed once per process (a design of
+    hundreds of looks takes seconds; lrstudy-design's two worlds and the report ask again). Read-only:
+    the cache hands out the same array."""
     bounds, running, spent = [], None, 0.0
     for t in info:
         target = float(obrien_fleming_spending(t, alpha)) - spent  # this look's share, half on each side
@@ -250,7 +258,9 @@ def _spending_bounds(info: tuple[float, ...], alpha: float) -> np.ndarray:
         running = _continue(running, t, c)
         spent += target
         bounds.append(c)
-    return np.array(bounds)
+    out = np.array(bounds)
+    out.setflags(write=False)
+    return out
 
 
 def sequential_p(design: Design, k: int, z: float) -> float:
@@ -277,9 +287,14 @@ def sequential_p(design: Design, k: int, z: float) -> float:
 
 def welch_z(a, b, resolution: float, shift: float = 0.0) -> np.ndarray:
     """Phi^-1(1 - p) of Welch's one-sided test of mean(a) - mean(b) > shift, per row; NaN where a side
-    has fewer than two runs. Each side's spread is at least `resolution` (stats.welch_parts); only with
-    resolution 0 and no spread at all is a difference exact (+-inf)."""
-    diff, se, df, ok = st.welch_parts(a, b, resolution)
+    has fewer than two runs. Each side's spread is at least half of `resolution` (stats.spread_floor);
+    only with resolution 0 and no spread at all is a difference exact (+-inf)."""
+    return _z(st.welch_parts(a, b, resolution), shift)
+
+
+def _z(parts: tuple[np.ndarray, ...], shift: float = 0.0) -> np.ndarray:
+    """welch_z from stats.welch_parts, so that one look computes them once for every shift it tests."""
+    diff, se, df, ok = parts
     diff = diff - shift
     with np.errstate(all="ignore"):
         p = np.where(se > 0, stats.t.sf(diff / se, df), np.where(diff > 0, 0.0, np.where(diff < 0, 1.0, 0.5)))
@@ -288,10 +303,11 @@ def welch_z(a, b, resolution: float, shift: float = 0.0) -> np.ndarray:
 
 def pooled_sd(a, b, resolution: float) -> np.ndarray:
     """The seed-to-seed spread of the two sides together: the root mean of their sample variances, each
-    side's spread at least `resolution`."""
+    side's spread at least half of `resolution` (stats.spread_floor)."""
+    floor = st.spread_floor(resolution)
     with np.errstate(all="ignore"), warnings.catch_warnings(action="ignore", category=RuntimeWarning):
-        sa = np.maximum(np.nanstd(a, -1, ddof=1), resolution)
-        sb = np.maximum(np.nanstd(b, -1, ddof=1), resolution)
+        sa = np.maximum(np.nanstd(a, -1, ddof=1), floor)
+        sb = np.maximum(np.nanstd(b, -1, ddof=1), floor)
     return np.sqrt((sa**2 + sb**2) / 2)
 
 
@@ -346,11 +362,17 @@ class Walk:
         self.conditional_power = np.full((*shape, looks), np.nan)
         self.sd = np.full((*shape, looks), np.nan)
         self.rejected_level = np.full(shape, np.nan)
+        self.diff, self.se, self.df = (np.full((*shape, looks), np.nan) for _ in range(3))  # Welch's, each look
         shares = range(1, max(m, 1) + 1) if design.multiplicity == "holm" else [1]
         self._bounds = np.stack([design.bounds_at(design.alpha / j) for j in shares])  # row j - 1: alpha / j
 
     def rejected(self) -> np.ndarray:
         return (self.decision == BETTER) | (self.decision == WORSE)
+
+    @property
+    def first_level(self) -> float:
+        """Each comparison's two-sided level before any alpha is passed on: alpha / m under Holm."""
+        return self.design.alpha / (max(self.m, 1) if self.design.multiplicity == "holm" else 1)
 
     def _share(self) -> np.ndarray:
         """Per study, j of the level alpha / j of a comparison not yet rejected."""
@@ -364,16 +386,22 @@ class Walk:
         d, res = self.design, self.resolution
         ref = np.asarray(reference, dtype=float)[:, None, :]
         open_ = self.decision == OPEN
-        z = welch_z(variant, ref, res)
+        parts = st.welch_parts(variant, ref, res)
+        z = _z(parts)
         self.z[..., k - 1] = np.where(open_, z, np.nan)
+        for seen, part in zip((self.diff, self.se, self.df), parts, strict=False):
+            seen[..., k - 1] = np.where(open_, part, np.nan)
         self.last_look[open_] = k
         self._reject(k)
         still = self.decision == OPEN
         share = self._share()
         bounds = self._bounds[share - 1]
-        c, c_last = bounds[:, k - 1 : k], bounds[:, -1:]
+        c_last = bounds[:, -1:]
+        # Negligible is claimed at the first level, never raised by alpha passed on: under Holm, over the
+        # comparisons, the chance of any false "negligible" stays below alpha / 2 on its own.
+        c = self._bounds[-1, k - 1]  # the boundary at first_level
         with np.errstate(invalid="ignore"):
-            small = (welch_z(variant, ref, res, d.effect_pct) <= -c) & (welch_z(variant, ref, res, -d.effect_pct) >= c)
+            small = (_z(parts, d.effect_pct) <= -c) & (_z(parts, -d.effect_pct) >= c)
         sd = pooled_sd(variant, ref, res)
         last = k == d.stages
         cp = np.where(np.isnan(z) | small | last, np.nan, conditional_power(d, k, z, sd, c_last))
@@ -405,6 +433,23 @@ class Walk:
             self.crossed_at = np.where(new, look + 1, self.crossed_at)
             self.rejected_level = np.where(new, self.design.alpha / share[:, None], self.rejected_level)
 
+    def decided_look(self) -> np.ndarray:
+        """(studies, m): the look whose runs a comparison's verdict rests on, 1-based (0: none): the one
+        whose Z crossed for a rejected comparison, else its last."""
+        return np.where(self.rejected(), self.crossed_at, self.last_look)
+
+    def simultaneous_ci(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high), each (studies, m): the repeated CIs at alpha / m (also under multiplicity none) at
+        each comparison's decided look. Repeated CIs cover at every look at once (Jennison & Turnbull 1989), so
+        with Bonferroni over the m comparisons they cover every true difference at once with probability
+        1 - alpha, wherever the comparisons stopped; one that excludes 0 comes with that verdict."""
+        look = np.maximum(self.decided_look(), 1)[..., None] - 1
+        diff, se, df = (np.take_along_axis(x, look, -1)[..., 0] for x in (self.diff, self.se, self.df))
+        c = self.design.bounds_at(self.design.alpha / max(self.m, 1))[look[..., 0]]
+        with np.errstate(invalid="ignore"):
+            half = np.where(se > 0, stats.t.isf(stats.norm.sf(c), df) * se, 0.0)
+        return diff - half, diff + half
+
     def seeds(self) -> np.ndarray:
         """(studies, m): the seeds each comparison's variant ran."""
         return np.asarray(self.design.ends)[np.maximum(self.last_look, 1) - 1]
@@ -424,68 +469,6 @@ def walk(design: Design, variant, reference, resolution: float) -> Walk:
             break
         out.step(k, variant[..., :n], reference[:, :n])
     return out
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The power the design has, with the spread seen: the canonical joint distribution under a true
-# difference of effect_pct, with the stops for negligible and futile (normal approximation).
-
-
-def design_power(design: Design, sd: float, level: float) -> float:
-    """P(the comparison is called better) at a true difference of +effect_pct with seed-to-seed spread sd,
-    tested at two-sided `level` throughout, with every stop the design makes (normal approximation: with
-    few seeds Welch's t makes it a little lower; lrstudy-design simulates the exact path)."""
-    drift = float(_drift(design, sd))
-    return _power(design, drift, level) if math.isfinite(drift) else 1.0
-
-
-def _power(design: Design, drift: float, level: float) -> float:
-    """design_power at a drift of S per unit of information."""
-    bounds = design.bounds_at(level)
-    z_futile = stats.norm.isf(design.futility_cp)
-    running, power = None, 0.0
-    for k, (t, c) in enumerate(zip(design.info, bounds, strict=True), start=1):
-        power += _beyond(running, t, c, drift)
-        if k == design.stages:
-            break
-        negligible = drift * math.sqrt(t) - c  # |Z| below this: the repeated CI lies inside +-effect_pct
-        futile = (bounds[-1] - drift * (1 - t) - math.sqrt(1 - t) * z_futile) / math.sqrt(t)
-        running = _continue(running, t, c, drift, max(negligible, futile, 0.0))
-    return float(power)
-
-
-MAX_SEEDS_SEARCHED = 1000  # the schema's largest adaptive.max_seeds
-EXACT_SEARCH = 100  # beyond, designs have too many looks to compute in a plan: the estimate is given
-
-
-def max_seeds_for_power(design: Design, sd: float, level: float) -> float:
-    """The smallest max_seeds (stages of `seeds` as now) whose design_power reaches adaptive.power; NaN
-    when even MAX_SEEDS_SEARCHED does not.
-
-    The estimate: this design's looks scaled to more seeds reach the power at a drift found by root
-    finding, which gives max_seeds directly. A design whose stages stay len(seeds) has more looks and
-    needs more seeds, so up to EXACT_SEARCH seeds the designs themselves are searched from there; beyond,
-    the estimate is returned: a lower bound (by 10% at 600 seeds). Either is a normal approximation."""
-    drift = optimize.brentq(lambda d: _power(design, d, level) - design.power, 0.0, 50.0, xtol=1e-6)
-    estimate = max(math.ceil(2 * (drift * sd / design.effect_pct) ** 2), 2 * design.stage_seeds)
-    if estimate > MAX_SEEDS_SEARCHED:
-        return math.nan
-    if estimate > EXACT_SEARCH:
-        return float(estimate)
-
-    def reached(max_seeds: int) -> bool:
-        return design_power(design.with_max_seeds(max_seeds), sd, level) >= design.power
-
-    # The power grows with max_seeds: step up from the estimate until it is reached, then bisect.
-    low, high = estimate - 1, estimate
-    while not reached(high):
-        if high >= MAX_SEEDS_SEARCHED:
-            return math.nan
-        low, high = high, min(high + max(high // 4, design.stage_seeds), MAX_SEEDS_SEARCHED)
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if not reached(mid) else (low, mid)
-    return float(high)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -568,9 +551,9 @@ def _look_row(
         return row
     row["diff_pct"] = float(st.welch_parts(var, ref, state.resolution)[0])
     row["rci_low_pct"], row["rci_high_pct"] = repeated_ci(var, ref, state.resolution, row["boundary"])
+    row["first_level"] = state.first_level  # the level a negligible claim is tested at, and its interval
+    row["first_rci"] = repeated_ci(var, ref, state.resolution, float(design.bounds_at(state.first_level)[k - 1]))
     row["sequential_p_value"] = sequential_p(design, k, row["z"])
-    row["design_power"] = design_power(design, row["sd_pct"], level)
-    row["max_seeds_for_power"] = max_seeds_for_power(design, row["sd_pct"], level)
     row["reason"] = _reason(design, k, row, int(state.crossed_at[0, i]))
     return row
 
@@ -605,31 +588,15 @@ def _reason(design: Design, k: int, row: dict, crossed_at: int) -> str:
         BETTER: f"{seen}: shown better{earlier} (sequential p = {row['sequential_p_value']:.2g})",
         WORSE: f"{seen}: shown worse{earlier} (sequential p = {row['sequential_p_value']:.2g})",
         NEGLIGIBLE: (
-            f"{seen}; repeated CI {row['rci_low_pct']:+.2f} to {row['rci_high_pct']:+.2f} lies "
-            f"inside \u00b1{d:g}: the difference is shown smaller than {d:g} points"
+            f"{seen}; its repeated CI at the first level {row['first_level']:.3g}, {row['first_rci'][0]:+.2f} "
+            f"to {row['first_rci'][1]:+.2f}, lies inside \u00b1{d:g}: the difference is shown smaller than "
+            f"{d:g} points"
         ),
         FUTILE: f"{seen}; {cp}, below 1 - power = {design.futility_cp:.2f}: stopped, no more seeds",
         MAXED: f"{seen}: no difference shown with max_seeds = {design.max_seeds} seeds",
         OPEN: (f"{seen}; {cp}: {design.sizes[k] if k < stages else 0} more seeds (stage {k + 1} of up to {stages})"),
     }[row["decision"]]
-    return reason + power_warning(design, row)
-
-
-def power_warning(design: Design, row: Mapping) -> str:
-    """'' when the design reaches adaptive.power at effect_pct with the spread seen; else what it has,
-    and the max_seeds that would reach it."""
-    if not row["design_power"] < design.power:
-        return ""
-    needed = row["max_seeds_for_power"]
-    fix = (
-        f"max_seeds of about {int(needed)} would reach it"
-        if math.isfinite(needed)
-        else f"not even max_seeds {MAX_SEEDS_SEARCHED} would reach it"
-    )
-    return (
-        f". WARNING: with the spread seen (sd {row['sd_pct']:.2f} points) this design's power at "
-        f"{design.effect_pct:g} points is {row['design_power']:.2f}, short of power = {design.power:g}; {fix}"
-    )
+    return reason
 
 
 def planned_seeds(
@@ -721,5 +688,7 @@ def design_verdicts(
             diff = float(st.welch_parts(var, ref, resolution)[0])
             row |= {"verdict": VERDICTS[last["decision"]], "diff_pct": diff}
             row |= {"diff_ci_low_pct": low, "diff_ci_high_pct": high}
+            low, high = repeated_ci(var, ref, resolution, float(design.bounds_at(design.alpha / len(others))[k - 1]))
+            row |= {"simultaneous_ci_low_pct": low, "simultaneous_ci_high_pct": high}  # as Walk.simultaneous_ci
         out[v] = row
     return out

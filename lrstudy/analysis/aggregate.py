@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrstudy.analysis import adaptive
+from lrstudy.analysis import adaptive, design_power
 from lrstudy.analysis.stats import FIXED, reference_variant, resolution_pct, study_stats
 from lrstudy.analysis.stats import STATS_COLUMNS as VARIANT_STATS_COLUMNS
 from lrstudy.analysis.variants import DESCRIPTION_COLUMNS, description, per_variant
@@ -93,7 +93,7 @@ def variant_table(
     design = adaptive.design_of(settings)
     if design is not None:
         reference, points = reference_variant(variants), adaptive.final_points(summary)
-        plan = seed_plan(summary, variants, settings, seeds)
+        plan = looks(summary, variants, design, seeds)
         verdicts = adaptive.design_verdicts(
             design, plan, points, variants, reference, seeds, resolution_pct(summary["test_size"])
         )
@@ -112,16 +112,20 @@ def aggregate(
 
 
 def seed_plan(summary: pd.DataFrame, variants: Sequence[str], settings: Stats, seeds: Sequence[int]) -> pd.DataFrame:
-    """The adaptive design's looks at these runs (one row per run, as summary.csv has them)."""
-    resolution = resolution_pct(summary["test_size"]) if len(summary) else 0.0
-    return adaptive.study_plan(
-        adaptive.design_of(settings),
-        adaptive.final_points(summary),
-        variants,
-        reference_variant(variants),
-        seeds,
-        resolution,
-    )
+    """The adaptive design's looks at these runs (one row per run, as summary.csv has them), with the
+    power the design has at each (lrstudy.analysis.design_power)."""
+    design = adaptive.design_of(settings)
+    return design_power.with_power(design, looks(summary, variants, design, seeds), _resolution(summary))
+
+
+def looks(summary: pd.DataFrame, variants: Sequence[str], design: adaptive.Design, seeds: Sequence[int]):
+    """The adaptive design's looks at these runs: decisions, statistics and reasons."""
+    points = adaptive.final_points(summary)
+    return adaptive.study_plan(design, points, variants, reference_variant(variants), seeds, _resolution(summary))
+
+
+def _resolution(summary: pd.DataFrame) -> float:
+    return resolution_pct(summary["test_size"]) if len(summary) else 0.0
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

@@ -6,6 +6,10 @@ per study, the final accuracy (mean, s.d.), the seeds, the difference from the r
 A variant a study lacks has empty cells there. The Markdown and LaTeX tables print each value as the
 config writes it (integers as integers, 0.0005 as 0.0005) and name the keys that are the same in every
 variant of every study once, under the table, instead of a column each.
+
+A study is shown as current only when the workflow's own staleness check (a dry run of the study,
+lrstudy.study_status) finds nothing to do; otherwise its columns say "out of date", with why, and the CSV
+has `up_to_date [study]` columns.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandas as pd
 from lrstudy.analysis.tables import BREAK, MINUS, latex, markdown
 from lrstudy.analysis.variants import RECIPE_KEYS, WINDOW_COLUMNS
 from lrstudy.atomic import atomic_write_text
+from lrstudy.study_status import StatusError, study_status
 
 KEYS = [*WINDOW_COLUMNS, *RECIPE_KEYS]
 VALUES = ["final_mean_pct", "final_std_pct", "n", "diff_pct", "verdict"]
@@ -104,28 +109,38 @@ def shared_keys(table: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def text_table(table: pd.DataFrame, fmt: str, studies: Sequence[str]) -> str:
+def text_table(table: pd.DataFrame, fmt: str, studies: Sequence[str], stale: dict[str, str] | None = None) -> str:
     """The table as Markdown or LaTeX: the keys shared by every variant of every study named once, under
     the table (Markdown) or in the caption (LaTeX), instead of a column each. In LaTeX each study's values
-    share one column (mean ± s.d., the difference and verdict, the seeds), so that it fits a page."""
+    share one column (mean ± s.d., the difference and verdict, the seeds), so that it fits a page.
+    `stale`: study -> why it is out of date; its columns say "out of date" and the reason follows the table."""
+    stale = stale or {}
     shared = shared_keys(table)
     shown = table.drop(columns=list(shared))
     same = "; ".join(f"{k} {v}" for k, v in shared.items())
-    note = f"Same in every variant of every study: {same}." if shared else ""
+    notes = [f"Same in every variant of every study: {same}."] if shared else []
+    notes += [f"Out of date: {why}." for why in stale.values()]
     if fmt == "md":
         rows = shown.itertuples(index=False)
         cells = [[_cell(col, v) for col, v in zip(shown.columns, row, strict=True)] for row in rows]
-        return markdown(list(shown.columns), cells) + (f"\n{note}\n" if note else "")
+        headers = [_marked(col, stale) for col in shown.columns]
+        return markdown(headers, cells) + "".join(f"\n{note}\n" for note in notes)
     described = [c for c in shown.columns if c.split(" [")[0] not in VALUES]
-    headers = [*described, *studies]
+    headers = [*described, *(f"{name} (out of date)" if name in stale else name for name in studies)]
     cells = [
         [_cell(c, r[c]) for c in described] + [_study_cell(r, name) for name in studies] for _, r in shown.iterrows()
     ]
     caption = (
         f"Studies compared: {', '.join(studies)}; for each, final test accuracy (%) mean ± s.d., the "
-        f"difference from its reference (points) and its verdict, and the finished seeds. {note}"
+        f"difference from its reference (points) and its verdict, and the finished seeds. {' '.join(notes)}"
     )
     return latex(_columns(headers, cells), cells, caption.strip(), "tab:lrstudy-compare")
+
+
+def _marked(column: str, stale: dict[str, str]) -> str:
+    """ "final_mean_pct [demo]" -> "final_mean_pct [demo, out of date]" for a study that is out of date."""
+    base, _, study = column.partition(" [")
+    return f"{base} [{study[:-1]}, out of date]" if study[:-1] in stale else column
 
 
 def _study_cell(row: pd.Series, study: str) -> str:
@@ -157,6 +172,22 @@ def study_stats(study: str, root: Path) -> Path:
     return base / "results" / "aggregate" / "stats.csv"
 
 
+def out_of_date(root: Path, studies: Sequence[str]) -> dict[str, str]:
+    """Study -> why it is out of date, for each study the workflow's own check (its dry run,
+    lrstudy.study_status) finds something to do in, or cannot check: its stats.csv may not describe its
+    runs and config as they are now."""
+    stale = {}
+    for study in studies:
+        try:
+            status = study_status(root, study)
+        except StatusError as e:
+            stale[study] = f"study {study} could not be checked, so it may be out of date ({str(e).splitlines()[-1]})"
+            continue
+        if not status.up_to_date:
+            stale[study] = status.describe()
+    return stale
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="lrstudy-compare",
@@ -175,8 +206,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not path.is_file():
             ap.error(f"study {study}: no {path} (make it first: snakemake --config study={study})")
         tables[study] = pd.read_csv(path)
+    stale = out_of_date(args.root, list(tables))
+    for why in stale.values():
+        print(f"lrstudy-compare: {why}", file=sys.stderr)
     table = compare(tables)
-    text = table.to_csv(index=False) if args.format == "csv" else text_table(table, args.format, list(tables))
+    if args.format == "csv":
+        for study in tables:
+            table[f"up_to_date [{study}]"] = study not in stale
+        text = table.to_csv(index=False)
+    else:
+        text = text_table(table, args.format, list(tables), stale)
     if args.out:
         atomic_write_text(args.out, text)
     else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from lrstudy.analysis.variants import epochs_text, labels, window_text, windows  # noqa: E402
+from lrstudy.analysis.variants import epochs_text, labels, recipe_of_row, window_text, windows  # noqa: E402
 from lrstudy.atomic import atomic_path  # noqa: E402
+from lrstudy.schedule import lr_at, steps_per_epoch  # noqa: E402
 
 # Same input, same bytes: no timestamps, fixed SVG ids.
 matplotlib.rcParams.update({"svg.hashsalt": "lrstudy", "font.size": 10.5, "axes.grid": True, "grid.alpha": 0.3})
@@ -48,6 +49,7 @@ OTHERS_COLOUR = "0.7"
 MAX_WIDTH = 15.0  # inches: 2250 px at DPI, whatever the number of variants
 MAX_ROWS = 60  # variants listed in the final-accuracy figure beyond DISTINCT; the rest are named by count
 FEW_EPOCHS = 3  # curves this short get a marker at each epoch (one epoch is a single point, no line)
+STEP_POINTS = 4000  # a per-step lr curve is drawn through about this many steps, and every epoch's first and last
 PANEL_HEIGHT = 3.4  # inches: a row of panels with their titles and axis labels, above the legend
 LEGEND_ROW = 0.24  # inches per row of the legend under the panels
 
@@ -263,22 +265,37 @@ def plot_loss(tables: Tables, variants: Sequence[str], seed_lines: bool = False)
 
 
 def plot_lr(tables: Tables, variants: Sequence[str]) -> Figure:
-    """The lr of every epoch. Beyond DISTINCT variants, where the reference and the highlighted best stay
-    below half the largest lr, a second panel holds them on their own scale: a grid's large factors would
-    press them flat at 0."""
+    """The lr of every epoch, and of every step where the schedule advanced at each step (as the runs'
+    recipes compute it, for the epochs they ran: validation checked it against each epoch's first and last
+    step). Beyond DISTINCT variants, where the reference and the highlighted best stay below half the
+    largest lr, a second panel holds them on their own scale: a grid's large factors would press them flat
+    at 0."""
     epochs = tables["epochs"]
     lr = epochs.groupby(["variant", "epoch"], sort=False)["lr"].first()  # the same for every seed of a variant
     by_variant = {v: s.droplevel(0) for v, s in lr.groupby(level="variant", sort=False)}
+    described = tables["stats"].set_index("variant")
     look = looks(tables, variants)
     marker = "o" if epochs["epoch"].nunique() <= FEW_EPOCHS else None
     drawn = [v for v in variants if v in by_variant]
-    panels = [(drawn, "Learning rate used in each epoch")]
+    curves = {
+        v: _step_curve(described.loc[v], int(by_variant[v].index.max()))
+        if described.loc[v, "lr_update"] == "step"
+        else None
+        for v in drawn
+    }
+    peak = {v: (by_variant[v] if curves[v] is None else curves[v][1]).max() for v in drawn}
+    title = (
+        "Learning rate at every step"
+        if any(c is not None for c in curves.values())
+        else ("Learning rate used in each epoch")
+    )
+    panels = [(drawn, title)]
     named = [v for v in drawn if look[v].legend is not None]
-    top = max((by_variant[v].max() for v in drawn), default=0)
-    if len(variants) > DISTINCT and max((by_variant[v].max() for v in named), default=top) < top / 2:
+    top = max((peak[v] for v in drawn), default=0)
+    if len(variants) > DISTINCT and max((peak[v] for v in named), default=top) < top / 2:
         panels = [(drawn, "Every variant"), (named, f"The reference and the best {HIGHLIGHTED}, own scale")]
     fig = _panels(len(panels)) if len(panels) > 1 else Figure(figsize=(8, 4.2), layout="constrained")
-    for ax, (shown, title) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+    for ax, (shown, name) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         # Variants share the base schedule outside their windows: the colours are drawn over each other
         # from wide to narrow (at most 6 pt) so that every one stays visible where they coincide; in
         # highlight mode the reference is a wide black line under the highlighted ones.
@@ -289,21 +306,31 @@ def plot_lr(tables: Tables, variants: Sequence[str]) -> Figure:
                 lw = 1.2 + wider * (len(shown) - 1 - i)
             else:
                 lw = 4.0 if style.colour == REFERENCE_COLOUR else style.lw
-            ax.step(
-                by_variant[v].index,
-                by_variant[v],
-                where="mid",
-                color=style.colour,
-                lw=lw,
-                marker=marker,
-                zorder=style.zorder if style.colour != REFERENCE_COLOUR else 2,
-            )
+            line = dict(color=style.colour, lw=lw, zorder=style.zorder if style.colour != REFERENCE_COLOUR else 2)
+            if curves[v] is not None:
+                ax.plot(*curves[v], **line)
+            else:
+                ax.step(by_variant[v].index, by_variant[v], where="mid", marker=marker, **line)
         _epoch_axis(ax, int(epochs["epoch"].max()))
-        ax.set(title=title, xlabel="epoch", ylabel="learning rate (SGD step size)")
+        ax.set(title=name, xlabel="epoch", ylabel="learning rate (SGD step size)")
     if len(panels) > 1:
-        fig.suptitle("Learning rate used in each epoch")
+        fig.suptitle(title)
     _legend(fig, tables, variants, look, curves=False)
     return fig
+
+
+def _step_curve(row: pd.Series, last_epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(epoch axis position, lr) of the steps of the epochs 1..last_epoch of the run a stats row describes:
+    step k of an epoch of S steps sits at epoch + (k + 0.5) / S - 0.5, so that an epoch spans its tick's
+    half-width either side, as in the per-epoch curves. About STEP_POINTS steps, and every epoch's first and
+    last (where windows and milestones act)."""
+    recipe = recipe_of_row(row)
+    steps = steps_per_epoch(int(row["train_size"]), recipe.batch_size)
+    total = last_epoch * steps
+    stride = max(1, total // STEP_POINTS)
+    ends = {k for e in range(last_epoch) for k in (e * steps, e * steps + steps - 1)}
+    picked = np.array(sorted(set(range(0, total, stride)) | ends))
+    return picked / steps + 0.5 + 0.5 / steps, np.array([lr_at(recipe, int(k), steps) for k in picked])
 
 
 def plot_final(tables: Tables, variants: Sequence[str]) -> Figure:
@@ -603,19 +630,25 @@ SEED_LINES = ("accuracy", "loss")  # the figures that draw each seed's curve whe
 
 
 def write_figures(
-    tables: Tables, variants: Sequence[str], paths: Iterable[str | Path], seed_lines: bool = False
+    tables: Tables,
+    variants: Sequence[str],
+    paths: Iterable[str | Path],
+    seed_lines: bool = False,
+    plots: Mapping[str, Callable[..., Figure]] | None = None,
 ) -> None:
     """Draw each figure once and save it to every path named after it (e.g. lr.png and lr.svg); with
-    `seed_lines`, the curves show each finished seed thinly under the means."""
+    `seed_lines`, the curves show each finished seed thinly under the means. `plots`: more figures by name
+    beside PLOTS (a sweep's, lrstudy.analysis.sweep_figures.sweep_plots)."""
+    known = {**PLOTS, **(plots or {})}
     by_name: dict[str, list[Path]] = {}
     for p in map(Path, paths):
         by_name.setdefault(p.stem, []).append(p)
-    unknown = set(by_name) - set(PLOTS)
+    unknown = set(by_name) - set(known)
     if unknown:
-        raise ValueError(f"no figure called {sorted(unknown)} (known: {sorted(PLOTS)})")
+        raise ValueError(f"no figure called {sorted(unknown)} (known: {sorted(known)})")
     for name, targets in by_name.items():
         options = {"seed_lines": seed_lines} if name in SEED_LINES else {}
-        fig = PLOTS[name](tables, variants, **options)
+        fig = known[name](tables, variants, **options)
         for target in targets:
             with atomic_path(target) as tmp:
                 fig.savefig(tmp, dpi=DPI, metadata=_METADATA.get(target.suffix.lower()))

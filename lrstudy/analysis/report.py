@@ -24,12 +24,14 @@ import pandas as pd
 import yaml
 
 from lrstudy.analysis import adaptive as ad
-from lrstudy.analysis import design_check
+from lrstudy.analysis import design_check, design_power
 from lrstudy.analysis import stats as st
+from lrstudy.analysis import sweeps as sw
 from lrstudy.analysis.figures import DPI as FIGURE_DPI
 from lrstudy.analysis.variants import DATA_KEYS, RECIPE_KEYS, labels
 from lrstudy.atomic import atomic_write_text
 from lrstudy.config import Stats, defaults, json_hash
+from lrstudy.grid import Sweep, caption_of
 
 ANALYSIS_PACKAGES = ["snakemake", "pandas", "numpy", "scipy", "matplotlib", "jinja2"]
 VERDICT_CLASS = {
@@ -140,7 +142,7 @@ def figure(path: str | Path, captions_dir: str | Path) -> dict:
     width_px = struct.unpack(">I", data[16:20])[0]  # from the PNG header (IHDR)
     return {
         "name": path.stem,
-        "caption": (Path(captions_dir) / f"{path.stem}.rst").read_text().strip(),
+        "caption": (Path(captions_dir) / f"{caption_of(path.stem)}.rst").read_text().strip(),
         "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
         # Figures are saved at FIGURE_DPI; shown at 96 px per inch, all figures get the same font size.
         "width": round(width_px * 96 / FIGURE_DPI),
@@ -234,9 +236,10 @@ def context(
     config: dict,
     settings: Stats,
     paper_tables: dict[str, str] | None = None,
+    sweeps: Sequence[Sweep] = (),
 ) -> dict:
     """Every value the template words: numbers, flags and names, no sentences. `figures`: each as
-    figure() gives it."""
+    figure() gives it; `sweeps`: the grid's cross entries, each shown as a table of its own."""
     config = json.loads(json.dumps(config))  # plain dicts and lists, whatever Snakemake handed over
     config_yaml = yaml.safe_dump(config, sort_keys=False)
     stats, runs = results.stats, results.runs
@@ -244,11 +247,21 @@ def context(
     texts = labels(stats.set_index("variant"), reference)
     scale = study_scale(stats, runs)
     plan = results.seed_plan
+    swept = sw.swept_variants(sweeps) - {reference}
     return {
         "reference": reference,
         "paper_tables": paper_tables or {},
         "V": VERDICTS,
-        "stats": [dict(r, css=VERDICT_CLASS[r["verdict"]], label=texts[r["variant"]]) for _, r in stats.iterrows()],
+        "stats": [
+            dict(r, css=VERDICT_CLASS[r["verdict"]], label=texts[r["variant"]], swept=r["variant"] in swept)
+            for _, r in stats.iterrows()
+        ],
+        "sweeps": [sweep_section(r) for r in sw.results(stats, sweeps) if r.cells],
+        # The keys of each sweep figure (sweep_<key>, heatmap_<key1>_<key2>), which its title names.
+        "figure_keys": {
+            **{f"sweep_{k}": [k] for s in sweeps for k in s.keys},
+            **{f"heatmap_{s.keys[0]}_{s.keys[1]}": list(s.keys) for s in sweeps if len(s.keys) == 2},
+        },
         "diverged": runs[runs["diverged"]].to_dict("records"),
         "runs": [dict(r, label=texts[r["variant"]]) for r in runs.to_dict("records")],
         "scale": scale,
@@ -271,6 +284,29 @@ def context(
     }
 
 
+def sweep_section(result: sw.SweepResult) -> dict:
+    """A cross entry as the report shows it: its keys, its cells with their values and numbers, the
+    count of each verdict, its best cell and the keys at whose edge the best lies."""
+    sweep, best = result.sweep, result.best
+
+    def cell(c: sw.Cell) -> dict:
+        return dict(c.row.to_dict(), at=[sw.value_text(v) for v in c.values], css=VERDICT_CLASS[c.row["verdict"]])
+
+    verdicts = [c.row["verdict"] for c in result.cells]
+    return {
+        "entry": sweep.entry,
+        "title": sw.title(sweep),
+        "swept": list(sweep.keys),
+        "shared": sw.shared_text(sweep),
+        "cells": [cell(c) for c in result.cells],
+        "verdicts": {v: verdicts.count(v) for v in dict.fromkeys(verdicts)},
+        "best": None
+        if best is None
+        else {**cell(best), "variant": best.variant, "where": list(zip(sweep.keys, cell(best)["at"], strict=True))},
+        "edges": [{"key": e.key, "side": e.side} for e in result.edges],
+    }
+
+
 def ci_levels(stats: pd.DataFrame) -> list[float]:
     """The levels, in percent and lowest first, of the CIs beside the verdicts (Holm tests each comparison
     at its own level; its last step, and a single comparison, at 1 - alpha)."""
@@ -290,10 +326,10 @@ REPORT_STUDIES = 4000  # the report's own lrstudy-design run at the spread seen:
 
 def observed_sd(runs: pd.DataFrame) -> float:
     """The seed-to-seed spread of final accuracy (points): the root mean of the variants' sample
-    variances, no smaller than the accuracy's resolution."""
+    variances, no smaller than the spread every test takes at least (stats.spread_floor)."""
     done = runs[~runs["diverged"].astype(bool)]
     variances = (100 * done.groupby("variant")["final_test_acc"].std(ddof=1)) ** 2
-    return max(float(variances.mean() ** 0.5), st.resolution_pct(runs["test_size"]))
+    return max(float(variances.mean() ** 0.5), st.spread_floor(st.resolution_pct(runs["test_size"])))
 
 
 def adaptive_section(plan: pd.DataFrame, results: Results, config: dict, settings: Stats) -> dict:
@@ -309,6 +345,7 @@ def adaptive_section(plan: pd.DataFrame, results: Results, config: dict, setting
     return {
         "rows": rows,
         "method": ad.METHOD,
+        "max_seeds_simulated": design_power.MAX_SEEDS_SIMULATED,
         "max_seeds": design.max_seeds,
         "effect_pct": design.effect_pct,
         "power": design.power,
@@ -358,8 +395,10 @@ def render(template: str | Path, ctx: dict) -> str:
     return env.get_template(Path(template).name).render(**ctx)
 
 
-def write_report(inputs: ReportInputs, config: dict, settings: Stats, out: str | Path) -> None:
-    """report.html from the study's files, its config and its statistics' settings."""
+def write_report(
+    inputs: ReportInputs, config: dict, settings: Stats, out: str | Path, sweeps: Sequence[Sweep] = ()
+) -> None:
+    """report.html from the study's files, its config, its statistics' settings and its sweeps."""
     ctx = context(
         Results.read(inputs),
         [figure(f, inputs.captions_dir) for f in inputs.figures],
@@ -367,5 +406,6 @@ def write_report(inputs: ReportInputs, config: dict, settings: Stats, out: str |
         config,
         settings,
         {Path(p).name: Path(p).read_text() for p in inputs.paper_tables},
+        sweeps,
     )
     atomic_write_text(out, render(inputs.template, ctx))

@@ -39,8 +39,11 @@ TOO_FEW = "not enough seeds"
 ALL_DIVERGED = "all runs diverged"
 
 # The columns beside a verdict come from the runs that verdict used: in an adaptive design the reference's
-# seeds up to the look that decided (not those added later for other comparisons). The all_runs_ columns
-# are Welch's test on every finished run as if their number had been fixed: descriptive only.
+# seeds up to the look that decided (not those added later for other comparisons). diff_ci_* is at the
+# level the comparison was tested at (ci_level: it excludes 0 exactly when the verdict is better/worse);
+# simultaneous_ci_* are the comparisons' intervals that cover every true difference at once with
+# probability 1 - alpha (simultaneous_ci). The all_runs_ columns are Welch's test on every finished run
+# as if their number had been fixed: descriptive only.
 VERDICT_COLUMNS = [
     "n",
     "n_reference",
@@ -48,6 +51,8 @@ VERDICT_COLUMNS = [
     "diff_ci_low_pct",
     "diff_ci_high_pct",
     "ci_level",
+    "simultaneous_ci_low_pct",
+    "simultaneous_ci_high_pct",
     "p_value",
     "p_value_adjusted",
     "verdict",
@@ -93,16 +98,16 @@ def describe(percentages: Sequence[float], resolution: float = 0.0, alpha: float
     """n, mean, sample std and the t-based 1 - alpha CI of the mean of accuracies in percent; std and CI
     are NaN below two values.
 
-    The CI takes the spread as at least `resolution`, the accuracy's step, as every test does: two runs
-    with the same accuracy do not make a mean exact (the std column still says 0). It is cut to [0, 100]:
-    with two or three seeds the t interval is wide enough to leave the range a mean accuracy can have, and
-    its part outside that range covers nothing."""
+    The CI takes the spread as at least half of `resolution`, the accuracy's step, as every test does
+    (spread_floor): two runs with the same accuracy do not make a mean exact (the std column still says
+    0). It is cut to [0, 100]: with two or three seeds the t interval is wide enough to leave the range a
+    mean accuracy can have, and its part outside that range covers nothing."""
     x = np.asarray(percentages, dtype=float)
     n = len(x)
     out = {"n": n, "mean": float(x.mean()) if n else math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     if n >= 2:
         out["std"] = _spread(x)
-        half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * max(out["std"], resolution) / math.sqrt(n)
+        half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * max(out["std"], spread_floor(resolution)) / math.sqrt(n)
         out["ci_low"], out["ci_high"] = max(0.0, out["mean"] - half), min(100.0, out["mean"] + half)
     return out
 
@@ -114,14 +119,25 @@ def _spread(x: np.ndarray) -> float:
 
 
 def resolution_pct(test_images) -> float:
-    """The step of an accuracy on `test_images` images, in points: one image more or less right.
-
-    No spread between seeds can be known to be smaller than this: runs that all agree to the image are
-    as consistent with a spread of one step as with none, so every test floors each side's spread here."""
+    """The step of an accuracy on `test_images` images, in points: one image more or less right."""
     n = np.asarray(test_images, dtype=float)
     if n.size == 0 or not np.all(np.isfinite(n)) or np.any(n < 1):
         raise ValueError(f"the runs' test_size is {test_images!r}: a test set needs a number of images >= 1")
     return 100.0 / float(n.min())
+
+
+def spread_floor(resolution: float) -> float:
+    """The smallest seed-to-seed spread any test takes a side to have: half an accuracy step.
+
+    Accuracies are counts of test images: a run's accuracy is its latent value rounded to a step of
+    `resolution`. Runs whose latent values straddle a step land on its two sides at random, a two-point
+    distribution whose spread is at most half a step (p = 1/2); seeing n equal accuracies is consistent
+    with that spread (with probability 2^(1 - n)), so a side is never taken as less spread than half a
+    step. That keeps Welch's test at its level with rounded accuracies, whatever the latent spread and
+    wherever the steps fall; Sheppard's rms rounding error, a step / sqrt(12), is too small when runs
+    straddle one step, and a whole step costs power on small test sets (tests/test_stats.py simulates
+    all three)."""
+    return resolution / 2
 
 
 def welch_parts(a, b, resolution: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -129,13 +145,13 @@ def welch_parts(a, b, resolution: float) -> tuple[np.ndarray, np.ndarray, np.nda
     standard error, the Welch-Satterthwaite df, and whether both sides have the two runs a test needs.
 
     The one place both designs compute Welch's statistic. A difference below ROUNDING is 0 (float
-    rounding of equal means); each side's spread is at least `resolution`, the accuracy's step, so
-    equal or constant accuracies are never a difference known exactly (95.01 vs 95.00 is no proof)."""
+    rounding of equal means); each side's spread is at least spread_floor(resolution), half the
+    accuracy's step, so equal or constant accuracies are never a difference known exactly."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     na, nb = np.sum(~np.isnan(a), -1), np.sum(~np.isnan(b), -1)
     with np.errstate(all="ignore"), warnings.catch_warnings(action="ignore", category=RuntimeWarning):
-        sa = np.maximum(np.nanstd(a, -1, ddof=1), resolution)
-        sb = np.maximum(np.nanstd(b, -1, ddof=1), resolution)
+        sa = np.maximum(np.nanstd(a, -1, ddof=1), spread_floor(resolution))
+        sb = np.maximum(np.nanstd(b, -1, ddof=1), spread_floor(resolution))
         va, vb = sa**2 / na, sb**2 / nb
         df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
         diff = np.nanmean(a, -1) - np.nanmean(b, -1)
@@ -153,6 +169,22 @@ def welch(a: Sequence[float], b: Sequence[float], resolution: float, alpha: floa
     half = float(stats.t.isf(alpha / 2, df)) * se
     p = 1.0 if diff == 0 else float(2 * stats.t.sf(abs(diff) / se, df))
     return {"diff": diff, "ci_low": diff - half, "ci_high": diff + half, "p_value": p}
+
+
+def simultaneous_ci(a, b, resolution: float, comparisons: int, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of arrays (..., n), Welch's interval of mean(a) - mean(b) at 1 - alpha / comparisons: over
+    a study's comparisons with the reference, all of them cover their true differences at once with
+    probability at least 1 - alpha (Bonferroni), whatever the others' differences are.
+
+    Holm's step-down rejects more than these exclude 0, so a comparison called better or worse by a
+    later step may have one that includes 0; one that excludes 0 always comes with that verdict. Holm's
+    own compatible simultaneous bounds (Strassburger & Bretz 2008) say nothing more than "> 0" for such a
+    comparison: these say how large the difference may be."""
+    diff, se, df, _ = welch_parts(a, b, resolution)
+    with np.errstate(invalid="ignore"):
+        half = stats.t.isf(alpha / (2 * max(comparisons, 1)), df) * se
+    half = np.where(se > 0, half, 0.0)
+    return diff - half, diff + half
 
 
 def holm(p_values, alpha: float = ALPHA, multiplicity: str = "holm") -> tuple[np.ndarray, np.ndarray]:
@@ -258,6 +290,8 @@ def fixed_design(final: dict[str, np.ndarray], reference: str, resolution: float
         if v in tests:
             cmp = welch(final[v], ref, resolution, alpha=lvl)
             row |= {"diff_pct": cmp["diff"], "diff_ci_low_pct": cmp["ci_low"], "diff_ci_high_pct": cmp["ci_high"]}
+            low, high = simultaneous_ci(final[v], ref, resolution, len(others), settings.alpha)
+            row |= {"simultaneous_ci_low_pct": float(low), "simultaneous_ci_high_pct": float(high)}
             row["p_value"] = tests[v]["p_value"]
         out[v] = row
     return out
@@ -366,7 +400,7 @@ def _all_runs(study: _Study, v: str) -> dict:
     final, reference = study.final, study.reference
     if len(final[v]) < 2 or len(final[reference]) < 2:
         return {}
-    cmp = welch(final[v], final[reference], study.resolution)
+    cmp = welch(final[v], final[reference], study.resolution, study.settings.alpha)
     return {
         "all_runs_n_reference": len(final[reference]),
         "all_runs_diff_pct": cmp["diff"],
@@ -383,7 +417,8 @@ def _sizing(study: _Study, row: dict, mine: pd.DataFrame, reference_seeds) -> di
     ref = study.ok[study.ok["variant"] == study.reference]
     if reference_seeds is not None:
         ref = ref[ref["seed"].isin(reference_seeds)]
-    sd_v, sd_ref = (max(float(np.std(100 * x["final_test_acc"], ddof=1)), study.resolution) for x in (mine, ref))
+    floor = spread_floor(study.resolution)
+    sd_v, sd_ref = (max(float(np.std(100 * x["final_test_acc"], ddof=1)), floor) for x in (mine, ref))
     sizing = sizing_alpha(len(study.final) - 1, study.settings)
     return {
         "seeds_needed": seeds_needed(row["diff_pct"], sd_v, sd_ref, sizing),

@@ -12,40 +12,83 @@ later do not change these tables.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from lrstudy.analysis import stats as st
+from lrstudy.analysis import sweeps as sw
 from lrstudy.analysis.variants import labels
 from lrstudy.atomic import atomic_write_text
+from lrstudy.grid import Sweep
 
 HEADERS = ["Variant", "Changes", "Final acc. (%)", "95% CI", "\u0394 vs reference (pts)", "p", "Verdict", "Seeds"]
 MINUS = "\u2212"  # a number's minus sign in the cells: "-" in stats.md (pandoc and pdflatex read it), $-$ in stats.tex
 BREAK = "\n"  # where a cell's text continues on a new line in stats.tex (a space in stats.md)
 
 
-def paper_rows(stats: pd.DataFrame) -> list[list[str]]:
-    """The table's cells, one list per variant, from stats.csv (one row per variant)."""
+def paper_rows(stats: pd.DataFrame, left_out: Collection[str] = ()) -> list[list[str]]:
+    """The table's cells, one list per variant, from stats.csv (one row per variant); `left_out`: variants
+    shown in a table of their own (a sweep's), never the reference."""
     stats = stats.set_index("variant", drop=False)
     reference = stats["reference"].iloc[0]
     changes = labels(stats, reference)
     rows = []
     for v, r in stats.iterrows():
+        if v in left_out and v != reference:
+            continue
         is_ref = v == reference
-        rows.append(
-            [
-                f"{v} (reference)" if is_ref else str(v),
-                changes[v],
-                _mean_sd(r["final_mean_pct"], r["final_std_pct"]),
-                _interval(r["final_ci_low_pct"], r["final_ci_high_pct"]),
-                "" if is_ref else _difference(r),
-                "" if is_ref else _p(r),
-                "" if is_ref else str(r["verdict"]),
-                _seeds(r),
-            ]
-        )
+        rows.append([f"{v} (reference)" if is_ref else str(v), changes[v], *_result_cells(r, is_ref)])
     return rows
+
+
+def _result_cells(r: pd.Series, is_ref: bool) -> list[str]:
+    """Final accuracy, its CI, the difference, p, verdict and seeds of a variant's row of stats.csv."""
+    return [
+        _mean_sd(r["final_mean_pct"], r["final_std_pct"]),
+        _interval(r["final_ci_low_pct"], r["final_ci_high_pct"]),
+        "" if is_ref else _difference(r),
+        "" if is_ref else _p(r),
+        "" if is_ref else str(r["verdict"]),
+        _seeds(r),
+    ]
+
+
+def sweep_rows(result: sw.SweepResult) -> list[list[str]]:
+    """A sweep's table: a row per cell, its swept values first, then its variant and numbers."""
+    return [
+        [*map(sw.value_text, c.values), c.variant, *_result_cells(c.row, c.variant == c.row["reference"])]
+        for c in result.cells
+    ]
+
+
+# The best cell's verdict, as a sentence reads it.
+_BEST_VERDICT = {
+    st.BETTER: "better than {ref}",
+    st.WORSE: "worse than {ref}",
+    st.NO_DIFFERENCE: "no detectable difference from {ref}",
+    st.NEGLIGIBLE: "a negligible difference from {ref}",
+    st.TOO_FEW: "not enough seeds to compare it with {ref}",
+    st.REFERENCE: "it is the reference",
+}
+
+
+def sweep_sentences(result: sw.SweepResult) -> str:
+    """The best cell with its verdict, and each key at whose edge it lies."""
+    best = result.best
+    if best is None:
+        return "No cell has a finished run."
+    r, ref = best.row, best.row["reference"]
+    where = ", ".join(f"{k} {sw.value_text(v)}" for k, v in zip(result.sweep.keys, best.values, strict=True))
+    verdict = _BEST_VERDICT.get(r["verdict"], str(r["verdict"])).format(ref=ref)
+    text = (
+        f"Best cell: {where} ({best.variant}), {_number(r['final_mean_pct'])}% mean final accuracy: {verdict}. "
+        f"It has the highest mean of the {len(result.cells)} cells; the cells are not tested against each other."
+    )
+    for e in result.edges:
+        text += f" The best {e.key} is the {e.side} tried: extend the range."
+    return text
 
 
 def _number(x: float, digits: int = 2, sign: bool = False) -> str:
@@ -119,6 +162,7 @@ _LATEX = {
     "\u00b1": r"$\pm$",
     "\u00a0": "~",
     "\u0394": r"$\Delta$",
+    "\u00d7": r"$\times$",
     "\u2013": "--",
     MINUS: r"$-$",
     BREAK: r"\par{}",  # (\newline adds a \hfil, which centres a right-aligned line)
@@ -216,8 +260,38 @@ def label(study: str) -> str:
     return "tab:lrstudy" if study == "default" else f"tab:lrstudy-{study}"
 
 
-def write_tables(stats_csv: str | Path, md_out: str | Path, tex_out: str | Path, study: str = "default") -> None:
+def sweep_caption(result: sw.SweepResult) -> str:
+    shared = sw.shared_text(result.sweep)
+    return (
+        f"Sweep {sw.title(result.sweep)}"
+        + (f", every cell with {shared}" if shared else "")
+        + f": final test accuracy per cell, each compared with {result.cells[0].row['reference']}. "
+        + sweep_sentences(result)
+    )
+
+
+def sweep_markdown(result: sw.SweepResult) -> str:
+    headers = [*result.sweep.keys, HEADERS[0], *HEADERS[2:]]
+    return f"\n{sweep_caption(result)}\n\n" + markdown(headers, sweep_rows(result))
+
+
+def sweep_latex(result: sw.SweepResult, main_label: str) -> str:
+    """A sweep's longtable: its keys share the width the main table gives the variant and its changes
+    (the variant's name is made from the values, so it is left out); the mean's CI under the mean."""
+    k = len(result.sweep.keys)
+    share = (TEX_COLUMNS[0][1] + TEX_COLUMNS[1][1]) / k
+    columns = [(key, share, "r") for key in result.sweep.keys] + TEX_COLUMNS[2:]
+    rows = [[*row[:k], f"{row[k + 1]}{BREAK}{row[k + 2]}", *row[k + 3 :]] for row in sweep_rows(result)]
+    return latex(columns, rows, sweep_caption(result), f"{main_label}-grid{result.sweep.entry}")
+
+
+def write_tables(
+    stats_csv: str | Path, md_out: str | Path, tex_out: str | Path, study: str = "default", sweeps: Sequence[Sweep] = ()
+) -> None:
+    """stats.md and stats.tex: the variants' table, then a table per sweep (the grid's cross entries)."""
     stats = pd.read_csv(stats_csv)
-    rows = paper_rows(stats)
-    atomic_write_text(md_out, markdown(HEADERS, rows))
-    atomic_write_text(tex_out, latex(TEX_COLUMNS, tex_rows(rows), caption(stats), label(study)))
+    results = [r for r in sw.results(stats, sweeps) if r.cells]
+    rows = paper_rows(stats, sw.swept_variants(sweeps))
+    atomic_write_text(md_out, markdown(HEADERS, rows) + "".join(sweep_markdown(r) for r in results))
+    main = latex(TEX_COLUMNS, tex_rows(rows), caption(stats), label(study))
+    atomic_write_text(tex_out, main + "".join("\n" + sweep_latex(r, label(study)) for r in results))

@@ -6,7 +6,9 @@ so the tables say what was run. A window's `end` is exclusive, as in the config 
 A variant with several lr windows has them in order of start, joined with ';' in each window column:
 window_start "50;120", window_end "100;150", window_factor "5;0.5" is x5 for epochs 50-99 and x0.5 for
 epochs 120-149. A variant without a window leaves the three window columns empty. Every other recipe key
-is a column of its own (step_milestones joined with ';' too).
+is a column of its own; the schedule's family is `schedule`, each of its parameters `schedule.<parameter>`
+(empty where the family has none; milestones joined with ';', knots as epoch:factor joined with ';'), the
+warmup's `warmup.epochs` and `warmup.start_factor`, and `lr_schedule` says the whole schedule in words.
 """
 
 from __future__ import annotations
@@ -18,12 +20,27 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from lrstudy import config
+from lrstudy import config, schedule
 
 WINDOW_COLUMNS = ["window_start", "window_end", "window_factor"]
+# The schedule's columns: its family, every family's parameters by dotted name (as a sweep names them),
+# the warmup's, when it advances, and all of it in words.
+SCHEDULE_PARAMS = list(dict.fromkeys(p for family in schedule.FAMILIES.values() for p in family))
+SCHEDULE_COLUMNS = [
+    "schedule",
+    *(f"schedule.{p}" for p in SCHEDULE_PARAMS),
+    *(f"warmup.{p}" for p in schedule.WARMUP),
+    "lr_update",
+    "lr_schedule",
+]
 # Every recipe key of the run's train config (lr_windows is in the window columns), so that a researcher
 # filters on any of them without reading summary.json.
-RECIPE_KEYS = [k for k in config.RECIPE_KEYS if k != "lr_windows"]
+RECIPE_KEYS = [
+    c
+    for k in config.RECIPE_KEYS
+    if k not in ("lr_windows", "warmup", "lr_update")
+    for c in (SCHEDULE_COLUMNS if k == "schedule" else [k])
+]
 DATA_KEYS = ["train_size", "test_size"]  # from the run's dataset record
 DESCRIPTION_COLUMNS = [*WINDOW_COLUMNS, *RECIPE_KEYS, *DATA_KEYS]
 SEPARATOR = ";"
@@ -36,9 +53,7 @@ _DIFFERENCE = {
     "momentum": "momentum {}",
     "nesterov": "nesterov={}",
     "weight_decay": "weight decay {}",
-    "schedule": "{} schedule",
-    "step_milestones": "step milestones {}",
-    "step_gamma": "step gamma {}",
+    "lr_schedule": "{}",
     "width": "width {}",
     "precision": "{} precision",
     "train_size": "{} train images",
@@ -49,20 +64,83 @@ _DIFFERENCE = {
 def description(summary: dict, where: str) -> dict:
     """The description columns of one run from its summary.json (`where` names the file in errors)."""
     train, dataset = summary.get("config") or {}, summary.get("dataset") or {}
-    missing = [f"config.{k}" for k in RECIPE_KEYS if k not in train] + [
-        f"dataset.{k}" for k in DATA_KEYS if k not in dataset
-    ]
+    keys = [k for k in config.RECIPE_KEYS if k not in ("warmup", "lr_update")]  # none in a run made before them
+    missing = [f"config.{k}" for k in keys if k not in train] + [f"dataset.{k}" for k in DATA_KEYS if k not in dataset]
+    try:
+        recipe = None if missing else config.parsed_recipe(train, "config")
+    except (config.ConfigError, KeyError, TypeError, ValueError) as exc:
+        missing = [f"readable config ({exc})"]
     if missing:
         raise ValueError(
             f"{where}: no {', '.join(missing)}; this file was not written by this version's "
             "train rule: rerun the run (snakemake --forcerun train)"
         )
     windows = sorted(train.get("lr_windows") or [], key=lambda w: w["start"])
+    plain = {k: train[k] for k in RECIPE_KEYS if k in keys and k != "schedule"}
     return {
         **{col: _joined([w[col.removeprefix("window_")] for w in windows]) for col in WINDOW_COLUMNS},
-        **{k: _joined(train[k]) if isinstance(train[k], list) else train[k] for k in RECIPE_KEYS},
+        **plain,
+        **schedule_columns(recipe),
         **{k: dataset[k] for k in DATA_KEYS},
     }
+
+
+def schedule_columns(recipe: config.Recipe) -> dict:
+    """The SCHEDULE_COLUMNS of a recipe."""
+    params = dict(recipe.schedule.params)
+    warmup = recipe.warmup.as_dict() if recipe.warmup else {}
+    return {
+        "schedule": recipe.schedule.name,
+        **{f"schedule.{p}": _cell(params.get(p)) for p in SCHEDULE_PARAMS},
+        **{f"warmup.{p}": warmup.get(p) for p in schedule.WARMUP},
+        "lr_update": recipe.lr_update,
+        "lr_schedule": schedule.words(recipe),
+    }
+
+
+def recipe_of_row(row: pd.Series) -> config.Recipe:
+    """The recipe a row of description columns describes, as written or read back from a CSV (where
+    numbers may come back as floats or text): what draws its lr at every step."""
+    name = row["schedule"]
+    params = {p: _uncell(row[f"schedule.{p}"], schedule.FAMILIES[name][p].kind) for p in schedule.FAMILIES[name]}
+    warmup = None if _missing(row["warmup.epochs"]) else {p: float(row[f"warmup.{p}"]) for p in schedule.WARMUP}
+    train = {k: _plain(row[k]) for k in ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay")}
+    return config.parsed_recipe(
+        {
+            **train,
+            "schedule": {"name": name, **params},
+            "warmup": warmup,
+            "lr_update": row["lr_update"],
+            "lr_windows": [{"start": s, "end": e, "factor": f} for s, e, f in windows(row)],
+            "width": _plain(row["width"]),
+            "precision": row["precision"],
+        },
+        "the description columns",
+    )
+
+
+def _uncell(value, kind):
+    """A parameter's cell back: the inverse of _cell, also from a CSV's floats and text."""
+    if _missing(value):
+        return None
+    if kind == "milestones":
+        return [int(float(m)) for m in str(value).split(SEPARATOR)]
+    if kind == "knots":
+        return [[float(x) for x in knot.split(":")] for knot in str(value).split(SEPARATOR)]
+    if kind == "bool":
+        return value if isinstance(value, (bool, np.bool_)) else str(value) == "True"
+    return value if isinstance(value, str) else _plain(value)
+
+
+def _missing(value) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(value):
+    """A parameter as one cell: milestones 101;151, knots 0:0;15:1;30:0."""
+    if isinstance(value, tuple):
+        return SEPARATOR.join(":".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}" for v in value)
+    return value
 
 
 def _joined(values: list) -> str | None:
@@ -115,17 +193,21 @@ def window_text(start: int, end: int, factor: float) -> str:
 
 def labels(table: pd.DataFrame, reference: str) -> dict[str, str]:
     """Variant -> what sets it apart, in a few words: its lr windows ("x5 for epochs 50-99") and every
-    recipe or data value in which it differs from the reference; "base recipe" where there is neither.
+    recipe or data value in which it differs from the reference (a schedule in words, "WSD: 20% sqrt
+    decay, 5-epoch warmup"); "base recipe" where there is neither. Where the variants' schedules differ,
+    every label says its schedule, the reference's too: it is what the study compares.
 
     `table` has one row per variant (index: variant) with the description columns."""
     ref = table.loc[reference]
+    schedules_differ = table["lr_schedule"].nunique() > 1
     out = {}
     for v, row in table.iterrows():
         parts = [window_text(*w) for w in windows(row)]
         parts += [
             _DIFFERENCE[k].format(_number(_plain(row[k])))
             for k in [*RECIPE_KEYS, *DATA_KEYS]
-            if v != reference and not _same(row[k], ref[k])
+            if k in _DIFFERENCE and (v != reference or k == "lr_schedule" and schedules_differ)
+            if not _same(row[k], ref[k]) or k == "lr_schedule" and schedules_differ
         ]
         out[v] = ", ".join(parts) or "base recipe"
     return out

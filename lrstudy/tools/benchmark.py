@@ -140,7 +140,7 @@ def our_epochs(arrays, meta, train: dict, device: torch.device, epochs: int, mod
     train = dict(train, epochs=epochs, compile=compile_, cuda_graph=cuda_graph)
     recipe, execution = recipe_of(train, where="lrstudy-bench"), execution_of(train)
     data = DeviceData.from_arrays(arrays, device)
-    return Trainer(recipe, execution, 0, data, device, run_hash(recipe.as_dict(), 0, meta)).run(None).metrics
+    return Trainer(recipe, execution, 0, data, device, run_hash(recipe, 0, meta)).run(None).metrics
 
 
 def parse_modes(text: str) -> list[str]:

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from lrstudy.config import Execution, Recipe
-from lrstudy.metrics import METRIC_COLUMNS
+from lrstudy.config import Execution, Recipe, check_recipe
+from lrstudy.metrics import METRIC_COLUMNS, bad_value
+from lrstudy.schedule import steps_per_epoch
 from lrstudy.train import checkpoint, loop
 from lrstudy.train.augment import Normalize
 from lrstudy.train.loop import DeviceData
 from lrstudy.train.steps import EagerSteps, GraphedSteps
-from lrstudy.validation import bad_value
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ class Trainer:
     ):
         self.recipe, self.execution, self.seed = recipe, execution, seed
         self.data, self.device, self.config_hash = data, device, config_hash
+        self.steps_per_epoch = steps_per_epoch(data.y_train.numel(), recipe.batch_size)
+        # What only the data's size decides (a warmup of fractional epochs, in steps): a ConfigError.
+        check_recipe(recipe, "recipe", self.steps_per_epoch)
         # The thread count changes how CPU float sums are split, so it is fixed per run (never taken from
         # --cores) and a resumed run keeps the count it started with.
         self.cpu_threads = execution.cpu_threads
@@ -84,16 +87,21 @@ class Trainer:
             # With whole-step graphs of our own, torch.compile only fuses kernels; without them, its
             # "reduce-overhead" mode puts the model (not the backward's optimizer step) in CUDA graphs.
             self.forward = torch.compile(self.model, mode=None if graphs else "reduce-overhead")
-        parts = (self.model, self.forward, self.optimizer, self.data, self.normalize, self.autocast_dtype, self.device)
-        self.steps = (
-            GraphedSteps(*parts, batch_size=recipe.batch_size, eval_batch_size=execution.eval_batch_size, capture=True)
-            if graphs
-            else EagerSteps(*parts)
-        )
+        self.sums = loop.Sums(self.device)
+        self.steps = self.make_steps(graphs, capture=True)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.epoch = 0
         self.metrics: list[dict] = []
         self.seconds_before_resume = 0.0
+
+    def make_steps(self, graphs: bool, capture: bool) -> EagerSteps:
+        """The recipe's steps on this run's model, optimizer, data and sums, eager or from CUDA graphs."""
+        train, evaluate = loop.batch_steps(self.optimizer, self.data, self.normalize, self.sums, self.autocast_dtype)
+        parts = (self.model, self.forward, self.optimizer, train, evaluate, self.device)
+        if not graphs:
+            return EagerSteps(*parts)
+        eval_batch = (self.execution.eval_batch_size, *self.data.x_test.shape[1:])
+        return GraphedSteps(*parts, batch_size=self.recipe.batch_size, eval_batch=eval_batch, capture=capture)
 
     # -- checkpoints and resume -------------------------------------------------------------------
     def state(self, train_seconds: float) -> dict:
@@ -115,7 +123,8 @@ class Trainer:
     def restore(self, state: dict) -> None:
         """Continue from `state`; raises (KeyError, TypeError, ValueError, RuntimeError) when it does not fit
         this run, possibly after changing part of the trainer: start_fresh() then gives a clean start."""
-        _check_metrics(state["metrics"], state["epoch"])
+        metrics = [_with_lr_last(m) for m in state["metrics"]] if isinstance(state["metrics"], list) else None
+        _check_metrics(metrics, state["epoch"])
         _check_threads(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -126,7 +135,7 @@ class Trainer:
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"])
         self.epoch = int(state["epoch"])
-        self.metrics = list(state["metrics"])
+        self.metrics = metrics
         self.seconds_before_resume = float(state["train_seconds"])
         if "cpu_threads" in state and int(state["cpu_threads"]) != self.cpu_threads:
             log.info(
@@ -178,7 +187,14 @@ class Trainer:
             epoch = self.epoch + 1
             progress = None if on_batch is None else functools.partial(on_batch, epoch)
             row = loop.run_epoch(
-                epoch, self.recipe, self.steps, self.data, self.generator, self.execution.eval_batch_size, progress
+                epoch,
+                self.recipe,
+                self.steps,
+                self.sums,
+                self.data,
+                self.generator,
+                self.execution.eval_batch_size,
+                progress,
             )
             self.metrics.append(row)
             self.epoch = row["epoch"]
@@ -199,6 +215,12 @@ class Trainer:
             self.cpu_threads,
             self.model,
         )
+
+
+def _with_lr_last(row):
+    """A checkpoint's row; one written before lr_last was recorded comes from a run whose lr changed once
+    per epoch, so that its last step's lr was its lr."""
+    return {**row, "lr_last": row["lr"]} if isinstance(row, dict) and "lr" in row and "lr_last" not in row else row
 
 
 def _check_metrics(metrics, epoch) -> None:
@@ -237,8 +259,9 @@ def progress_line(metrics: list[dict], epochs: int, run: str) -> str:
     done = row["epoch"]
     recent = [m["epoch_seconds"] for m in metrics[-10:]]
     eta = sum(recent) / len(recent) * (epochs - done)
+    lr = f"{row['lr']:.5f}" if row["lr_last"] == row["lr"] else f"{row['lr']:.5f}-{row['lr_last']:.5f}"
     return (
-        f"[{run}] epoch {done}/{epochs}  lr {row['lr']:.5f}  "
+        f"[{run}] epoch {done}/{epochs}  lr {lr}  "
         f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%  "
         f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:6.2f}%  "
         f"{row['epoch_seconds']:.2f} s  ETA {_hms(eta)}"

@@ -1,4 +1,4 @@
-import re
+import os
 import sys
 
 from snakemake.logging import logger
@@ -6,6 +6,9 @@ from snakemake.logging import logger
 from lrstudy.analysis.adaptive import design_of
 from lrstudy.config import ConfigError, shareable, stats_param
 from lrstudy.refusal import said_alone
+from lrstudy.snakemake_compat import ship_with_the_workflow, use_storage_prefix
+from lrstudy.storage import STORAGE_ENV
+from lrstudy.studies import LOCAL_FILE
 from lrstudy.workflow_plan import plan_of
 
 # Every fact the rules need, read once from the command line, the config's layers (config.yaml, local.yaml,
@@ -22,6 +25,14 @@ DESIGN = design_of(STUDY.stats)  # the adaptive design; None: a fixed design
 src = PLAN.src
 code_of = PLAN.code_of  # a rule's code identity (its script's lrstudy imports): the analysis reruns on a change
 
+if PLAN.storage is not None:
+    # A default storage provider (a bucket, lrstudy/storage.py): every file declared below lives under the
+    # study's prefix; the jobs get the study's storage from the environment (for the run's checkpoint) and
+    # local.yaml with the workflow, so that they assemble the config this process does.
+    use_storage_prefix(workflow, PLAN.storage.prefix)
+    os.environ[STORAGE_ENV] = PLAN.storage.to_env()
+    if (PLAN.project / LOCAL_FILE).exists():
+        ship_with_the_workflow(workflow, PLAN.project / LOCAL_FILE)
 
 if PLAN.workdir != PLAN.project:
     # Snakemake's header names the directory it started in; a named study's files are here.
@@ -43,7 +54,7 @@ onerror:
 
 
 wildcard_constraints:
-    variant="|".join(re.escape(v) for v in VARIANTS),
+    variant=PLAN.variant_regex,
     seed="|".join(str(s) for s in PLAN.run_seeds),
 
 

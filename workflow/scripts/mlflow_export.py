@@ -1,10 +1,9 @@
-"""Rule mlflow: every finished run -> MLflow; results/mlflow/exported.json lists run -> MLflow run id."""
+"""Rule mlflow: the study and its runs -> MLflow; results/mlflow/exported.json records where they went."""
 
-import json
 from pathlib import Path
 
-from lrstudy.analysis.mlflow_export import export, local_store
-from lrstudy.atomic import atomic_write_text
+from lrstudy.analysis.mlflow_export import Store, Study, export, study_key
+from lrstudy.atomic import atomic_write_json
 from lrstudy.logs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -12,9 +11,17 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 def main():
     out = Path(sm.output[0])
-    uri = sm.params.tracking_uri or local_store(out.parent / "mlruns")
-    exported = export([Path(p).parent for p in sm.input.summaries], sm.params.study, uri)
-    atomic_write_text(out, json.dumps({"tracking_uri": uri, "runs": exported}, indent=2) + "\n")
+    study = Study(
+        name=sm.params.study,
+        key=study_key(out.parent / "study_key"),
+        run_dirs=[Path(p).parent for p in sm.input.summaries],
+        report=[
+            ("", Path(sm.input.report)),
+            *(("figures", Path(f)) for f in sm.input.figures),
+            *(("tables", Path(t)) for t in sm.input.tables),
+        ],
+    )
+    atomic_write_json(out, export(study, Store.of(sm.params.tracking_uri, sm.params.store)))
 
 
 run_logged(sm.log[0], main, expected=(ValueError,))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from lrstudy.analysis.report import ReportInputs, write_report
 from lrstudy.config import stats_from_param
+from lrstudy.grid import sweeps_from_param
 from lrstudy.logs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -21,7 +22,9 @@ def main():
         seed_plan_csv=sm.input.seed_plan[0] if sm.input.seed_plan else None,
         paper_tables=sm.input.tables,
     )
-    write_report(inputs, sm.params.config, stats_from_param(sm.params.stats), sm.output[0])
+    write_report(
+        inputs, sm.params.config, stats_from_param(sm.params.stats), sm.output[0], sweeps_from_param(sm.params.sweeps)
+    )
 
 
 run_logged(sm.log[0], main)

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import synthetic_archive
 import yaml
-from conftest import REPO, small_study
+from conftest import REPO, job_counts, small_study
 from test_engine import cache, run  # noqa: F401 (the cache fixture is shared)
 
 from lrstudy.logs import run_logged
@@ -37,6 +37,10 @@ def test_the_cards_commands_work_as_typed(workflow, archive):
     tiny_defaults(workflow)
     proc = workflow.snakemake("report.html", cores=False)  # no --cores: the workflow profile gives it
     assert proc.returncode == 0 and (workflow.root / "report.html").is_file()
+    # The whole study is report.html and, with execution.tensorboard, results/tensorboard/ made from the runs
+    # (docs/report-and-statistics.md): `report.html` leaves the study's TensorBoard folder to the plain run.
+    proc = workflow.snakemake("--cores", "1", "--resources", "gpu=1", cores=False)
+    assert job_counts(proc.stdout + proc.stderr) == {"tensorboard": 1, "all": 1}
     proc = workflow.snakemake("--cores", "1", "--resources", "gpu=1", cores=False)
     assert "Nothing to be done" in proc.stdout + proc.stderr
     proc = workflow.snakemake("results/runs/lr_x5/summary.csv", cores=False)

@@ -599,7 +599,10 @@ def test_the_zoom_panel_is_kept_where_the_last_quarter_has_several_epochs(tmp_pa
     assert zoom.get_xlim() == (2.5, 4.5) and [t.get_text() for t in zoom.get_xticklabels()] == ["3", "4"]
 
 
-@pytest.mark.parametrize("n", [4, 20, 100])
+# 20 and 100 variants draw for seconds each: the system tier (make test); 4 stays in the fast tier.
+@pytest.mark.parametrize(
+    "n", [4, pytest.param(20, marks=pytest.mark.system), pytest.param(100, marks=pytest.mark.system)]
+)
 def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
     finals = grid_finals(n)
     _, tables = analyse(tmp_path, finals)

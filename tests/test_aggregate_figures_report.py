@@ -246,6 +246,23 @@ def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analys
         assert item and words in item[1], table
 
 
+@pytest.mark.parametrize("study, path", [("default", "report.html"), ("demo", "studies/demo/report.html")])
+def test_snakemakes_report_names_where_the_studys_own_report_is(study, path):
+    """report/workflow.rst rendered as Snakemake's --report renders it (Jinja with `snakemake.config`, then
+    docutils): a named study's report.html is under studies/<name>/ (it said "at the top of the workflow
+    directory" for every study; seen in the archive of a named study in Chromium)."""
+    import jinja2
+    from docutils.core import publish_parts
+
+    class Snakemake:
+        config = {"study": study, "variants": {"baseline": {}, "lr_x5": {}}, "seeds": [0, 1]}
+
+    text = jinja2.Environment().from_string((REPO / "report/workflow.rst").read_text()).render(snakemake=Snakemake)
+    body = publish_parts(text, writer="html")["html_body"]
+    assert f'<tt class="docutils literal">{path}</tt> in the project folder' in body, body
+    assert "variants: baseline, lr_x5; seeds: 0, 1" in body
+
+
 @pytest.mark.workflow
 def test_snakemakes_report_without_a_path_is_refused(analysed):
     before = (analysed / "report.html").read_bytes()

@@ -142,6 +142,9 @@ def test_one_comparison_is_worded_as_one(tmp_path):
     ), method
     assert "(95.0% CI " in gain
     assert "adjusted p" not in html and "&alpha;&thinsp;/&thinsp;1," not in html  # nothing is adjusted for one
+    # Nor in the per-variant table (its p column said "p (adjusted)" and each p twice, "0.323 (0.323)").
+    assert "(adjusted)" not in html and "<th>p</th>" in html
+    assert re.search(r'<td class="n">[^<]* \([^<]*\)</td>\s*<td><span class="badge', html) is None
 
 
 def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):

@@ -187,6 +187,9 @@ def test_report_is_self_contained_summary_first_and_escaped(tmp_path):
     for label in ("git commit", "dataset md5", "torch (training)", "snakemake", "Synthetic CPU &lt;model&gt;"):
         assert label in html
     assert "--configfile study.yaml" in html
+    # A caption is plain text here (report/captions/*.rst serve Snakemake's report too): no RST markup
+    # shows as typed (`figures: {seed_lines: true}` did, backticks and all).
+    assert all("`" not in c for c in re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S))
 
 
 # The three rules, run by Snakemake on synthetic runs. --allowed-rules keeps training out: the run

@@ -18,6 +18,7 @@ def test_peak_lookup():
     assert benchmark.bf16_peak("Intel Xeon") is None
 
 
+@pytest.mark.system  # trains a few steps: make test, not the fast tier
 def test_benchmark_smoke_on_cpu(archive, tmp_path):
     benchmark.main(
         [

@@ -133,6 +133,7 @@ def test_a_refused_second_trainer_leaves_the_first_ones_log_alone(cache, tmp_pat
     assert trainer_log.read_text().startswith(first) and trainer_log.read_text().count("run v seed 0 done") == 2
 
 
+@pytest.mark.system  # trains with two threads on a two-core machine: make test, not the fast tier
 def test_the_thread_count_is_the_runs_own_and_survives_a_resume(cache, tmp_path, monkeypatch):  # noqa: F811
     import torch
 

@@ -155,6 +155,9 @@ def test_one_comparison_is_worded_as_one(tmp_path):
     ), method
     assert "(95.0% CI " in gain
     assert "adjusted p" not in html and "&alpha;&thinsp;/&thinsp;1," not in html  # nothing is adjusted for one
+    # Nor in the per-variant table (its p column said "p (adjusted)" and each p twice, "0.323 (0.323)").
+    assert "(adjusted)" not in html and "<th>p</th>" in html
+    assert re.search(r'<td class="n">[^<]* \([^<]*\)</td>\s*<td><span class="badge', html) is None
 
 
 def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):
@@ -197,6 +200,9 @@ def test_report_is_self_contained_summary_first_and_escaped(tmp_path):
     for label in ("git commit", "dataset md5", "torch (training)", "snakemake", "Synthetic CPU &lt;model&gt;"):
         assert label in html
     assert "--configfile study.yaml" in html
+    # A caption is plain text here (report/captions/*.rst serve Snakemake's report too): no RST markup
+    # shows as typed (`figures: {seed_lines: true}` did, backticks and all).
+    assert all("`" not in c for c in re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S))
 
 
 # The three rules, run by Snakemake on synthetic runs. --allowed-rules keeps training out: the run
@@ -257,6 +263,23 @@ def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analys
         assert any(n.startswith("snakemake-report/data/raw/") and n.endswith(f"/{table}") for n in names)
         item = re.search(rf'"results/aggregate/{re.escape(table)}": \{{[^}}]*"caption": "([^"]*)', index)
         assert item and words in item[1], table
+
+
+@pytest.mark.parametrize("study, path", [("default", "report.html"), ("demo", "studies/demo/report.html")])
+def test_snakemakes_report_names_where_the_studys_own_report_is(study, path):
+    """report/workflow.rst rendered as Snakemake's --report renders it (Jinja with `snakemake.config`, then
+    docutils): a named study's report.html is under studies/<name>/ (it said "at the top of the workflow
+    directory" for every study; seen in the archive of a named study in Chromium)."""
+    import jinja2
+    from docutils.core import publish_parts
+
+    class Snakemake:
+        config = {"study": study, "variants": {"baseline": {}, "lr_x5": {}}, "seeds": [0, 1]}
+
+    text = jinja2.Environment().from_string((REPO / "report/workflow.rst").read_text()).render(snakemake=Snakemake)
+    body = publish_parts(text, writer="html")["html_body"]
+    assert f'<tt class="docutils literal">{path}</tt> in the project folder' in body, body
+    assert "variants: baseline, lr_x5; seeds: 0, 1" in body
 
 
 @pytest.mark.workflow

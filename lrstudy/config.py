@@ -341,10 +341,17 @@ def describe_schema_error(error: Exception) -> str:
         unknown = [k for k in found.instance if k not in valid]
         message = "; ".join(f"unknown key {k!r}{did_you_mean(k, valid)}" for k in unknown) or message
     elif found.validator == "type" and isinstance(found.instance, str) and _is_number(found.instance):
-        message += (
-            f" (YAML reads {found.instance} as text: write it with a decimal point and a signed exponent, "
-            f"e.g. {float(found.instance):.1e})"
-        )
+        if isinstance(yaml.safe_load(found.instance), (int, float)):
+            # A config file reads it as a number: only Snakemake's --config reads "train={epochs: 3}" as text.
+            message += (
+                f" (snakemake --config reads every value inside {{...}} as text: set {key} in a file given "
+                "with --configfile)"
+            )
+        else:
+            message += (
+                f" (YAML reads {found.instance} as text: write it with a decimal point and a signed exponent, "
+                f"e.g. {float(found.instance):.1e})"
+            )
     return f"invalid config: {key}: {message}"
 
 

@@ -107,6 +107,18 @@ def check_archive(config: Mapping, layers: list) -> None:
     )
 
 
+def archive_set_in(project: Path, archive: str | None) -> str:
+    """Where the assembled config's dataset.archive, `archive`, was set, for a job that has only that config:
+    local.yaml when it sets this path (the usual place, make local), else the study's own config."""
+    local = project / LOCAL_FILE
+    try:
+        if local.is_file() and (load_yaml(local).get("dataset") or {}).get("archive") == archive:
+            return str(local)
+    except ConfigError:
+        pass  # a local.yaml that cannot be read was refused as the workflow started
+    return "the study's config"
+
+
 def check_study_name(name: str) -> None:
     """A study name is a folder under studies/: the schema's pattern (no '/', no '..'), said in words."""
     pattern = yaml.safe_load(SCHEMA_FILE.read_text())["properties"]["study"]["pattern"]

@@ -4,6 +4,7 @@ counts in thousands of simulated studies (seconds, fixed RNG seeds), and its pla
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -315,6 +316,13 @@ def test_the_report_says_each_decision_in_plain_words_with_the_numbers_one_click
     assert "repeated CI of the difference not yet bounded" in section  # after stage 1, wider than +-100 points
     assert "short of the 80% wanted" in section  # noisy's spread leaves the design little power
     assert "Against the fixed design with the same power at the spread seen" in section and "runs saved" in section
+    # Beside the estimate: selection makes it large, by how much this design's simulation says.
+    assert (
+        "worse than baseline by" in section and "likely overstated: a difference this close" not in section
+    )  # -1 point
+    bias = re.search(r"a true 0.2-point gain reports (\S+) &plusmn; (\S+) points on average, (\d+)% more", section)
+    value, mcse, pct = float(bias[1]), float(bias[2]), int(bias[3])
+    assert value > 0.2 + 2 * mcse and abs(pct - 100 * (value / 0.2 - 1)) <= 1, bias[0]
     summary = html[html.index('id="summary"') : html.index('id="published"')]
     assert "Maurer &amp; Bretz 2013" in summary and "group-sequential" in summary and "Welch's two-sided" not in summary
     runs = len(pd.read_csv(tmp_path / "results/aggregate/summary.csv"))

@@ -109,6 +109,19 @@ def test_when_no_variant_beats_the_baseline_the_best_row_says_so(tmp_path):
     assert "no variant's mean is above" not in build_report(tmp_path / "again", SMALL).read_text()
 
 
+RANKED_CAPTIONS = ["accuracy", "loss", "lr", "final_accuracy", "sweep_key", "heatmap"]
+
+
+def test_every_ranking_says_that_no_test_controls_it(tmp_path):
+    """The verdicts compare each variant with the reference, never two variants: wherever the report ranks
+    variants by their means (the best lr variant, "best #k" in the figures, the best cell) it says so."""
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html_lib.unescape(build_report(tmp_path, SMALL).read_text())))
+    assert "the highest mean, not shown better than the other variants: each is tested against baseline only" in text
+    for name in RANKED_CAPTIONS:
+        caption = (REPO / "report/captions" / f"{name}.rst").read_text()
+        assert "not tested against each other" in caption or "never against the others" in caption, name
+
+
 def method_and_gain(html: str) -> tuple[str, str]:
     """The report's method line and the published table's "its gain over" row, as plain text."""
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html_lib.unescape(html)))
@@ -142,6 +155,9 @@ def test_one_comparison_is_worded_as_one(tmp_path):
     ), method
     assert "(95.0% CI " in gain
     assert "adjusted p" not in html and "&alpha;&thinsp;/&thinsp;1," not in html  # nothing is adjusted for one
+    # Nor in the per-variant table (its p column said "p (adjusted)" and each p twice, "0.323 (0.323)").
+    assert "(adjusted)" not in html and "<th>p</th>" in html
+    assert re.search(r'<td class="n">[^<]* \([^<]*\)</td>\s*<td><span class="badge', html) is None
 
 
 def test_two_equal_runs_do_not_make_an_exact_mean(tmp_path):
@@ -184,6 +200,9 @@ def test_report_is_self_contained_summary_first_and_escaped(tmp_path):
     for label in ("git commit", "dataset md5", "torch (training)", "snakemake", "Synthetic CPU &lt;model&gt;"):
         assert label in html
     assert "--configfile study.yaml" in html
+    # A caption is plain text here (report/captions/*.rst serve Snakemake's report too): no RST markup
+    # shows as typed (`figures: {seed_lines: true}` did, backticks and all).
+    assert all("`" not in c for c in re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S))
 
 
 # The three rules, run by Snakemake on synthetic runs. --allowed-rules keeps training out: the run
@@ -244,6 +263,23 @@ def test_rules_build_the_report_and_snakemakes_own_report_leaves_it_alone(analys
         assert any(n.startswith("snakemake-report/data/raw/") and n.endswith(f"/{table}") for n in names)
         item = re.search(rf'"results/aggregate/{re.escape(table)}": \{{[^}}]*"caption": "([^"]*)', index)
         assert item and words in item[1], table
+
+
+@pytest.mark.parametrize("study, path", [("default", "report.html"), ("demo", "studies/demo/report.html")])
+def test_snakemakes_report_names_where_the_studys_own_report_is(study, path):
+    """report/workflow.rst rendered as Snakemake's --report renders it (Jinja with `snakemake.config`, then
+    docutils): a named study's report.html is under studies/<name>/ (it said "at the top of the workflow
+    directory" for every study; seen in the archive of a named study in Chromium)."""
+    import jinja2
+    from docutils.core import publish_parts
+
+    class Snakemake:
+        config = {"study": study, "variants": {"baseline": {}, "lr_x5": {}}, "seeds": [0, 1]}
+
+    text = jinja2.Environment().from_string((REPO / "report/workflow.rst").read_text()).render(snakemake=Snakemake)
+    body = publish_parts(text, writer="html")["html_body"]
+    assert f'<tt class="docutils literal">{path}</tt> in the project folder' in body, body
+    assert "variants: baseline, lr_x5; seeds: 0, 1" in body
 
 
 @pytest.mark.workflow
@@ -624,6 +660,7 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
             shown = [v for v, look in looks(tables, variants).items() if look.legend is not None]
             assert len(axes[1].get_lines()) == len(shown) == HIGHLIGHTED + 1
             assert axes[1].get_ylim()[1] < 1.2 * lr_of[shown].max() and axes[0].get_ylim()[1] > 10 * lr_of[shown].max()
+            assert "(an untested order)" in axes[1].get_title()
         best = tables["stats"].set_index("variant")["final_mean_pct"].drop("baseline").idxmax()
         assert looks(tables, variants)[best].legend == "best #1: "
         ax = PLOTS["final_accuracy"](tables, variants).axes[0]
@@ -633,6 +670,7 @@ def test_figures_stay_readable_as_the_grid_grows(tmp_path, n):
         shown = [means[r.split("  ")[-1].split(" (")[0]] for r in rows]
         assert shown == sorted(shown, reverse=True) and any(r.startswith("reference  baseline") for r in rows)
         assert (f"{n - len(rows)} variants between the best" in ax.get_title()) == (n > MAX_ROWS)
+        assert "\nhighest mean first: an order no test controls" in ax.get_title()
 
 
 def test_sweep_draws_each_window_against_the_factor_with_the_reference_band(tmp_path):

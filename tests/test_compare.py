@@ -15,9 +15,10 @@ from lrstudy.analysis import compare
 SMALL = {k: v[:3] for k, v in KNOWN.items()}
 
 
-def study(root, name, variants=("baseline", "lr_x5"), **recipe) -> None:
-    """A study's stats.csv where `lrstudy-compare --root root` looks for it, with these recipe values."""
-    analyse(root / "src" / name, {v: SMALL[v] for v in variants})
+def study(root, name, variants=("baseline", "lr_x5"), diverged=None, **recipe) -> None:
+    """A study's stats.csv where `lrstudy-compare --root root` looks for it, with these recipe values;
+    `diverged`: (variant, seed) -> the epoch that run diverged at."""
+    analyse(root / "src" / name, {v: SMALL[v] for v in variants}, diverged)
     stats = pd.read_csv(root / "src" / name / "results/aggregate/stats.csv").assign(**recipe)
     shutil.rmtree(root / "src" / name)
     target = compare.study_stats(name, root)
@@ -71,6 +72,9 @@ def test_numbers_read_as_written_and_keys_the_studies_share_appear_once(tmp_path
     assert rows["lr_x0.5"][head.index("diff_pct [no_wd]")].startswith("-0.")
     note = md[-1]
     assert note.startswith("Same in every variant of every study: epochs 12; batch_size 256; lr 0.1; momentum 0.9;")
+    # Keys no study sets (the other schedule families' parameters, warmup) are neither columns nor listed
+    # (the note listed 18 of them, "schedule.milestones \u2013; schedule.gamma \u2013; ...").
+    assert "\u2013" not in note and "schedule.milestones" not in "".join(md) and "warmup.epochs" not in note
 
 
 def test_a_study_out_of_date_is_marked_in_every_format(tmp_path):
@@ -88,6 +92,19 @@ def test_compare_names_a_study_without_results(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         compare.main(["default", "nothing", "--root", str(tmp_path)])
     assert exit_.value.code == 2 and "study default: no " in capsys.readouterr().err
+
+
+def test_a_variant_whose_runs_all_diverged_has_no_numbers_in_any_format(tmp_path):
+    """Its LaTeX cell says the verdict and the seeds (it printed "\u2013 \u00b1 \u2013" above them, issue 29.8)."""
+    study(tmp_path, "default", ("baseline", "lr_x5"), diverged={("lr_x5", s): 5 for s in range(3)})
+    study(tmp_path, "no_wd", weight_decay=0)
+    tex = side_by_side(tmp_path, "default", "no_wd", fmt="tex")
+    row = next(line for line in tex.splitlines() if line.startswith("lr\\_\\allowbreak{}x5 "))
+    assert row.split(" & ")[-2] == "all runs diverged\\par{}0 seeds", row
+    md = side_by_side(tmp_path, "default", "no_wd", fmt="md").splitlines()
+    head = [c.strip() for c in md[0].strip("|").split("|")]
+    cells = dict(zip(head, [c.strip() for c in md[3].strip("|").split("|")], strict=True))
+    assert [cells[f"{c} [default]"] for c in compare.VALUES] == ["\u2013", "\u2013", "0", "\u2013", "all runs diverged"]
 
 
 @pytest.mark.system

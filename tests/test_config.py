@@ -268,6 +268,18 @@ def test_a_bad_grid_is_a_sentence_naming_the_key(entry, message):
     assert str(error.value).startswith("invalid config: grid[0]") and message in str(error.value)
 
 
+def test_a_number_snakemakes_config_flag_read_as_text_says_to_use_a_configfile(project, archive):
+    """`--config "train={epochs: 3}"`: Snakemake reads every value inside {...} as text. The sentence told
+    the user to write 3 as 3.0e+00 (which --config reads as text too, and epochs is an integer)."""
+    config, _ = assemble(project, small_study(archive) | {"train": {"epochs": "3"}})
+    with pytest.raises(ConfigError) as error:
+        checked_study(config)
+    assert str(error.value) == (
+        "invalid config: train.epochs: '3' is not of type 'integer' (snakemake --config reads every value "
+        "inside {...} as text: set train.epochs in a file given with --configfile)"
+    )
+
+
 def test_the_statistics_are_parsed_once_into_plain_numbers_that_travel_as_one_param(project, archive):
     study = study_of(
         project,

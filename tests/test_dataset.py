@@ -26,6 +26,7 @@ from lrstudy.data.cifar10 import (
     prepare,
     read_archive,
 )
+from lrstudy.studies import archive_set_in
 
 
 class ArchiveServer:
@@ -209,6 +210,30 @@ def test_a_linked_archive_that_is_not_one_names_the_setting_not_a_download(archi
         prepare(link, tmp_path / "c.npz", tmp_path / "c.json", train_limit=None, test_limit=None)
     assert f"it is {mine}, dataset.archive (set in local.yaml or the study's config)" in str(err.value)
     assert "Delete it" not in str(err.value)
+
+
+def test_a_linked_archive_names_the_local_yaml_that_set_it(archive, tmp_path):
+    """rule prepare_data has only the assembled config: it names local.yaml's path when local.yaml sets
+    the archive (issue 32.8: "name the local.yaml path"), the study's config when something else does."""
+    mine = tmp_path / "mine.tar.gz"
+    mine.write_bytes(archive.read_bytes()[:5000])
+    (tmp_path / "local.yaml").write_text(f"dataset:\n  archive: {mine}\n")
+    assert archive_set_in(tmp_path, str(mine)) == str(tmp_path / "local.yaml")
+    assert archive_set_in(tmp_path, str(archive)) == "the study's config"
+    assert archive_set_in(tmp_path / "elsewhere", str(mine)) == "the study's config"  # no local.yaml
+    link = tmp_path / "resources/cifar-10-python.tar.gz"
+    link.parent.mkdir()
+    link.symlink_to(mine)
+    with pytest.raises(DatasetError) as err:
+        prepare(
+            link,
+            tmp_path / "c.npz",
+            tmp_path / "c.json",
+            train_limit=None,
+            test_limit=None,
+            archive_set_in=archive_set_in(tmp_path, str(mine)),
+        )
+    assert f"it is {mine}, dataset.archive (set in {tmp_path / 'local.yaml'}): point dataset.archive" in str(err.value)
 
 
 def test_what_is_not_a_cifar10_archive_is_said_from_its_first_bytes(archive, tmp_path):

@@ -3,6 +3,7 @@ lrstudy-design against the noncentral-t power of Welch's test (simulations of se
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 from scipy import stats
 from synthetic_runs import adaptive_design
 
@@ -363,6 +365,53 @@ def test_the_plan_warns_where_the_designs_true_power_is_short():
     assert "WARNING" in short["reason"] and abs(short["design_power"] - simulated) <= 0.03
     reached = dp.simulated_power(design.with_max_seeds(int(short["max_seeds_for_power"])), SD, level, 0.01, 10_000)
     assert reached >= 0.8 - 0.015 and "WARNING" not in fine["reason"] and math.isnan(fine["max_seeds_for_power"])
+
+
+# --- the docs' figures ------------------------------------------------------------------------------------
+
+spec = importlib.util.spec_from_file_location("design_figures", REPO / "tools" / "design_figures.py")
+design_figures = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = design_figures  # its dataclasses look their module up
+spec.loader.exec_module(design_figures)
+
+
+@pytest.mark.system  # simulates at length
+def test_the_docs_figures_are_the_simulations_within_monte_carlo_error():
+    """Every error rate, power and run count the docs print for the example designs is what
+    tools/design_figures.py simulates with lrstudy-design's code, within 4 Monte Carlo errors of a run with
+    other random numbers (40,000 studies a world), and its ± is the error of the docs' 400,000 studies."""
+    studies = 40_000
+    simulated = design_figures.figures(studies, seed=1000)
+    assert not design_figures.disagreements(simulated, studies)
+    the = {(f.scenario, f.world, f.statistic): v for f, (v, _) in simulated.items()}
+    # What the docs say in words: Welch's test is above alpha with unequal spreads, the adaptive stops keep
+    # the example below it; selection makes a difference called better larger than the true one near
+    # effect_pct, and hardly beyond it.
+    assert the[("fixed, variants 3x as noisy", "null", "per_comparison_error")] > st.ALPHA
+    assert the[("adaptive, variants 3x as noisy", "null", "per_comparison_error")] < st.ALPHA
+    assert the[("adaptive example", "effect", "called_better_diff")] > 0.2 * 1.05
+    assert abs(the[("adaptive example, +0.4", "effect", "called_better_diff")] - 0.4) < 0.02
+
+
+def test_every_docs_figure_is_found_once_with_its_error_and_a_wrong_one_is_named(tmp_path):
+    """The check reads each figure back from its page (no simulation here): a figure the docs left as a
+    single draw without its error, or typed differently, is reported."""
+    printed = {f: design_figures.documented(f) for f in design_figures.FIGURES}
+    assert all(mcse > 0 for _, mcse in printed.values())
+    assert not design_figures.disagreements(printed, design_figures.DOC_STUDIES)
+    for page in {f.page for f in design_figures.FIGURES}:
+        (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / page).write_text((REPO / page).read_text())
+    fwer = design_figures.FIGURES[0]
+    value, mcse = printed[fwer]
+    page = tmp_path / fwer.page
+    page.write_text(page.read_text().replace(fwer.text(value, mcse), fwer.text(value - 10 * mcse, mcse)))
+    assert [p.split(":")[0] for p in design_figures.disagreements(printed, design_figures.DOC_STUDIES, tmp_path)] == [
+        fwer.text(value - 10 * mcse, mcse).split(":")[0]
+    ]
+    page.write_text(page.read_text().replace(fwer.text(value - 10 * mcse, mcse), f"{fwer.label} {value:.3f}"))
+    with pytest.raises(ValueError, match="0 figures after"):
+        design_figures.disagreements(printed, design_figures.DOC_STUDIES, tmp_path)
 
 
 # --- bad input is a sentence, and a large design is bounded ------------------------------------------------

@@ -200,6 +200,22 @@ def test_a_study_name_that_is_not_a_folder_name_is_refused_before_anything_is_su
     assert "has no remembered config" not in str(error.value)
 
 
+def test_a_damaged_archive_set_in_local_yaml_is_named_by_its_path(workflow, archive, tmp_path):
+    """An archive that starts as one (the check as the workflow starts passes) but cannot be read: the
+    prepare_data job names local.yaml's path (issue 32.8; it said "a truncated or corrupt download? Delete
+    it", then "set in local.yaml or the study's config")."""
+    from lrstudy.data.cifar10 import md5sum
+
+    damaged = tmp_path / "cifar-10-python.tar.gz"
+    damaged.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    (workflow.root / "local.yaml").write_text(
+        yaml.safe_dump({"dataset": {"archive": str(damaged), "md5": md5sum(damaged)}, "execution": {"device": "cpu"}})
+    )
+    proc = workflow.snakemake("--until", "prepare_data", check=False)
+    assert proc.returncode != 0
+    assert f"it is {damaged}, dataset.archive (set in {workflow.root / 'local.yaml'}): point" in proc.stderr
+
+
 def test_a_missing_archive_is_named_with_the_file_that_set_it(tmp_path):
     """Issue 20.8: a wrong dataset.archive in local.yaml passed `-n` and failed 30 s into the run without
     saying where it came from; now the config is refused before any job, naming local.yaml."""

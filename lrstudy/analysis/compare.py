@@ -5,7 +5,7 @@ column where every study that has the variant agrees on it, one column per study
 per study, the final accuracy (mean, s.d.), the seeds, the difference from the reference and the verdict.
 A variant a study lacks has empty cells there. The Markdown and LaTeX tables print each value as the
 config writes it (integers as integers, 0.0005 as 0.0005) and name the keys that are the same in every
-variant of every study once, under the table, instead of a column each.
+variant of every study once, under the table, instead of a column each (a key that no study sets is left out).
 
 A study is shown as current only when the workflow's own staleness check (a dry run of the study,
 lrstudy.study_status) finds nothing to do; otherwise its columns say "out of date", with why, and the CSV
@@ -99,13 +99,14 @@ def _cell(column: str, value) -> str:
 
 
 def shared_keys(table: pd.DataFrame) -> dict[str, str]:
-    """The recipe keys (one column each) with one value in every variant of every study."""
+    """The recipe keys (one column each) with one value in every variant of every study: "" for a key
+    that none sets (another schedule family's parameters, warmup where no study warms up)."""
     out = {}
     for col in table.columns:
         if col in KEYS:
             values = {written_value(v) for v in table[col]}
             if len(values) == 1:
-                out[col] = values.pop() or DASH
+                out[col] = values.pop()
     return out
 
 
@@ -117,8 +118,8 @@ def text_table(table: pd.DataFrame, fmt: str, studies: Sequence[str], stale: dic
     stale = stale or {}
     shared = shared_keys(table)
     shown = table.drop(columns=list(shared))
-    same = "; ".join(f"{k} {v}" for k, v in shared.items())
-    notes = [f"Same in every variant of every study: {same}."] if shared else []
+    same = "; ".join(f"{k} {v}" for k, v in shared.items() if v)  # a key no study sets says nothing
+    notes = [f"Same in every variant of every study: {same}."] if same else []
     notes += [f"Out of date: {why}." for why in stale.values()]
     if fmt == "md":
         rows = shown.itertuples(index=False)
@@ -150,8 +151,13 @@ def _study_cell(row: pd.Series, study: str) -> str:
     value = {col: _cell(col, row.get(f"{col} [{study}]")) for col in VALUES}
     verdict = row.get(f"verdict [{study}]")
     difference = "" if pd.isna(row.get(f"diff_pct [{study}]")) else f"{value['diff_pct']} "
-    lines = [f"{value['final_mean_pct']}{NBSP}±{NBSP}{value['final_std_pct']}", f"{difference}{verdict}"]
-    return BREAK.join([*lines, f"{value['n']} seeds"])
+    # A variant whose runs all diverged has no mean: its verdict says so ("– ± –" said nothing).
+    mean = (
+        []
+        if pd.isna(row.get(f"final_mean_pct [{study}]"))
+        else [f"{value['final_mean_pct']}{NBSP}±{NBSP}{value['final_std_pct']}"]
+    )
+    return BREAK.join([*mean, f"{difference}{verdict}", f"{value['n']} seeds"])
 
 
 def _columns(headers: list[str], cells: list[list[str]]) -> list[tuple[str, float, str]]:

@@ -90,6 +90,18 @@ def rate(hits: np.ndarray) -> tuple[float, float]:
     return float(per_study.mean()), float(per_study.std(ddof=1) / math.sqrt(len(per_study)))
 
 
+def mean_where(values: np.ndarray, where: np.ndarray) -> tuple[float, float]:
+    """(mean, Monte Carlo standard error) of values (studies, m) over the comparisons `where` holds; the
+    error counts each study once (a ratio estimator): a study's comparisons share the reference's runs."""
+    count = where.sum(1)
+    total = np.where(where, values, 0.0).sum(1)
+    n = len(count)
+    if count.sum() < 2 or n < 2:
+        return math.nan, math.nan
+    mean = total.sum() / count.sum()
+    return float(mean), float(math.sqrt(n / (n - 1) * ((total - mean * count) ** 2).sum()) / count.sum())
+
+
 def fixed_decisions(variant, reference, resolution: float, settings: Stats) -> np.ndarray:
     """+1 better, -1 worse, 0 neither, per study and comparison, as stats.fixed_design decides."""
     diff, se, df, _ = st.welch_parts(variant, reference[:, None, :], resolution)
@@ -319,13 +331,13 @@ def _errors(null: Outcome, alt: Outcome, effect: float) -> dict:
     coverage = {
         world: rate(outcome.covered(truth)) for world, outcome, truth in (("null", null, 0.0), ("effect", alt, effect))
     }
-    better = alt.diff[alt.called == 1]
     return {
         "simultaneous_coverage": {world: c[0] for world, c in coverage.items()},
         "simultaneous_coverage_mcse": {world: c[1] for world, c in coverage.items()},
         **dict(zip(("false_negligible", "false_negligible_mcse"), rate(np.any(alt.negligible, axis=1)), strict=True)),
-        "called_better_diff": float(better.mean()) if better.size else math.nan,
-        "called_better_diff_mcse": float(better.std(ddof=1) / math.sqrt(better.size)) if better.size > 1 else math.nan,
+        **dict(
+            zip(("called_better_diff", "called_better_diff_mcse"), mean_where(alt.diff, alt.called == 1), strict=True)
+        ),
     }
 
 

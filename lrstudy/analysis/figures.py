@@ -293,7 +293,10 @@ def plot_lr(tables: Tables, variants: Sequence[str]) -> Figure:
     named = [v for v in drawn if look[v].legend is not None]
     top = max((peak[v] for v in drawn), default=0)
     if len(variants) > DISTINCT and max((peak[v] for v in named), default=top) < top / 2:
-        panels = [(drawn, "Every variant"), (named, f"The reference and the best {HIGHLIGHTED}, own scale")]
+        panels = [
+            (drawn, "Every variant"),
+            (named, f"The reference and the {HIGHLIGHTED} best means,\nown scale (an untested order)"),
+        ]
     fig = _panels(len(panels)) if len(panels) > 1 else Figure(figsize=(8, 4.2), layout="constrained")
     for ax, (shown, name) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         # Variants share the base schedule outside their windows: the colours are drawn over each other
@@ -423,7 +426,9 @@ def _final_rows(tables: Tables, variants: Sequence[str]) -> Figure:
     ax.set_yticks(range(len(order)), [_row_label(v, texts[v], stats.loc[v], look[v]) for v in order], fontsize=8)
     ax.set_ylim(len(order) - 0.5, -0.5)
     ax.grid(axis="y", visible=False)
-    title = f"Final test accuracy per seed; mean and 95% CI ({len(variants)} variants, best first)"
+    # The order invites comparisons between variants that no verdict makes: the title says so.
+    title = f"Final test accuracy per seed; mean and 95% CI ({len(variants)} variants)"
+    title += "\nhighest mean first: an order no test controls"
     if left_out:
         title += f"\n{left_out} variants between the best {MAX_ROWS - 10} and the worst 10 left out: see stats.csv"
     ax.set(title=title, xlabel="final test accuracy (%)")

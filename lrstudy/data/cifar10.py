@@ -313,8 +313,9 @@ def not_cifar10(archive: str | os.PathLike, every_member: bool = False) -> str |
     return None
 
 
-def read_archive(archive: Path) -> dict[str, np.ndarray]:
-    """Decode the five train batches and the test batch of a cifar-10-python.tar.gz."""
+def read_archive(archive: Path, set_in: str = "local.yaml or the study's config") -> dict[str, np.ndarray]:
+    """Decode the five train batches and the test batch of a cifar-10-python.tar.gz. `set_in`: where
+    dataset.archive was set, named when `archive` is rule download's link to it and cannot be read."""
     if not Path(archive).is_file():
         raise DatasetError(f"{archive}: no such file (give the path of a cifar-10-python.tar.gz)")
     try:
@@ -326,7 +327,7 @@ def read_archive(archive: Path) -> dict[str, np.ndarray]:
     except _UNREADABLE as exc:
         if Path(archive).is_symlink():  # rule download links dataset.archive: deleting the link fixes nothing
             hint = (
-                f"it is {Path(archive).resolve()}, dataset.archive (set in local.yaml or the study's config): point "
+                f"it is {Path(archive).resolve()}, dataset.archive (set in {set_in}): point "
                 "dataset.archive at an intact cifar-10-python.tar.gz, e.g. make local ARCHIVE=/path/to/it"
             )
         else:
@@ -360,10 +361,18 @@ def balanced_subset(labels: np.ndarray, limit: int | None, key: str) -> np.ndarr
     return np.sort(np.concatenate(picks))
 
 
-def prepare(archive: Path, out_npz: Path, out_meta: Path, *, train_limit: int | None, test_limit: int | None) -> dict:
+def prepare(
+    archive: Path,
+    out_npz: Path,
+    out_meta: Path,
+    *,
+    train_limit: int | None,
+    test_limit: int | None,
+    archive_set_in: str = "local.yaml or the study's config",
+) -> dict:
     """Decode `archive` into `out_npz` (uint8 images N x 3 x 32 x 32, uint8 labels) and describe it in
-    `out_meta` (checksums, sizes, class counts)."""
-    arrays = read_archive(archive)
+    `out_meta` (checksums, sizes, class counts). `archive_set_in`: see read_archive."""
+    arrays = read_archive(archive, archive_set_in)
     keep_train = balanced_subset(arrays["y_train"], train_limit, "dataset.train_limit")
     keep_test = balanced_subset(arrays["y_test"], test_limit, "dataset.test_limit")
     arrays = {

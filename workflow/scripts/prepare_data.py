@@ -2,10 +2,12 @@
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from lrstudy.data.cifar10 import DatasetError, prepare
 from lrstudy.logs import run_logged
+from lrstudy.studies import archive_set_in
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -18,6 +20,11 @@ def main():
         Path(sm.output.meta),
         train_limit=identity["train_limit"],
         test_limit=identity["test_limit"],
+        # The project folder holds local.yaml: this script is its workflow/scripts/prepare_data.py (Snakemake
+        # gives the folder as workflow/rules/../scripts).
+        archive_set_in=archive_set_in(
+            Path(os.path.normpath(sm.scriptdir)).parent.parent, sm.config["dataset"]["archive"]
+        ),
     )
     logging.getLogger("lrstudy").info(
         "dataset cache: %d train / %d test images, archive sha256 %s",

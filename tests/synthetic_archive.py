@@ -29,6 +29,7 @@ def write_archive(path: str | Path, *, train_per_batch: int = 100, test: int = 1
     rng = np.random.default_rng(seed)
     palette = rng.integers(30, 225, size=(NUM_CLASSES, 3))
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz") as tar:
 
         def add(name: str, payload: bytes) -> None:

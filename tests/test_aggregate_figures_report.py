@@ -801,3 +801,17 @@ def test_the_lr_figure_draws_a_per_step_schedule_at_every_step(tmp_path):
     recipe = parsed_recipe(summary["config"], "config")
     assert list(y) == [lr_at(recipe, k, steps) for k in range(12 * steps)]
     assert x[0] == pytest.approx(0.5 + 0.5 / steps) and x[-1] == pytest.approx(12.5 - 0.5 / steps)
+
+
+@pytest.mark.parametrize("epochs", [12, 3])
+def test_the_accuracy_caption_names_the_figures_panels_in_order(tmp_path, epochs):
+    """The caption said "the right panel zooms into the last quarter"; the right panel of a short run's
+    figure is train accuracy, and the zoom is the third panel of a longer one."""
+    _, tables = analyse(tmp_path, {v: SMALL[v] for v in ("baseline", "lr_x5")}, epochs=epochs)
+    titles = [ax.get_title().lower() for ax in PLOTS["accuracy"](tables, ["baseline", "lr_x5"]).axes]
+    caption = (REPO / "report/captions/accuracy.rst").read_text()
+    panels = caption.split("Panels, left to right: ")[1].split(". ")[0].split("; ")
+    assert [p.split(" over ")[0] for p in panels[: len(titles)]] == [t.split(",")[0] for t in titles]
+    assert ("zoom" in titles[-1]) == (epochs > 3)
+    if epochs <= 3:
+        assert "three epochs or fewer" in caption and "train accuracy is then the right panel" in caption

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic_archive
 
 from lrstudy.data import cifar10 as dataset
 from lrstudy.data.cifar10 import (
@@ -365,3 +366,9 @@ def test_an_oversized_tar_header_is_refused_before_it_is_read(tmp_path, header_t
     message, peak_kib = proc.stdout.strip().rsplit("\n", 1)
     assert "header declares 201,326,592 bytes" in message and "refusing to read the archive" in message, proc.stderr
     assert int(peak_kib) < 100 * 1024, f"peak RSS {int(peak_kib) / 1024:.0f} MB"
+
+
+def test_the_synthetic_archive_makes_its_folder(tmp_path):
+    """tests/synthetic_archive.write_archive into a folder not made yet (it raised FileNotFoundError)."""
+    path = synthetic_archive.write_archive(tmp_path / "new" / "folder" / "a.tar.gz", train_per_batch=2, test=3)
+    assert read_archive(path)["x_test"].shape[0] == 3

@@ -456,3 +456,15 @@ def test_a_design_too_large_for_the_default_studies_simulates_fewer_and_says_so(
         variants=4, seeds=3, test_images=10_000, settings=stats_of(config(3, {**ADAPTIVE, "max_seeds": 1000}))
     )
     assert dc.bytes_needed(setup, dc.DEFAULT_STUDIES) > 2 * dc.MEMORY_BUDGET  # so it is bounded by memory too
+
+
+def test_the_header_names_the_test_set_and_a_fixed_designs_seeds_per_arm():
+    """The test set sets the accuracy's step (with 500 images the family-wise error read 0.001, with
+    10,000 0.024): the header names both. A fixed design's header said "max_seeds for every arm"."""
+    cfg = merge(config(3, None, seeds=12), {"dataset": {"test_limit": 500}})
+    fixed = dc.table(dc.check(dc.Setup.of(cfg, stats_of(cfg)), dc.Spread(SD), studies=200, effect_pct=0.2))
+    assert "test set 500 images: each accuracy moves in steps of 0.2 points (100/500)" in fixed
+    assert "12 seeds per arm: 48 runs in every study" in fixed and "max_seeds" not in fixed
+    adaptive = dc.table(dc.check(setup(3, ADAPTIVE), dc.Spread(SD), studies=200))
+    assert "test set 10,000 images: each accuracy moves in steps of 0.01 points (100/10,000)" in adaptive
+    assert "max_seeds for every arm: 48 runs; saved " in adaptive

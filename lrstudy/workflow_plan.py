@@ -237,7 +237,8 @@ class Plan:
 
     def announce(self) -> None:
         """Say once, before any job, which finished runs the config no longer describes (they are replaced
-        when trained again, and kept in the run cache) and which come back from the run cache."""
+        when trained again, and kept in the run cache), which runs the tables list are gone, and which come
+        back from the run cache."""
         if self.replaced:
             lines = "\n".join(f"  {run}: {why}" for run, why in sorted(self.replaced.items()))
             _logger().warning(
@@ -245,6 +246,8 @@ class Plan:
                 f"target needs it, and kept in {run_cache.CACHE} (it comes back if the config asks for it "
                 f"again):\n{lines}"
             )
+        if self.missing:  # the tables' token (deleted_runs) replans them; say why they are made again
+            _logger().warning(f"runs deleted since the tables were made: {', '.join(self.missing)}")
         restored = self.restorable()
         if restored:
             _logger().info(f"{len(restored)} runs come back from the run cache, not trained: {', '.join(restored)}")

@@ -127,8 +127,10 @@ def test_a_new_dataset_retrains_every_run_in_one_command_and_going_back_none(stu
         "train": 2,
         **ANALYSIS,
     }
-    converges(study, new, "new.yaml")
+    out = converges(study, new, "new.yaml")
     assert run_md5s(study) == {synthetic_md5(archives[1])}
+    why = f"data: md5 {synthetic_md5(archives[0])} -> {synthetic_md5(archives[1])}"
+    assert all(out.count(f"{run}/seed0: {why}") == 1 for run in ("baseline", "lr_x5")), out  # said once, first
     summary = json.loads((home(study) / "results/runs/lr_x5/seed0/summary.json").read_text())
     metrics = (home(study) / "results/runs/lr_x5/seed0/metrics.csv").read_bytes()
     assert summary["metrics_sha256"] == hashlib.sha256(metrics).hexdigest()  # issue 20.5: what validation checks

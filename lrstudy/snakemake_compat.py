@@ -62,10 +62,11 @@ class Invocation:
 
     args: argparse.Namespace | None
     main_process: bool  # Snakemake's exec mode is DEFAULT: not a job step or a subprocess of a job
+    argv: tuple[str, ...] = ()  # the command line as typed, for a refusal that suggests it corrected
 
     @classmethod
     def of(cls, workflow, argv: Sequence[str]) -> Invocation:
-        return cls(parse_command_line(argv), workflow.exec_mode.name == "DEFAULT")
+        return cls(parse_command_line(argv), workflow.exec_mode.name == "DEFAULT", tuple(argv))
 
     def _main(self) -> bool:
         return self.args is not None and self.main_process

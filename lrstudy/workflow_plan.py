@@ -16,9 +16,10 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -454,9 +455,15 @@ def refuse_swallowed_targets(invocation: Invocation) -> None:
         raise PlanError(
             f"`--forcerun` reads {' '.join(paths)} as something to force, not as a "
             "target, so the whole study would be built and every run forced to retrain. Put `--` before the "
-            f"targets: snakemake --forcerun {' '.join(f for f in forced if f not in paths)} -- "
-            f"{' '.join(paths)}"
+            f"targets: {shlex.join(['snakemake', *targets_after_dashes(invocation.argv, paths)])}"
         )
+
+
+def targets_after_dashes(argv: Sequence[str], targets: Sequence[str]) -> list[str]:
+    """The command line as typed, every option kept, with `targets` (values `--forcerun` swallowed: the
+    last place each is in argv) moved to the end, after `--`, in the order they were typed."""
+    at = sorted(len(argv) - 1 - list(argv)[::-1].index(target) for target in set(targets))
+    return [*(a for i, a in enumerate(argv) if i not in at), "--", *(argv[i] for i in at)]
 
 
 def refuse_report_over_ours(invocation: Invocation, project: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 
 import pandas as pd
@@ -30,7 +31,7 @@ def side_by_side(root, *names, fmt="csv", stale=None) -> str:
     """What lrstudy-compare prints for these studies (the staleness check aside: see the workflow test)."""
     tables = {name: pd.read_csv(compare.study_stats(name, root)) for name in names}
     table = compare.compare(tables)
-    return table.to_csv(index=False) if fmt == "csv" else compare.text_table(table, fmt, names, stale)
+    return compare.csv_table(table) if fmt == "csv" else compare.text_table(table, fmt, names, stale)
 
 
 def test_compare_puts_studies_side_by_side_with_differing_recipe_keys_per_study(tmp_path):
@@ -86,6 +87,33 @@ def test_a_study_out_of_date_is_marked_in_every_format(tmp_path):
     assert md[-1] == f"Out of date: {why['demo']}."
     tex = side_by_side(tmp_path, "default", "demo", fmt="tex", stale=why)
     assert " & default & demo (out of date) \\\\" in tex and "Out of date: study demo is out of date" in tex
+
+
+def test_booleans_read_as_the_config_writes_them_in_every_format(tmp_path):
+    """The footer said Python's `nesterov False`; the docs promise values as the config writes them."""
+    study(tmp_path, "default")
+    study(tmp_path, "nesterov", lr=0.2, nesterov=True)
+    md = side_by_side(tmp_path, "default", "nesterov", fmt="md")
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in md.splitlines()[:4]]
+    column = rows[0].index("nesterov [nesterov]")
+    assert [r[column] for r in rows[2:]] == ["true", "true"] and "nesterov [default]" in rows[0]
+    study(tmp_path, "nesterov", lr=0.2)
+    tex = side_by_side(tmp_path, "default", "nesterov", fmt="tex")
+    md = side_by_side(tmp_path, "default", "nesterov", fmt="md")
+    assert "; nesterov false;" in tex and "; nesterov false;" in md.splitlines()[-1]
+    csv_text = side_by_side(tmp_path, "default", "nesterov")
+    header, row = csv_text.splitlines()[:2]
+    assert row.split(",")[header.split(",").index("nesterov")] == "false"
+    assert pd.read_csv(io.StringIO(csv_text))["nesterov"].tolist() == [False, False]
+    for text in (md, tex, csv_text):
+        assert not {"True", "False", "None"} & set(re.findall(r"\w+", text))
+
+
+def test_the_usage_says_two_or_more_studies(tmp_path, capsys):
+    """The usage said `studies [studies ...]` (one or more) and then refused one study."""
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(["default", "--root", str(tmp_path)])
+    assert exit_.value.code == 2 and "STUDY STUDY [STUDY ...]" in capsys.readouterr().err
 
 
 def test_compare_names_a_study_without_results(tmp_path, capsys):

@@ -225,7 +225,8 @@ def test_a_target_swallowed_by_forcerun_retrains_nothing(finished):
     proc = wf.snakemake("--configfile", str(cfg), "--forcerun", "train", "results/runs/lr_x5/summary.csv", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "every run forced to retrain" in out
-    assert "snakemake --forcerun train -- results/runs/lr_x5/summary.csv" in out
+    # the user's own command, --configfile kept (without it, it acted on the default study)
+    assert f"snakemake --cores 2 --configfile {cfg} --forcerun train -- results/runs/lr_x5/summary.csv" in out
     assert {p: p.stat().st_mtime_ns for p in runs} == runs
 
 

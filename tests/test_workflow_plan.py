@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -139,6 +140,23 @@ def test_the_runs_a_command_forces(project):
     assert plan(project, "-n", "-f", "report.html").forced == set()
     with pytest.raises(PlanError, match="Put `--` before the targets"):
         plan(project, "--forcerun", "train", "results/runs/lr_x5/summary.csv")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "study=s", "--forcerun", "train", "results/runs/lr_x5/summary.csv", "-j", "2"],
+        ["--configfile", "my study.yaml", "-R", "train", "results/runs/lr_x5/summary.csv", "report.html"],
+    ],
+)
+def test_the_forcerun_refusal_suggests_the_users_own_command_with_dashes(project, argv):
+    """It suggested `snakemake --forcerun train -- results/...`: the user's --config study=s or --configfile
+    dropped, so the command as given acted on the default study."""
+    with pytest.raises(PlanError) as refused:
+        plan(project, *argv)
+    swallowed = [a for a in argv if a.startswith("results/") or a == "report.html"]
+    suggested = shlex.split(str(refused.value).split("Put `--` before the targets: ")[1])
+    assert suggested == ["snakemake", "--cores", "1", *(a for a in argv if a not in swallowed), "--", *swallowed]
     with pytest.raises(PlanError, match="--no-hooks"):
         plan(project, "--no-hooks")
 

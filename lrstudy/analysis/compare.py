@@ -4,8 +4,9 @@ One row per variant of any study. First what the variants are: each recipe key (
 column where every study that has the variant agrees on it, one column per study where they do not; then,
 per study, the final accuracy (mean, s.d.), the seeds, the difference from the reference and the verdict.
 A variant a study lacks has empty cells there. The Markdown and LaTeX tables print each value as the
-config writes it (integers as integers, 0.0005 as 0.0005) and name the keys that are the same in every
-variant of every study once, under the table, instead of a column each (a key that no study sets is left out).
+config writes it (integers as integers, 0.0005 as 0.0005, booleans as true and false, as the CSV does) and
+name the keys that are the same in every variant of every study once, under the table, instead of a column
+each (a key that no study sets is left out).
 
 A study is shown as current only when the workflow's own staleness check (a dry run of the study,
 lrstudy.study_status) finds nothing to do; otherwise its columns say "out of date", with why, and the CSV
@@ -63,16 +64,22 @@ def compare(studies: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def written_value(x) -> str:
-    """A value as a config writes it: 200 (not 200.0), 0.0005 (not 0.00), True; "" for none."""
+    """A value as a config writes it: 200 (not 200.0), 0.0005 (not 0.00), false (YAML's, not Python's
+    False); "" for none (stats.csv keeps a key set to null and a key not set alike, as an empty cell)."""
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return ""
     if isinstance(x, (bool, np.bool_)):
-        return str(bool(x))
+        return "true" if x else "false"
     if isinstance(x, numbers.Integral) or (isinstance(x, numbers.Real) and float(x).is_integer()):
         return str(int(x))
     if isinstance(x, numbers.Real):
         return repr(float(x))  # the shortest text that reads back as the same number
     return str(x)
+
+
+def csv_table(table: pd.DataFrame) -> str:
+    """The table as CSV, booleans as YAML writes them (true, false), which pandas reads back as booleans."""
+    return table.map(lambda v: written_value(v) if isinstance(v, (bool, np.bool_)) else v).to_csv(index=False)
 
 
 def _typed(column: pd.Series) -> pd.Series:
@@ -199,15 +206,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="lrstudy-compare",
         description="Two or more named studies' per-variant results side by side (same recipe keys as columns).",
     )
-    ap.add_argument("studies", nargs="+", help="study names (`default`: the study at the top, results/)")
+    ap.add_argument("first", metavar="STUDY", help="a study's name (`default`: the study at the top, results/)")
+    ap.add_argument("others", metavar="STUDY", nargs="+", help="the other studies, one or more")
     ap.add_argument("--root", type=Path, default=Path.cwd(), help="the project directory (default: here)")
     ap.add_argument("--format", choices=["md", "csv", "tex"], default="md")
     ap.add_argument("--out", type=Path, help="write here instead of printing")
     args = ap.parse_args(argv)
-    if len(args.studies) < 2:
-        ap.error("name two or more studies")
     tables = {}
-    for study in args.studies:
+    for study in [args.first, *args.others]:
         path = study_stats(study, args.root)
         if not path.is_file():
             ap.error(f"study {study}: no {path} (make it first: snakemake --config study={study})")
@@ -219,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.format == "csv":
         for study in tables:
             table[f"up_to_date [{study}]"] = study not in stale
-        text = table.to_csv(index=False)
+        text = csv_table(table)
     else:
         text = text_table(table, args.format, list(tables), stale)
     if args.out:

@@ -134,18 +134,21 @@ def dataset_sizes(meta: Mapping | None, dataset: Dataset, current: bool) -> tupl
     )
 
 
-def warn_if_cache_damaged(home: Path, meta: Mapping | None) -> bool:
-    """True (with a warning saying what to do) when the cache's size differs from the one recorded."""
+def warn_if_cache_damaged(home: Path, meta: Mapping | None, select: str = "") -> bool:
+    """True (with a warning saying what to do) when the cache's size differs from the one recorded. `select`
+    names the study on the suggested command line ("--config study=NAME "): without it the command would
+    act on the default study."""
     npz = home / CACHE_NPZ
     expected = (meta or {}).get("npz_size")
     if expected is None or not npz.exists() or npz.stat().st_size == expected:
         return False
     log.warning(
         "%s is damaged (%d bytes, %d recorded when it was made). Finished runs are kept; rebuild it with: "
-        "snakemake --forcerun prepare_data -- %s",
+        "snakemake %s--forcerun prepare_data -- %s",
         npz,
         npz.stat().st_size,
         expected,
+        select,
         CACHE_NPZ,
     )
     return True

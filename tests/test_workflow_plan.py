@@ -297,3 +297,14 @@ def test_a_studys_status_is_read_from_snakemakes_dry_run():
         "study demo is out of date: `snakemake --config study=demo` would run 1 train, 1 aggregate ("
     )
     assert StudyStatus("default", {}).describe() == "study default is up to date"
+
+
+def test_a_damaged_cache_is_rebuilt_by_a_command_that_names_the_study(project, caplog):
+    """The suggested command, copied as given, acts on this study: without `--config study=s` it would plan
+    config.yaml's default study."""
+    home = project / "studies/s"
+    (home / "results/data/cifar10.json").write_text(json.dumps({**META, "npz_size": 1000}))
+    (home / "results/data/cifar10.npz").write_bytes(b"x" * 10)
+    with caplog.at_level(logging.WARNING):
+        plan(project, "-n", mode=ExecMode.DEFAULT)
+    assert "snakemake --config study=s --forcerun prepare_data -- results/data/cifar10.npz" in caplog.text

@@ -1,13 +1,21 @@
 import pytest
 import torch
-import torchvision.transforms.functional as TF
-from torchvision import transforms
 
 from lrstudy.train.augment import MEAN, STD, Normalize, crop_flip, draw_epoch
 from lrstudy.train.model import ResNet18, parameter_count
 
 
-def test_crop_flip_equals_torchvision_for_the_same_offsets():
+@pytest.fixture(scope="module")
+def tv():
+    """torchvision, the oracle, imported only when its tests run: at collection it cost every pytest worker
+    ~2.6 CPU-s, in the fast tier too."""
+    import torchvision
+
+    return torchvision
+
+
+def test_crop_flip_equals_torchvision_for_the_same_offsets(tv):
+    TF = tv.transforms.functional
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)
     _, top, left, flip = draw_epoch(g, 64)
@@ -21,17 +29,17 @@ def test_crop_flip_equals_torchvision_for_the_same_offsets():
     assert top.min() == 0 and top.max() == 8 and 0.3 < flip.float().mean() < 0.7
 
 
-def test_torchvision_random_crop_draws_offsets_in_the_same_range():
+def test_torchvision_random_crop_draws_offsets_in_the_same_range(tv):
     # RandomCrop.get_params on the padded image: offsets 0..8 inclusive, as draw_epoch uses.
     padded = torch.zeros(3, 40, 40)
-    offsets = {transforms.RandomCrop.get_params(padded, (32, 32))[0] for _ in range(2000)}
+    offsets = {tv.transforms.RandomCrop.get_params(padded, (32, 32))[0] for _ in range(2000)}
     assert offsets == set(range(9))
 
 
-def test_normalize_equals_to_tensor_and_normalize():
+def test_normalize_equals_to_tensor_and_normalize(tv):
     images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
     ours = Normalize(torch.device("cpu"), torch.float32, channels_last=False)(images)
-    ref = TF.normalize(images.float() / 255.0, MEAN, STD)
+    ref = tv.transforms.functional.normalize(images.float() / 255.0, MEAN, STD)
     assert torch.allclose(ours, ref, atol=1e-5)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lrstudy.config import defaults, recipe_of  # noqa: E402
 from lrstudy.schedule import lr_at, steps_per_epoch  # noqa: E402
 from lrstudy.train import loop  # noqa: E402
+from lrstudy.train.device import device_name  # noqa: E402
 from lrstudy.train.steps import EagerSteps  # noqa: E402
 
 TRAIN_IMAGES = 50_000
@@ -76,17 +76,6 @@ def step_seconds(recipe, timed: int) -> float:
     return (time.perf_counter() - t0) / timed
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what Python knows of the machine."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=int, default=64)
@@ -100,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     lr = lr_seconds_per_epoch(recipe, steps, epoch=60, repeats=args.repeats)
     step = step_seconds(recipe, args.timed_steps)
     result = {
-        "machine": f"{cpu_model()}, {torch.get_num_threads()} torch thread",
+        "machine": f"{device_name(torch.device('cpu'))}, {torch.get_num_threads()} torch thread",
         "width": recipe.width,
         "batch_size": recipe.batch_size,
         "steps_per_epoch": steps,

@@ -5,7 +5,10 @@ import json
 
 import pytest
 import torch
-from conftest import small_study
+import yaml
+from conftest import REPO, small_study
+
+from lrstudy.config import recipe_of
 
 pytestmark = [
     pytest.mark.workflow,
@@ -37,14 +40,32 @@ def test_a_dry_run_shows_its_plan_and_says_the_run_would_stop(workflow, archive)
     assert "train" in proc.stdout and not (workflow.root / "results").exists()
 
 
+def finish(workflow, study: dict, variant: str, seed: int) -> None:
+    """A finished run as the plan reads it: the train rule's three files, summary.json recording the run's
+    identity and the configured recipe and data (a run recording another recipe is one to train again)."""
+    train = {**yaml.safe_load((REPO / "config.yaml").read_text())["train"], **study["train"]}
+    summary = {
+        "variant": variant,
+        "seed": seed,
+        "config": recipe_of({**train, **study["variants"][variant]}, "t").as_dict(),
+        "config_hash": "h",
+        "dataset": study["dataset"],
+        "code": {"engine_fingerprint": "e"},
+    }
+    folder = workflow.root / "results/runs" / variant / f"seed{seed}"
+    folder.mkdir(parents=True)
+    for name in ("metrics.csv", "model.pt"):
+        (folder / name).write_text("")
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
 def test_finished_runs_are_not_counted(workflow, archive):
-    cfg = str(workflow.write_config(long_study(archive)))
-    for run in ["baseline/seed0", "baseline/seed1", "lr_x5/seed0"]:
-        (workflow.root / "results/runs" / run).mkdir(parents=True)
-        (workflow.root / "results/runs" / run / "summary.json").write_text(json.dumps({}))
+    study = long_study(archive)
+    cfg = str(workflow.write_config(study))
+    for variant, seed in [("baseline", 0), ("baseline", 1), ("lr_x5", 0)]:
+        finish(workflow, study, variant, seed)
     proc = workflow.snakemake("-n", "--configfile", cfg)
     assert "and the run lr_x5 seed 1 would take about" in proc.stdout + proc.stderr
-    (workflow.root / "results/runs/lr_x5/seed1").mkdir(parents=True)
-    (workflow.root / "results/runs/lr_x5/seed1/summary.json").write_text(json.dumps({}))
+    finish(workflow, study, "lr_x5", 1)
     proc = workflow.snakemake("-n", "--configfile", cfg)
     assert REFUSAL not in proc.stdout + proc.stderr

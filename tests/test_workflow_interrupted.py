@@ -49,8 +49,12 @@ def raised_study(archive) -> dict:
 
 
 def stage_plan(root, stage):
-    path = root / f"results/aggregate/seed_plan/stage{stage}.csv"
-    return pd.read_csv(path) if path.exists() else None
+    """The stage's plan, or None. Polled while Snakemake runs: a job that makes it again removes the old one
+    first, which may happen between any check and the read."""
+    try:
+        return pd.read_csv(root / f"results/aggregate/seed_plan/stage{stage}.csv")
+    except FileNotFoundError:
+        return None
 
 
 def looked_again_after_stage_1(root) -> bool:

@@ -2,7 +2,7 @@
 #   make study   the whole study:  snakemake --cores 1 --resources gpu=1
 #   make demo    the CPU demo:     snakemake --cores 2 --configfile config/smoke.yaml
 #   make test    the test suite (what CI runs), on two pytest-xdist workers, a test file to each
-#   make test-fast  the tests that start neither Snakemake nor a system (markers in pyproject.toml): < 1 min
+#   make test-fast  the tests that start neither Snakemake nor a system (markers in pyproject.toml): about 1.5 min
 #   make lint    the declared style and Snakemake's lint (CI runs it too); make format applies the style
 
 VENV ?= .venv

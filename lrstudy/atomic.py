@@ -43,14 +43,17 @@ def disk_full(exc: BaseException | None) -> OSError | None:
 
 
 @contextlib.contextmanager
-def _naming_a_full_disk(target: Path) -> Iterator[None]:
+def naming_a_full_disk(
+    target: Path, consequence: str = "it was not written, and no partial file is left", after: str = "."
+) -> Iterator[None]:
+    """A full disk under the block is a NoSpaceError naming `target`, what it means for it, and what to do."""
     try:
         yield
     except BaseException as exc:
         if full := disk_full(exc):
             raise NoSpaceError(
-                f"no space left on {target} ({full.strerror}): it was not written, and no partial "
-                "file is left. Free some space on that filesystem and run the job again."
+                f"no space left on {target} ({full.strerror}): {consequence}. Free some space on that "
+                f"filesystem and run the job again{after}"
             ) from exc
         raise
 
@@ -63,7 +66,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     by extension (matplotlib, numpy) behave as for the target itself.
     """
     target = Path(target)
-    with _naming_a_full_disk(target):
+    with naming_a_full_disk(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix
@@ -107,7 +110,7 @@ def atomic_link(source: str | os.PathLike, target: str | os.PathLike) -> None:
     with contextlib.suppress(OSError):
         if os.path.samefile(source, target):
             return  # rename() of two links to one file would leave the temporary link behind
-    with _naming_a_full_disk(target):
+    with naming_a_full_disk(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.link")
         with contextlib.suppress(FileNotFoundError):

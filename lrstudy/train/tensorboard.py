@@ -25,11 +25,11 @@ import csv
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from lrstudy.atomic import NoSpaceError, atomic_path, disk_full
+from lrstudy.atomic import atomic_path, naming_a_full_disk
 from lrstudy.metrics import run_times
 from lrstudy.schedule import recorded
 
@@ -45,6 +45,8 @@ TAGS = {
 }
 FINAL_TAG = "final_test_acc"  # the HPARAMS metric
 EVENT_FILE = "events.out.tfevents.lrstudy"  # TensorBoard reads every file whose name has "tfevents"
+# What a full disk means for an event file, and what to do (lrstudy.atomic.naming_a_full_disk).
+FULL_DISK = ("TensorBoard's event file stops here", ": the run resumes from its last checkpoint")
 
 
 def hparams_of(recipe: dict, variant: str, seed: int) -> dict[str, float | str | bool]:
@@ -92,7 +94,7 @@ class TensorBoardLog:
         self.written, self.last = 0, None  # rows written, and the last of them
 
     def __enter__(self) -> TensorBoardLog:
-        with _naming_a_full_disk(self.file):
+        with naming_a_full_disk(self.file, *FULL_DISK):
             self.file.parent.mkdir(parents=True, exist_ok=True)
             self.events = _Events(open(self.file, "wb"))
         self.written, self.last = 0, None
@@ -106,7 +108,7 @@ class TensorBoardLog:
     def _write(self, events: list) -> None:
         """Live: each epoch is on disk when its line is logged. A write that fails closes the file."""
         try:
-            with _naming_a_full_disk(self.file):
+            with naming_a_full_disk(self.file, *FULL_DISK):
                 self.events.write(events)
                 self.events.flush()
         except BaseException:
@@ -118,7 +120,7 @@ class TensorBoardLog:
         if kind is not None:  # stopped before its end: no status (it resumes, rewriting the file)
             events.close_quietly()
             return
-        with _naming_a_full_disk(self.file):
+        with naming_a_full_disk(self.file, *FULL_DISK):
             diverged = self.last is not None and not _finite(self.last)
             final = None if diverged or self.last is None else self.last["test_acc"]
             events.write(_end(final, self.last["epoch"] if self.last else 0, diverged, time.time()))
@@ -277,16 +279,3 @@ class _Events:
 def _finite(row: dict) -> bool:
     """As the engine decides divergence: both losses finite."""
     return math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])
-
-
-@contextlib.contextmanager
-def _naming_a_full_disk(target: Path) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        if full := disk_full(exc):
-            raise NoSpaceError(
-                f"no space left on {target} ({full.strerror}): TensorBoard's event file stops here. Free some "
-                "space on that filesystem and run the job again: the run resumes from its last checkpoint"
-            ) from exc
-        raise

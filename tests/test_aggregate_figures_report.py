@@ -143,6 +143,14 @@ def test_the_cis_beside_the_verdicts_are_labelled_with_their_own_level(tmp_path)
     assert "Which interval means what" in html and "cover all 3 true differences at once" in html
 
 
+def test_a_reference_of_one_seed_has_no_ci_in_the_published_table(tmp_path):
+    """One seed: no CI of the mean, one dash ('95% CI –––' before: two missing bounds around a dash)."""
+    html = build_report(tmp_path, {k: v[:1] for k, v in SMALL.items()}).read_text()
+    row = html_lib.unescape(html)
+    row = row[row.index("baseline final test accuracy") :][:400]
+    assert "; 95% CI –)" in row and "––" not in row
+
+
 def test_one_comparison_is_worded_as_one(tmp_path):
     """Two variants: one comparison, nothing to correct for, its CI at 95% (the line said "wider than 95%"
     and, under multiplicity none, that the chance of a false verdict was higher than alpha)."""

@@ -185,6 +185,12 @@ def check_entry(entry: Mapping, i: int, recipe_keys: Sequence[str]) -> None:
                 "recipe keys (lr, weight_decay, batch_size, ...) and a schedule's or warmup's parameters by "
                 "dotted key (schedule.pct_start, warmup.epochs)"
             )
+        if any(isinstance(v, Mapping) for v in entry["cross"][key]):
+            parts = [k for k in DOTTED if k.startswith(f"{key}.")][:3]
+            raise GridError(
+                f"invalid config: grid[{i}].cross.{key}: a mapping cannot name a variant; cross its parts by "
+                f"dotted key ({', '.join(parts)}, ...), or write the variants under `variants:`"
+            )
         fixed = _written(entry.get("recipe") or {}, key)
         if fixed is not None:
             raise GridError(
@@ -193,13 +199,12 @@ def check_entry(entry: Mapping, i: int, recipe_keys: Sequence[str]) -> None:
 
 
 def _written(recipe: Mapping, key: str):
-    """The value the entry's recipe gives a (dotted) key, or None."""
+    """The value the entry's recipe gives a (dotted) key, or None; a schedule's key is its name."""
     head, _, param = key.partition(".")
-    if not param or param == "name" and isinstance(recipe.get(head), str):
-        value = recipe.get(head)
-        return value.get("name") if isinstance(value, Mapping) and param == "name" else value
-    section = recipe.get(head)
-    return section.get(param) if isinstance(section, Mapping) else None
+    value = recipe.get(head)
+    if isinstance(value, Mapping):
+        return value.get(param or "name")
+    return value if param in ("", "name") else None
 
 
 def _cross(entry: Mapping, i: int) -> Sweep:

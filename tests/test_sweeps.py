@@ -101,6 +101,19 @@ def test_a_name_depends_on_its_own_entry_alone_and_a_pattern_names_it():
         ),
         ([{"cross": {"lr_windows": [[]]}}], "grid[0].cross.lr_windows: lr windows are swept by an entry of their own"),
         ([{**LR_WD, "recipe": {"lr": 0.3}}], "grid[0]: lr is both swept (cross) and fixed (recipe: 0.3); keep one"),
+        (
+            [{"cross": {"schedule": ["cosine", "wsd"]}, "recipe": {"schedule": {"name": "wsd"}}}],
+            "grid[0]: schedule is both swept (cross) and fixed (recipe: wsd); keep one",
+        ),
+        (
+            [{"cross": {"schedule": [{"name": "cosine"}, {"name": "wsd"}]}}],
+            "grid[0].cross.schedule: a mapping cannot name a variant; cross its parts by dotted key "
+            "(schedule.name, schedule.eta_min, schedule.milestones, ...), or write the variants under `variants:`",
+        ),
+        (
+            [{"cross": {"warmup": [{"epochs": 5}]}}],
+            "grid[0].cross.warmup: a mapping cannot name a variant; cross its parts by dotted key (warmup.epochs,",
+        ),
         ([{**LR_WD, "name": "x{lrr}"}], "grid[0].name: 'x{lrr}': unknown field {lrr} (did you mean `lr`?)"),
         (
             [{**LR_WD, "name": "a{lr}"}],

@@ -43,6 +43,11 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
 
+def snakemake_for(study: str) -> str:
+    """The command line that acts on a study: without `--config study=NAME` it would act on the default."""
+    return "snakemake" if study == DEFAULT_STUDY else f"snakemake --config study={study}"
+
+
 # The schedules a recipe could name before schedules were mappings.
 LEGACY_FAMILIES = ("cosine", "step", "constant")
 

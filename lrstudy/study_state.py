@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from lrstudy.config import ConfigError, Dataset, Recipe, parsed_recipe
+from lrstudy.config import ConfigError, Dataset, Recipe, parsed_recipe, snakemake_for
 from lrstudy.data import cifar10
 from lrstudy.run_cache import RUNS, finished_summary
 
@@ -134,21 +134,20 @@ def dataset_sizes(meta: Mapping | None, dataset: Dataset, current: bool) -> tupl
     )
 
 
-def warn_if_cache_damaged(home: Path, meta: Mapping | None, select: str = "") -> bool:
-    """True (with a warning saying what to do) when the cache's size differs from the one recorded. `select`
-    names the study on the suggested command line ("--config study=NAME "): without it the command would
-    act on the default study."""
+def warn_if_cache_damaged(home: Path, meta: Mapping | None, study: str) -> bool:
+    """True (with a warning saying what to do, for this study) when the cache's size differs from the one
+    recorded."""
     npz = home / CACHE_NPZ
     expected = (meta or {}).get("npz_size")
     if expected is None or not npz.exists() or npz.stat().st_size == expected:
         return False
     log.warning(
         "%s is damaged (%d bytes, %d recorded when it was made). Finished runs are kept; rebuild it with: "
-        "snakemake %s--forcerun prepare_data -- %s",
+        "%s --forcerun prepare_data -- %s",
         npz,
         npz.stat().st_size,
         expected,
-        select,
+        snakemake_for(study),
         CACHE_NPZ,
     )
     return True

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lrstudy.config import DEFAULT_STUDY
+from lrstudy.config import DEFAULT_STUDY, snakemake_for
 
 
 class StatusError(RuntimeError):
@@ -35,8 +35,7 @@ class StudyStatus:
             return f"study {self.name} is up to date"
         jobs = ", ".join(f"{n} {rule}" for rule, n in self.jobs.items() if rule != "all")
         why = "; ".join(f"{reason}: {', '.join(rules)}" for reason, rules in self.reasons.items())
-        command = "snakemake" if self.name == DEFAULT_STUDY else f"snakemake --config study={self.name}"
-        return f"study {self.name} is out of date: `{command}` would run {jobs} ({why})"
+        return f"study {self.name} is out of date: `{snakemake_for(self.name)}` would run {jobs} ({why})"
 
 
 def study_status(project: Path, name: str = DEFAULT_STUDY, timeout: float = 600) -> StudyStatus:

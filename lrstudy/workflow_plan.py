@@ -352,9 +352,7 @@ def plan_of(workflow, argv: list[str]) -> Plan:
     if invocation.runs_jobs:
         refuse_a_full_disk(home if home.is_dir() else project)
     if on_disk:
-        study_state.warn_if_cache_damaged(
-            home, study_state.read_meta(home), f"--config study={study.name} " if study.outdir != "." else ""
-        )
+        study_state.warn_if_cache_damaged(home, study_state.read_meta(home), study.name)
     if invocation.main_process:
         _logger().addHandler(plan.disk_full)
         plan.announce()

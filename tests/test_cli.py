@@ -1,5 +1,6 @@
 """lrstudy-train: the published run's command line through the same engine and files as the workflow."""
 
+import contextlib
 import json
 import logging
 import shutil
@@ -12,9 +13,22 @@ import yaml
 from conftest import REPO
 
 from lrstudy.config import RECIPE_KEYS, defaults, recipe_from_param, recipe_of, recipe_param
+from lrstudy.data.cifar10 import prepare
 from lrstudy.schedule import words
 from lrstudy.train import cli
 from lrstudy.train.run import run_lock
+
+
+@contextlib.contextmanager
+def logging_of_the_command():
+    """run_logged's handlers belong to a command's process; this one is pytest's: they go when it ends."""
+    root_handlers = list(logging.getLogger().handlers)
+    try:
+        yield
+    finally:
+        for handler in set(logging.getLogger().handlers) - set(root_handlers):
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 def test_cli_run_and_resume_flag(archive, tmp_path):
@@ -59,17 +73,29 @@ def test_a_refused_second_command_leaves_the_running_ones_log_and_checkpoint(arc
     a busy OUT is refused before it deletes the checkpoint or empties train.log."""
     (tmp_path / "train.log").write_text("the running trainer's lines\n")
     (tmp_path / "checkpoint.pt").write_bytes(b"the running trainer's checkpoint")
-    root_handlers = list(logging.getLogger().handlers)
     args = ["--archive", str(archive), "--epochs", "2", "--width", "4", "--device", "cpu", "--out", str(tmp_path)]
-    try:
-        with run_lock(tmp_path / "checkpoint.pt"), pytest.raises(SystemExit, match="is being trained by pid"):
+    with logging_of_the_command(), run_lock(tmp_path / "checkpoint.pt"):
+        with pytest.raises(SystemExit, match="is being trained by pid"):
             cli.main(args + ["--train-limit", "200"])
-    finally:  # run_logged's handlers belong to a command's process; this one is pytest's
-        for handler in set(logging.getLogger().handlers) - set(root_handlers):
-            logging.getLogger().removeHandler(handler)
-            handler.close()
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"the running trainer's checkpoint"
     assert (tmp_path / "train.log").read_text().startswith("the running trainer's lines\n")
+
+
+def test_a_damaged_data_cache_is_named_with_how_to_rebuild_it_outside_the_workflow(archive, tmp_path):
+    npz = tmp_path / "cifar10.npz"
+    prepare(archive, npz, npz.with_suffix(".json"), train_limit=100, test_limit=None)
+    damaged = bytearray(npz.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # the same size: only the sha256 recorded by prepare() tells
+    npz.write_bytes(damaged)
+    args = ["--data", str(npz), "--epochs", "1", "--width", "4", "--device", "cpu", "--out", str(tmp_path / "out")]
+    with logging_of_the_command(), pytest.raises(SystemExit) as refused:
+        cli.main(args)
+    assert f"{npz} is damaged: its size or sha256 differs" in str(refused.value)
+    assert "Rebuild it in the study that made it (snakemake --forcerun prepare_data, with --config study=NAME" in str(
+        refused.value
+    )
+    assert "give --archive instead of --data" in str(refused.value)
+    assert not (tmp_path / "out" / "summary.json").exists()
 
 
 def test_cli_rejects_a_window_outside_the_run(archive, tmp_path):

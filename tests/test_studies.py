@@ -66,6 +66,20 @@ def test_a_named_study_lives_apart_and_remembers_its_config(workflow, archive):
     assert jobs == {"train": 1, "variant_summary": 1}
     workflow.snakemake("--config", "study=demo", "--report", "results/snakemake-report.zip")
     assert (home / "results/snakemake-report.zip").stat().st_size > 10_000
+    # A cache damaged in place (the same size: the plan cannot tell) stops the job that reads it, with the
+    # command that rebuilds it for this study; rebuilding it retrains nothing.
+    runs = {p: p.stat().st_mtime_ns for p in home.glob("results/runs/*/seed0/summary.json")}
+    npz = home / "results/data/cifar10.npz"
+    damaged = bytearray(npz.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    npz.write_bytes(damaged)
+    more_seeds = workflow.write_config({"study": "demo", "seeds": [0, 1]}, "more-seeds.yaml")
+    proc = workflow.snakemake("--configfile", str(more_seeds), check=False)
+    rebuild = ["--config", "study=demo", "--forcerun", "prepare_data", "--", "results/data/cifar10.npz"]
+    assert proc.returncode != 0 and f"Rebuild it with: snakemake {' '.join(rebuild)} (finished" in proc.stderr
+    workflow.snakemake(*rebuild)
+    assert {p: p.stat().st_mtime_ns for p in runs} == runs
+    assert workflow.planned_jobs("--configfile", str(cfg)) == {}
     # The default study is another study: it plans its own (full-size) runs, leaving the demo alone.
     assert workflow.planned_jobs()["train"] == 12
 

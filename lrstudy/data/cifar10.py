@@ -52,6 +52,11 @@ class DatasetError(RuntimeError):
     """A dataset file that cannot be used; the message names the file."""
 
 
+class DamagedCacheError(DatasetError):
+    """The dataset cache is not what prepare() wrote. The message says so; who made the cache (the workflow,
+    for which study; a command's --archive) says how to rebuild it."""
+
+
 # ---------------------------------------------------------------------------------------------- fetch
 
 
@@ -406,18 +411,14 @@ def verify_cache(npz: Path, meta: dict) -> None:
     """The cache is what prepare() wrote: same size and sha256 as recorded then."""
     if "npz_sha256" not in meta:
         return  # a cache made before checksums were recorded
-    how_to_fix = (
-        f"Rebuild it with: snakemake --forcerun prepare_data -- {npz} "
-        "(finished runs are kept: they depend on the dataset's checksums, not on this file)"
-    )
     try:
         size = Path(npz).stat().st_size
     except OSError as exc:
-        raise DatasetError(f"{npz}: cannot read the dataset cache ({exc.strerror}). {how_to_fix}") from None
+        raise DamagedCacheError(f"{npz}: cannot read the dataset cache ({exc.strerror}).") from None
     if size != meta["npz_size"] or _digests(npz, "sha256")[0] != meta["npz_sha256"]:
-        raise DatasetError(
+        raise DamagedCacheError(
             f"{npz} is damaged: its size or sha256 differs from the one recorded when it was made "
-            f"({size} bytes, {meta['npz_size']} recorded). {how_to_fix}"
+            f"({size} bytes, {meta['npz_size']} recorded)."
         )
 
 

@@ -31,7 +31,7 @@ from lrstudy.config import (
     recipe_of,
     variant_train,
 )
-from lrstudy.data.cifar10 import DatasetError, add_source_arguments, source_cache
+from lrstudy.data.cifar10 import DamagedCacheError, DatasetError, add_source_arguments, source_cache
 from lrstudy.logs import run_logged
 from lrstudy.train.device import DeviceError
 from lrstudy.train.run import RunBusyError, RunFiles, RunSpec, execute, skip_the_last_collection, tensorboard_log
@@ -163,7 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     def run() -> None:
         spec = RunSpec(recipe_of(train, where="command line"), execution, args.seed, variant="cli")
         cache = source_cache(args, out)
-        execute(spec, cache, files, on_epoch=tensorboard_log(spec, files), resume=args.resume)
+        try:
+            execute(spec, cache, files, on_epoch=tensorboard_log(spec, files), resume=args.resume)
+        except DamagedCacheError as exc:
+            raise DamagedCacheError(
+                f"{exc} Rebuild it in the study that made it (snakemake --forcerun prepare_data, with "
+                "--config study=NAME for a named study), or give --archive instead of --data"
+            ) from None
 
     out.mkdir(parents=True, exist_ok=True)
     # Appended to: a second command refused by the run's lock must not empty the running trainer's log.

@@ -6,10 +6,11 @@ import logging
 from pathlib import Path
 
 from lrstudy import run_cache
-from lrstudy.config import ConfigError, execution_of, recipe_from_param
-from lrstudy.data.cifar10 import DatasetError
+from lrstudy.config import ConfigError, execution_of, recipe_from_param, snakemake_for
+from lrstudy.data.cifar10 import DamagedCacheError, DatasetError
 from lrstudy.logs import run_logged
 from lrstudy.storage import StudyStorage
+from lrstudy.study_state import CACHE_NPZ
 from lrstudy.train.device import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
 from lrstudy.train.run import (
@@ -76,7 +77,13 @@ def main():
     with lease:
         cache = (Path(sm.input.npz), Path(sm.input.meta))
         on_epoch = EpochLogs(tensorboard_log(spec, files), stored)
-        execute(spec, cache, files, on_epoch=on_epoch, project=Path(sm.params.project))
+        try:
+            execute(spec, cache, files, on_epoch=on_epoch, project=Path(sm.params.project))
+        except DamagedCacheError as exc:
+            raise DamagedCacheError(
+                f"{exc} Rebuild it with: {snakemake_for(sm.config['study'])} --forcerun prepare_data -- "
+                f"{CACHE_NPZ} (finished runs are kept: they depend on the dataset's checksums, not on this file)"
+            ) from None
     if stored is not None:
         stored.finish()
     else:

@@ -26,6 +26,9 @@ from lrstudy.data.cifar10 import not_cifar10
 DEFAULTS_NAME = "config.yaml"
 LOCAL_FILE = "local.yaml"
 REMEMBERED_FILE = "study.yaml"
+# A study's dataset cache (rule prepare_data), in its folder.
+CACHE_NPZ = Path("results/data/cifar10.npz")
+CACHE_META = Path("results/data/cifar10.json")
 
 
 def remembered_path(project: Path, name: str) -> Path:

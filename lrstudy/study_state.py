@@ -16,12 +16,11 @@ from pathlib import Path
 from lrstudy.config import ConfigError, Dataset, Recipe, parsed_recipe, snakemake_for
 from lrstudy.data import cifar10
 from lrstudy.run_cache import RUNS, finished_summary
+from lrstudy.studies import CACHE_META, CACHE_NPZ
 
 log = logging.getLogger(__name__)
 
 AGGREGATE_SUMMARY = Path("results/aggregate/summary.csv")
-CACHE_NPZ = Path("results/data/cifar10.npz")
-CACHE_META = Path("results/data/cifar10.json")
 
 
 def run_name(variant: str, seed: int) -> str:

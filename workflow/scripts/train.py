@@ -10,7 +10,7 @@ from lrstudy.config import ConfigError, execution_of, recipe_from_param, snakema
 from lrstudy.data.cifar10 import DamagedCacheError, DatasetError
 from lrstudy.logs import run_logged
 from lrstudy.storage import StudyStorage
-from lrstudy.study_state import CACHE_NPZ
+from lrstudy.studies import CACHE_NPZ
 from lrstudy.train.device import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
 from lrstudy.train.run import (

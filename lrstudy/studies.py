@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from lrstudy.atomic import atomic_write_text
-from lrstudy.config import DEFAULT_STUDY, SCHEMA_FILE, ConfigError, load_yaml, merge
+from lrstudy.config import DEFAULT_STUDY, SCHEMA_FILE, ConfigError, load_yaml, merge, snakemake_for
 from lrstudy.data.cifar10 import not_cifar10
 
 DEFAULTS_NAME = "config.yaml"
@@ -29,6 +29,12 @@ REMEMBERED_FILE = "study.yaml"
 # A study's dataset cache (rule prepare_data), in its folder.
 CACHE_NPZ = Path("results/data/cifar10.npz")
 CACHE_META = Path("results/data/cifar10.json")
+
+
+def rebuild_cache_command(study: str) -> str:
+    """The command that rebuilds a study's dataset cache. It keeps the finished runs: they depend on the
+    dataset's checksums, not on the cache file."""
+    return f"{snakemake_for(study)} --forcerun prepare_data -- {CACHE_NPZ}"
 
 
 def remembered_path(project: Path, name: str) -> Path:

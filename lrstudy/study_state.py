@@ -13,10 +13,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from lrstudy.config import ConfigError, Dataset, Recipe, parsed_recipe, snakemake_for
+from lrstudy.config import ConfigError, Dataset, Recipe, parsed_recipe
 from lrstudy.data import cifar10
 from lrstudy.run_cache import RUNS, finished_summary
-from lrstudy.studies import CACHE_META, CACHE_NPZ
+from lrstudy.studies import CACHE_META, CACHE_NPZ, rebuild_cache_command
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +141,10 @@ def warn_if_cache_damaged(home: Path, meta: Mapping | None, study: str) -> bool:
     if expected is None or not npz.exists() or npz.stat().st_size == expected:
         return False
     log.warning(
-        "%s is damaged (%d bytes, %d recorded when it was made). Finished runs are kept; rebuild it with: "
-        "%s --forcerun prepare_data -- %s",
+        "%s is damaged (%d bytes, %d recorded when it was made). Finished runs are kept; rebuild it with: %s",
         npz,
         npz.stat().st_size,
         expected,
-        snakemake_for(study),
-        CACHE_NPZ,
+        rebuild_cache_command(study),
     )
     return True

@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 
 from lrstudy import run_cache
-from lrstudy.config import ConfigError, execution_of, recipe_from_param, snakemake_for
+from lrstudy.config import ConfigError, execution_of, recipe_from_param
 from lrstudy.data.cifar10 import DamagedCacheError, DatasetError
 from lrstudy.logs import run_logged
 from lrstudy.storage import StudyStorage
-from lrstudy.studies import CACHE_NPZ
+from lrstudy.studies import rebuild_cache_command
 from lrstudy.train.device import DeviceError
 from lrstudy.train.gpu_lease import gpu_lease
 from lrstudy.train.run import (
@@ -81,8 +81,8 @@ def main():
             execute(spec, cache, files, on_epoch=on_epoch, project=Path(sm.params.project))
         except DamagedCacheError as exc:
             raise DamagedCacheError(
-                f"{exc} Rebuild it with: {snakemake_for(sm.config['study'])} --forcerun prepare_data -- "
-                f"{CACHE_NPZ} (finished runs are kept: they depend on the dataset's checksums, not on this file)"
+                f"{exc} Rebuild it with: {rebuild_cache_command(sm.config['study'])} (finished runs are kept: they "
+                "depend on the dataset's checksums, not on this file)"
             ) from None
     if stored is not None:
         stored.finish()
